@@ -1,0 +1,1 @@
+"""The station agent: identify, check, classify, decide, act, record and sync each parcel."""

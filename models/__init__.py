@@ -1,0 +1,1 @@
+"""Model artefacts with manifests, and the code that builds, trains, evaluates and runs them."""

@@ -1,0 +1,1 @@
+"""Device library: opens scanners, cameras, X-ray feeds and sorter links by URL; knows nothing of parcels."""
