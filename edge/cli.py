@@ -12,7 +12,8 @@ from collections.abc import Sequence
 # each group lives with the code it drives and exposes `register(commands, bench)`.
 COMMAND_GROUPS = (
     "edge.commands",
-    "scanner_drivers.cli",
+    "scanner_drivers.barcodes_cli",
+    "scanner_drivers.devices_cli",
     "models.cli",
     "server.cli",
 )

@@ -1,0 +1,17 @@
+"""Open a scanner by URL: picks the driver from the URL's scheme."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from scanner_drivers.fake import FakeScanner
+from scanner_drivers.scanner import ScannerDriver
+from scanner_drivers.types import DeviceUrlError
+
+
+def open_scanner(url: str) -> ScannerDriver:
+    """Return a driver for `url`; it does not touch the device until `start()`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "fake":
+        return FakeScanner(url)
+    raise DeviceUrlError(f"unknown scanner URL scheme {scheme!r} in {url}")
