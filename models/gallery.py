@@ -1,0 +1,132 @@
+"""The counterfeit reference gallery: embeddings of confirmed counterfeits, searched by cosine similarity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.heads import l2_normalise
+from models.manifest import ModelLoadError
+
+F32 = npt.NDArray[np.float32]
+GALLERY_FORMAT = "parcelguard-gallery-1"
+
+
+class GalleryError(ValueError):
+    """A gallery edit is not possible: duplicate or unknown reference id, wrong embedding width."""
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    ref_id: str
+    label: str
+    source: str
+    added_utc: str
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Reference embeddings (unit length, one row per entry) and what each one is."""
+
+    embeddings: F32
+    entries: tuple[GalleryEntry, ...]
+    backbone: str  # model version the embeddings were made with
+    sha256: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @property
+    def version(self) -> str:
+        return f"gallery-{len(self.entries)}-{self.sha256[:12]}"
+
+    @classmethod
+    def empty(cls, dim: int, backbone: str) -> Gallery:
+        return cls(np.zeros((0, dim), dtype=np.float32), (), backbone)
+
+    def nearest(self, embedding: F32, k: int) -> list[tuple[GalleryEntry, float]]:
+        """The k most similar references, best first, with their cosine similarity."""
+        if not self.entries or k <= 0:
+            return []
+        sims = self.embeddings @ l2_normalise(embedding.reshape(-1))
+        k = min(k, len(self.entries))
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return [(self.entries[i], float(sims[i])) for i in top]
+
+    def add(self, embedding: F32, ref_id: str, label: str, source: str) -> Gallery:
+        if any(e.ref_id == ref_id for e in self.entries):
+            raise GalleryError(f"reference {ref_id!r} is already in the gallery")
+        vec = l2_normalise(embedding.reshape(1, -1))
+        if vec.shape[1] != self.dim:
+            raise GalleryError(f"embedding has {vec.shape[1]} values, the gallery holds {self.dim}")
+        entry = GalleryEntry(ref_id, label, source, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+        return Gallery(np.vstack([self.embeddings, vec]), (*self.entries, entry), self.backbone)
+
+    def remove(self, ref_id: str) -> Gallery:
+        keep = [i for i, e in enumerate(self.entries) if e.ref_id != ref_id]
+        if len(keep) == len(self.entries):
+            raise GalleryError(f"reference {ref_id!r} is not in the gallery")
+        return Gallery(self.embeddings[keep], tuple(self.entries[i] for i in keep), self.backbone)
+
+
+def _arrays(gallery: Gallery) -> dict[str, npt.NDArray[Any]]:
+    table = [[e.ref_id, e.label, e.source, e.added_utc] for e in gallery.entries]
+    meta = {"format": GALLERY_FORMAT, "backbone": gallery.backbone}
+    return {
+        "embeddings": gallery.embeddings.astype(np.float32),
+        "entries": np.asarray(json.dumps(table)),
+        "meta": np.asarray(json.dumps(meta, sort_keys=True)),
+    }
+
+
+def _digest(arrays: dict[str, npt.NDArray[Any]]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(key.encode() + str(value.dtype).encode() + str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def save_gallery(gallery: Gallery, path: Path) -> str:
+    """Write atomically (temp file + rename) so a crash mid-write never leaves half a gallery."""
+    arrays = _arrays(gallery)
+    digest = _digest(arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, sha256=np.asarray(digest), **arrays)
+    tmp.replace(path)
+    return digest
+
+
+def load_gallery(path: Path) -> Gallery:
+    if not path.is_file():
+        raise ModelLoadError(f"gallery file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"gallery file {path} is not a readable gallery: {exc}") from exc
+    stored = str(arrays.pop("sha256", ""))
+    if not stored or _digest(arrays) != stored:
+        raise ModelLoadError(f"gallery file {path} fails its sha256 check: it was changed or damaged")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+        table = json.loads(str(arrays["entries"]))
+        entries = tuple(GalleryEntry(*map(str, row)) for row in table)
+        embeddings = arrays["embeddings"].astype(np.float32)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"gallery file {path} lacks a field or has a bad one: {exc}") from exc
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(entries):
+        raise ModelLoadError(f"gallery file {path}: {embeddings.shape} embeddings for {len(entries)} entries")
+    return Gallery(embeddings, entries, str(meta.get("backbone", "")), stored)

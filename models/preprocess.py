@@ -1,0 +1,188 @@
+"""Image decoding and preprocessing: encoded bytes or arrays to the network's normalised input tensor."""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+IMAGE_KINDS = ("camera", "xray", "xray_low")
+MAX_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 60_000_000
+MIN_SIDE = 8
+# Camera photos follow the ImageNet evaluation recipe (shorter side to size/0.875, centre crop);
+# X-ray crops are padded to a square instead, because cropping would cut the object's ends off.
+CAMERA_CROP_FRACTION = 0.875
+
+UInt8Image = npt.NDArray[np.uint8]
+
+
+class ImageDecodeError(ValueError):
+    """An image is empty, corrupt, of an unsupported format, or too large to decode safely."""
+
+
+def sniff_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG or PNG header without decoding, or None for other formats.
+
+    Checking the size before decoding keeps a small file that claims a gigantic image (a
+    decompression bomb) from taking the station's memory.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return int(width), int(height)
+        pos += 2 + length
+    return None
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageDecodeError(f"image of {width}x{height} pixels is larger than the {MAX_PIXELS} pixel limit")
+    if min(width, height) < MIN_SIDE:
+        raise ImageDecodeError(f"image of {width}x{height} pixels is too small to classify")
+
+
+def _to_uint8(image: npt.NDArray[np.generic], stretch: bool) -> UInt8Image:
+    """Bring any supported depth to 8 bits; X-ray images get a percentile stretch.
+
+    Raw 16-bit X-ray frames rarely use the full range, so a fixed shift would leave them nearly
+    black; a robust stretch (0.5th-99.5th percentile) makes different machines look alike.
+    """
+    if image.dtype == np.uint8 and not stretch:
+        return image.astype(np.uint8, copy=False)
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    data = image.astype(np.float32)
+    if not np.isfinite(data).all():
+        raise ImageDecodeError("image contains NaN or infinite values")
+    if stretch:
+        low, high = np.percentile(data[:: max(1, data.shape[0] // 256), :: max(1, data.shape[1] // 256)], (0.5, 99.5))
+    elif image.dtype == np.uint16:
+        low, high = 0.0, 65535.0
+    elif np.issubdtype(image.dtype, np.floating):
+        low, high = (0.0, 1.0) if float(data.max()) <= 1.0 else (0.0, 255.0)
+    else:
+        low, high = float(data.min()), float(data.max())
+    if high <= low:
+        high = low + 1.0
+    out = (data - low) * (255.0 / (high - low))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _decode_bytes(data: bytes, target: int, grey: bool) -> npt.NDArray[np.generic]:
+    if not data:
+        raise ImageDecodeError("image is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageDecodeError(f"image of {len(data)} bytes is larger than the {MAX_BYTES} byte limit")
+    size = sniff_size(data)
+    if size is not None:
+        _check_size(*size)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if data[:2] == b"\xff\xd8" and size is not None:
+        # JPEG can be decoded at 1/2, 1/4 or 1/8 scale by the DCT itself: far cheaper than a full
+        # decode followed by a resize, and still at least `target` pixels on the shorter side.
+        factor = 1
+        while factor < 8 and min(size) // (factor * 2) >= target:
+            factor *= 2
+        flags = {
+            1: (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE),
+            2: (cv2.IMREAD_REDUCED_COLOR_2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
+            4: (cv2.IMREAD_REDUCED_COLOR_4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+            8: (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
+        }[factor]
+        image = cv2.imdecode(buf, flags[1] if grey else flags[0])
+    else:
+        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageDecodeError("image data is corrupt or not a supported format (JPEG, PNG, TIFF, BMP, WebP)")
+    _check_size(image.shape[1], image.shape[0])
+    if image.ndim == 3 and image.shape[2] >= 3:
+        # OpenCV decodes to BGR(A); the rest of the pipeline works in RGB(A).
+        image = image[:, :, [2, 1, 0, *range(3, image.shape[2])]]
+    return np.asarray(image)
+
+
+def to_rgb_or_grey(image: npt.NDArray[np.generic], grey: bool, stretch: bool) -> UInt8Image:
+    """An 8-bit image, RGB (HxWx3) or grey (HxW), from any supported array layout and depth."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 2:  # grey + alpha
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:  # drop alpha
+        image = image[:, :, :3]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ImageDecodeError(f"image array of shape {image.shape} is neither HxW nor HxWx1/2/3/4")
+    _check_size(image.shape[1], image.shape[0])
+    out = _to_uint8(image, stretch)
+    if grey and out.ndim == 3:
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+    if not grey and out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(out)
+
+
+def load_image(image: bytes | npt.NDArray[np.generic], kind: str, size: int) -> UInt8Image:
+    """Decode and lay out one image for `kind`: an RGB square of `size` pixels, uint8."""
+    if kind not in IMAGE_KINDS:
+        raise ImageDecodeError(f"image kind {kind!r} is not one of {IMAGE_KINDS}")
+    xray = kind != "camera"
+    if isinstance(image, bytes | bytearray | memoryview):
+        raw = _decode_bytes(bytes(image), size, grey=xray)
+    elif isinstance(image, np.ndarray):
+        if image.size == 0:
+            raise ImageDecodeError("image array is empty")
+        raw = image
+    else:
+        raise ImageDecodeError(f"image must be bytes or a numpy array, not {type(image).__name__}")
+    stretch = xray and raw.dtype != np.uint8
+    pixels = to_rgb_or_grey(raw, grey=xray, stretch=stretch)
+    return square_for_kind(pixels, kind, size)
+
+
+def square_for_kind(pixels: UInt8Image, kind: str, size: int) -> UInt8Image:
+    """Camera: shorter side to size/0.875 and centre crop. X-ray: pad to a square with the background."""
+    h, w = pixels.shape[:2]
+    if kind == "camera":
+        scale = size / CAMERA_CROP_FRACTION / min(h, w)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        resized = cv2.resize(pixels, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        y, x = (nh - size) // 2, (nw - size) // 2
+        out = resized[y : y + size, x : x + size]
+    else:
+        side = max(h, w)
+        # X-ray background is the unattenuated beam; pad with what the image's border shows.
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        fill = int(np.median(border))
+        canvas = np.full((side, side), fill, dtype=np.uint8)
+        y, x = (side - h) // 2, (side - w) // 2
+        canvas[y : y + h, x : x + w] = pixels
+        interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        out = cv2.cvtColor(cv2.resize(canvas, (size, size), interpolation=interp), cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(out)
+
+
+def normalise(square: UInt8Image, mean: npt.NDArray[np.float32], inv_std: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """HxWx3 uint8 RGB -> 1x3xHxW float32, (pixel - mean) / std per channel."""
+    chw = square.transpose(2, 0, 1).astype(np.float32)
+    chw -= mean[:, None, None]
+    chw *= inv_std[:, None, None]
+    return chw[None]
