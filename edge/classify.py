@@ -1,0 +1,97 @@
+"""The classification stage: runs the live (and optional shadow) classifier on a parcel's images."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from edge.config import ClassifierConfig
+from edge.decide import ImageView
+from edge.wire import ClassificationWire, GalleryMatchWire
+
+if TYPE_CHECKING:
+    from models.classifier import Classification, Classifier
+
+log = logging.getLogger(__name__)
+
+StageState = Literal["on", "off", "error"]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    state: StageState
+    wire: tuple[ClassificationWire, ...]
+    views: tuple[ImageView, ...]
+
+
+def _to_wire(sha: str, c: Classification, shadow: bool) -> ClassificationWire:
+    return ClassificationWire(
+        image_sha256=sha,
+        category=c.category,
+        category_prob=min(1.0, max(0.0, float(c.category_prob))),
+        counterfeit_score=None if c.counterfeit_score is None else min(1.0, max(0.0, c.counterfeit_score)),
+        gallery=[
+            GalleryMatchWire(ref_id=g.ref_id, similarity=g.similarity, label=g.label) for g in c.gallery
+        ],
+        uncertain=c.uncertain,
+        model_version=c.model_version,
+        shadow=shadow,
+    )
+
+
+class ClassifierStage:
+    """Loads the models at start (a load failure stops the station with a clear error)."""
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        self.enabled = cfg.enabled
+        self.live: Classifier | None = None
+        self.shadow: Classifier | None = None
+        if not cfg.enabled:
+            return
+        from models.classifier import Classifier
+
+        assert cfg.manifest is not None  # the config validator guarantees it
+        self.live = Classifier.load(cfg.manifest, head=cfg.head, gallery=cfg.gallery, threads=cfg.threads)
+        if cfg.shadow_manifest is not None:
+            self.shadow = Classifier.load(
+                cfg.shadow_manifest, head=cfg.head, gallery=cfg.gallery, threads=cfg.threads
+            )
+
+    @property
+    def describe(self) -> str:
+        if self.live is None:
+            return "classifier off"
+        text = f"classifier on ({self.live.version})"
+        if self.shadow is not None:
+            text += f", shadow {self.shadow.version}"
+        return text
+
+    def run(self, images: list[tuple[str, str, bytes]]) -> StageResult:
+        """`images` are (sha256, kind, bytes); one bad image marks the stage as in error for the parcel."""
+        if self.live is None:
+            return StageResult("off", (), ())
+        state: StageState = "on"
+        wire: list[ClassificationWire] = []
+        views: list[ImageView] = []
+        for sha, kind, data in images:
+            try:
+                c = self.live.classify(data, kind=kind)
+            except ValueError as exc:
+                log.warning("image %s not classified: %s", sha[:12], exc)
+                state = "error"
+                continue
+            wire.append(_to_wire(sha, c, shadow=False))
+            best = max((g.similarity for g in c.gallery), default=None)
+            views.append(ImageView(c.category, c.category_prob, c.counterfeit_score, best, c.uncertain, kind))
+            if self.shadow is not None:
+                try:
+                    wire.append(_to_wire(sha, self.shadow.classify(data, kind=kind), shadow=True))
+                except ValueError as exc:
+                    log.warning("shadow model failed on %s: %s", sha[:12], exc)
+        return StageResult(state, tuple(wire), tuple(views))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,200 @@
+"""Station configuration: TOML validated by pydantic models that forbid unknown keys and name bad ones."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import ConfigError
+
+GOODS_CATEGORIES = (
+    "footwear_clothing",
+    "bags_leather",
+    "watches_jewellery",
+    "electronics",
+    "cosmetics",
+    "medicines_medical",
+    "food",
+    "children_toys",
+    "auto_parts",
+    "printed_matter",
+    "other",
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationConfig(Strict):
+    id: str = Field(description="Station id, unique in the network, e.g. 'SZX-HUB1-L3-XR1'.", min_length=1)
+    site_id: str = Field(description="Site (hub or outlet) the station belongs to.", min_length=1)
+    line_id: str = Field(description="Sorting line within the site.", min_length=1)
+    data_dir: Path = Field(
+        Path("var/edge"), description="Folder for the station's SQLite database and held images."
+    )
+
+
+class DevicesConfig(Strict):
+    scanner: str = Field(
+        description="Scanner URL: serial:///dev/serial/by-id/...?preset=..., socket://host:port, fake://file.jsonl"
+    )
+    camera: str | None = Field(None, description="Camera URL (v4l2://, rtsp://, folder://); none: no camera.")
+    xray: str | None = Field(
+        None, description="X-ray feed URL (folder:///var/spool/xray); none: no X-ray feed."
+    )
+
+
+class SorterConfig(Strict):
+    url: str | None = Field(
+        None, description="Sorter link URL (tcp://host:port, serial://..., modbus://...); none: alert only."
+    )
+    pull_chute: str = Field("P1", description="Chute for parcels to be pulled (interception).")
+    hold_chute: str = Field("H1", description="Chute for parcels held for checking at the station.")
+    deadline_s: float = Field(
+        1.5, gt=0, le=30, description="Seconds from the read until the parcel passes the divert point."
+    )
+
+
+class ServerLinkConfig(Strict):
+    url: str | None = Field(None, description="Central server base URL; none: the station runs offline.")
+    token_env: str = Field(
+        "PARCELGUARD_STATION_TOKEN", description="Environment variable holding the station's bearer token."
+    )
+    sync_interval_s: float = Field(2.0, gt=0, le=3600, description="Seconds between sync rounds.")
+    batch_size: int = Field(200, ge=1, le=1000, description="Events per sync batch.")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="HTTP timeout of one sync request.")
+    max_backoff_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between failed tries.")
+    poll_orders: bool = Field(True, description="Long-poll the server for pull orders between syncs.")
+
+
+class WaybillRule(Strict):
+    carrier: str = Field(description="Carrier name, for reports and for telling codes apart.")
+    pattern: str = Field(description="Regular expression the whole code text must match.")
+    check: Literal["none", "s10", "mod11_weights", "gs1", "luhn"] = Field(
+        "none", description="Check-digit scheme the code must pass to count as a waybill."
+    )
+
+
+def _default_rules() -> list[WaybillRule]:
+    return [
+        WaybillRule(carrier="upu-s10", pattern=r"[A-Z]{2}\d{9}[A-Z]{2}", check="s10"),
+        WaybillRule(carrier="gs1-sscc", pattern=r"(00)?\d{18}", check="gs1"),
+        WaybillRule(carrier="domestic", pattern=r"(SF|YT|ZT|JT|YD|ST|JD|PG)\d{10,13}", check="none"),
+    ]
+
+
+class IdentifyConfig(Strict):
+    rules: list[WaybillRule] = Field(
+        default_factory=_default_rules, description="Waybill patterns per carrier, tried in order."
+    )
+
+
+class ClassifierConfig(Strict):
+    enabled: bool = Field(False, description="Run the counterfeit classifier on every image.")
+    manifest: Path | None = Field(None, description="Model manifest (JSON) of the live model.")
+    head: Path | None = Field(None, description="Trained head file; none: category mapping only.")
+    gallery: Path | None = Field(None, description="Counterfeit reference gallery file.")
+    shadow_manifest: Path | None = Field(
+        None, description="A second model run in shadow mode: results recorded, never acted on."
+    )
+    threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads.")
+
+    @model_validator(mode="after")
+    def _manifest_when_enabled(self) -> ClassifierConfig:
+        if self.enabled and self.manifest is None:
+            raise ValueError("classifier.enabled is true but classifier.manifest is not set")
+        return self
+
+
+class PolicyConfig(Strict):
+    counterfeit_threshold: float = Field(
+        0.8, ge=0, le=1, description="Head score at or above which a parcel is a counterfeit suspect."
+    )
+    category_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, description="Per goods category override of counterfeit_threshold."
+    )
+    gallery_similarity: float = Field(
+        0.92, ge=0, le=1, description="Cosine similarity to a known counterfeit that makes a suspect."
+    )
+    mismatch_probability: float = Field(
+        0.6, ge=0, le=1, description="Category probability needed to call declared contents mismatched."
+    )
+    hold_unknown_waybill: bool = Field(True, description="Hold parcels whose waybill is not in the manifest.")
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> PolicyConfig:
+        unknown = sorted(set(self.category_thresholds) - set(GOODS_CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown goods categories {unknown}; known: {list(GOODS_CATEGORIES)}")
+        return self
+
+
+class TerminalConfig(Strict):
+    host: str = Field("127.0.0.1", description="Address the operator terminal listens on.")
+    port: int = Field(8700, ge=0, le=65535, description="Port of the operator terminal (0: pick a free one).")
+    enabled: bool = Field(True, description="Serve the operator terminal.")
+
+
+class EdgeConfig(Strict):
+    station: StationConfig
+    devices: DevicesConfig
+    sorter: SorterConfig = Field(default_factory=SorterConfig, description="Divert commands.")
+    server: ServerLinkConfig = Field(default_factory=ServerLinkConfig, description="Sync link.")
+    identify: IdentifyConfig = Field(default_factory=IdentifyConfig, description="Waybill rules.")
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig, description="Classifier.")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Decision thresholds.")
+    terminal: TerminalConfig = Field(default_factory=TerminalConfig, description="Operator terminal.")
+
+
+class LineConfig(Strict):
+    """A simulated sorting line: the sorter controller the edge's sorter link talks to."""
+
+    line_id: str = Field(description="Sorting line id.")
+    protocol: Literal["tcp", "modbus"] = Field("tcp", description="Protocol the simulated controller speaks.")
+    miss_every: int = Field(0, ge=0, description="Report every N-th divert as MISSED (0: never).")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: {exc.error_count()} configuration error(s)"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def parse_config(model: type[M], data: dict[str, object], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, source)) from exc
+
+
+def load_config(model: type[M], path: Path) -> M:
+    """Load and validate one TOML file; relative paths inside stay relative to the caller's cwd."""
+    return parse_config(model, read_toml(path), str(path))
+
+
+def load_edge_config(path: Path) -> EdgeConfig:
+    return load_config(EdgeConfig, path)

@@ -1,0 +1,162 @@
+"""decide(): the pure rule that turns what is known about one parcel into CLEAR, HOLD or PULL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from edge.config import PolicyConfig
+from edge.identify import IdentifyStatus
+
+DecisionName = Literal["CLEAR", "HOLD", "PULL"]
+
+
+class Reason(StrEnum):
+    """Stable reason codes: reports, the review queue and the operator screen key on these strings."""
+
+    NO_READ = "NO_READ"
+    NO_VALID_WAYBILL = "NO_VALID_WAYBILL"
+    WAYBILL_CONFLICT = "WAYBILL_CONFLICT"
+    UNKNOWN_WAYBILL = "UNKNOWN_WAYBILL"
+    NO_REALNAME = "NO_REALNAME"
+    REALNAME_UNVERIFIED = "REALNAME_UNVERIFIED"
+    SENDER_BLACKLISTED = "SENDER_BLACKLISTED"
+    WATCHLIST_MATCH = "WATCHLIST_MATCH"
+    INTERCEPT_ORDER = "INTERCEPT_ORDER"
+    COUNTERFEIT_SUSPECT = "COUNTERFEIT_SUSPECT"
+    GALLERY_MATCH = "GALLERY_MATCH"
+    DECLARED_MISMATCH = "DECLARED_MISMATCH"
+    MODEL_UNCERTAIN = "MODEL_UNCERTAIN"
+    IMAGE_MISSING = "IMAGE_MISSING"
+    CLASSIFIER_ERROR = "CLASSIFIER_ERROR"
+
+
+# Which decision each reason forces, and the risk it carries on its own.
+PULL_REASONS = frozenset(
+    {Reason.SENDER_BLACKLISTED, Reason.INTERCEPT_ORDER, Reason.COUNTERFEIT_SUSPECT, Reason.GALLERY_MATCH}
+)
+REASON_RISK: dict[Reason, float] = {
+    Reason.NO_READ: 0.5,
+    Reason.NO_VALID_WAYBILL: 0.5,
+    Reason.WAYBILL_CONFLICT: 0.6,
+    Reason.UNKNOWN_WAYBILL: 0.5,
+    Reason.NO_REALNAME: 0.6,
+    Reason.REALNAME_UNVERIFIED: 0.4,
+    Reason.SENDER_BLACKLISTED: 1.0,
+    Reason.WATCHLIST_MATCH: 0.5,
+    Reason.INTERCEPT_ORDER: 1.0,
+    Reason.COUNTERFEIT_SUSPECT: 0.9,
+    Reason.GALLERY_MATCH: 0.9,
+    Reason.DECLARED_MISMATCH: 0.4,
+    Reason.MODEL_UNCERTAIN: 0.3,
+    Reason.IMAGE_MISSING: 0.3,
+    Reason.CLASSIFIER_ERROR: 0.3,
+}
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """What decide() needs from one live classification."""
+
+    category: str
+    category_prob: float
+    counterfeit_score: float | None
+    best_gallery_similarity: float | None
+    uncertain: bool
+    kind: str = "camera"
+
+
+@dataclass(frozen=True)
+class ParcelFacts:
+    """Everything known about one parcel at decision time, as plain data."""
+
+    identify_status: IdentifyStatus
+    waybill: str | None
+    in_manifest: bool = False
+    declared_category: str | None = None
+    has_sender_record: bool = False
+    sender_verified: bool = False
+    blacklisted: bool = False
+    watchlisted: bool = False
+    order_ids: tuple[str, ...] = ()
+    classifier_state: Literal["on", "off", "error"] = "off"
+    images: tuple[ImageView, ...] = field(default=())
+    images_expected: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: DecisionName
+    reasons: tuple[Reason, ...]
+    risk: float
+
+
+def combine_risk(reasons: tuple[Reason, ...]) -> float:
+    """Independent-evidence combination: 1 - prod(1 - r); one certain reason makes 1.0."""
+    remaining = 1.0
+    for reason in reasons:
+        remaining *= 1.0 - REASON_RISK[reason]
+    return round(1.0 - remaining, 4)
+
+
+def _image_reasons(facts: ParcelFacts, policy: PolicyConfig) -> list[Reason]:
+    reasons: list[Reason] = []
+    if facts.classifier_state == "error":
+        reasons.append(Reason.CLASSIFIER_ERROR)
+    if facts.classifier_state != "on":
+        return reasons
+    if len(facts.images) < facts.images_expected:
+        reasons.append(Reason.IMAGE_MISSING)
+    for img in facts.images:
+        threshold = policy.category_thresholds.get(img.category, policy.counterfeit_threshold)
+        if img.counterfeit_score is not None and img.counterfeit_score >= threshold and not img.uncertain:
+            reasons.append(Reason.COUNTERFEIT_SUSPECT)
+        sim = img.best_gallery_similarity
+        if sim is not None and sim >= policy.gallery_similarity:
+            reasons.append(Reason.GALLERY_MATCH)
+        if img.uncertain:
+            reasons.append(Reason.MODEL_UNCERTAIN)
+        elif (
+            img.kind == "camera"
+            and facts.declared_category
+            and img.category not in ("other", facts.declared_category)
+            and img.category_prob >= policy.mismatch_probability
+        ):
+            reasons.append(Reason.DECLARED_MISMATCH)
+    return reasons
+
+
+def decide(facts: ParcelFacts, policy: PolicyConfig) -> Decision:
+    """Pure: the same facts and policy always give the same decision, reasons in a stable order."""
+    reasons: list[Reason] = []
+    status = facts.identify_status
+    if status == "no_read":
+        reasons.append(Reason.NO_READ)
+    elif status == "no_valid_waybill":
+        reasons.append(Reason.NO_VALID_WAYBILL)
+    elif status == "conflict":
+        reasons.append(Reason.WAYBILL_CONFLICT)
+    else:
+        if facts.order_ids:
+            reasons.append(Reason.INTERCEPT_ORDER)
+        if not facts.in_manifest:
+            if policy.hold_unknown_waybill:
+                reasons.append(Reason.UNKNOWN_WAYBILL)
+        elif not facts.has_sender_record:
+            reasons.append(Reason.NO_REALNAME)
+        elif not facts.sender_verified:
+            reasons.append(Reason.REALNAME_UNVERIFIED)
+        if facts.blacklisted:
+            reasons.append(Reason.SENDER_BLACKLISTED)
+        elif facts.watchlisted:
+            reasons.append(Reason.WATCHLIST_MATCH)
+    reasons.extend(_image_reasons(facts, policy))
+    ordered = tuple(dict.fromkeys(reasons))
+    if any(r in PULL_REASONS for r in ordered):
+        name: DecisionName = "PULL"
+    elif ordered:
+        name = "HOLD"
+    else:
+        name = "CLEAR"
+    return Decision(name, ordered, combine_risk(ordered))

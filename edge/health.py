@@ -1,0 +1,77 @@
+"""Health board of the station: each device's state, when it was last heard from, sync and outbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class DeviceHealth:
+    name: str
+    up: bool
+    detail: str
+    last_seen: float
+    # A device that has said nothing for this long is shown as quiet (red) on the terminal.
+    quiet_after_s: float | None
+
+
+class HealthBoard:
+    """Thread-safe; `clock` is monotonic seconds so tests can move time without sleeping."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._devices: dict[str, DeviceHealth] = {}
+        self.last_sync_ok: float | None = None
+        self.last_sync_error: str = ""
+
+    def register(self, name: str, quiet_after_s: float | None = None, up: bool = False) -> None:
+        with self._lock:
+            self._devices[name] = DeviceHealth(name, up, "not started", self._clock(), quiet_after_s)
+
+    def report(self, name: str, up: bool, detail: str = "") -> None:
+        with self._lock:
+            dev = self._devices.setdefault(name, DeviceHealth(name, up, detail, self._clock(), None))
+            dev.up, dev.detail, dev.last_seen = up, detail, self._clock()
+
+    def seen(self, name: str) -> None:
+        with self._lock:
+            dev = self._devices.get(name)
+            if dev is not None:
+                dev.last_seen = self._clock()
+                dev.up = True
+
+    def sync_ok(self) -> None:
+        with self._lock:
+            self.last_sync_ok = self._clock()
+            self.last_sync_error = ""
+
+    def sync_failed(self, error: str) -> None:
+        with self._lock:
+            self.last_sync_error = error
+
+    def snapshot(self, outbox_size: int) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            devices = []
+            for d in self._devices.values():
+                quiet = d.quiet_after_s is not None and now - d.last_seen > d.quiet_after_s
+                devices.append(
+                    {
+                        "name": d.name,
+                        "up": d.up and not quiet,
+                        "detail": "quiet" if quiet and d.up else d.detail,
+                        "seconds_since_seen": round(now - d.last_seen, 1),
+                    }
+                )
+            since_sync = None if self.last_sync_ok is None else round(now - self.last_sync_ok, 1)
+            return {
+                "devices": devices,
+                "seconds_since_sync": since_sync,
+                "sync_error": self.last_sync_error,
+                "outbox": outbox_size,
+            }

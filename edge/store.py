@@ -1,0 +1,422 @@
+"""The station's local SQLite database (sqlite-utils, WAL): events, outbox, registry copy, orders."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+from pydantic import TypeAdapter
+
+from edge.errors import StoreError
+from edge.wire import Event, ManifestWire, PullOrderWire, RegistryChanges, SenderWire
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    key TEXT PRIMARY KEY, seq INTEGER NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
+    tracking_id TEXT, waybill TEXT, decision TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_seq ON events(seq);
+CREATE INDEX IF NOT EXISTS events_tracking ON events(tracking_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
+    images TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    key TEXT PRIMARY KEY, body TEXT NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS senders (
+    sender_token TEXT PRIMARY KEY, id_masked TEXT NOT NULL, name_masked TEXT NOT NULL,
+    phone_token TEXT, verified INTEGER NOT NULL, agreement_customer INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS manifests (
+    waybill TEXT PRIMARY KEY, sender_token TEXT NOT NULL, declared_name TEXT NOT NULL,
+    declared_category TEXT NOT NULL, quantity INTEGER NOT NULL, inspected_on_receipt INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watchlist (
+    entry_id TEXT PRIMARY KEY, list TEXT NOT NULL, kind TEXT NOT NULL, token TEXT NOT NULL,
+    reason TEXT NOT NULL, expires_at TEXT, active INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS watchlist_token ON watchlist(token);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, scope TEXT NOT NULL, waybill TEXT,
+    sender_token TEXT, reason TEXT NOT NULL, issuer TEXT NOT NULL, site_id TEXT,
+    created_at TEXT NOT NULL, expires_at TEXT NOT NULL, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_waybill ON orders(waybill);
+CREATE INDEX IF NOT EXISTS orders_sender ON orders(sender_token);
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    key: str
+    body: str
+    images: tuple[str, ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ImageBlob:
+    sha256: str
+    kind: str
+    content_type: str
+    data: bytes
+
+
+def _wrap(exc: sqlite3.Error) -> StoreError:
+    return StoreError(f"local database write failed: {exc}")
+
+
+class EdgeStore:
+    """One writer thread owns all writes; readers use their own connection (WAL lets both run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._wconn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db = sqlite_utils.Database(self._wconn)
+            self._db.enable_wal()
+            self._wconn.execute("PRAGMA synchronous=NORMAL")
+            self._wconn.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+            self._rconn = sqlite3.connect(str(path), check_same_thread=False)
+            self._rconn.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open local database {path}: {exc}") from exc
+        self._rlock = threading.Lock()
+        self._jobs: queue.Queue[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]] | None] = (
+            queue.Queue()
+        )
+        self._seq_lock = threading.Lock()
+        row = self._wconn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        self._seq = max(int(row[0]), int(self.get_meta("seq", "0")))
+        self._writer = threading.Thread(target=self._write_loop, name="edge-store-writer", daemon=True)
+        self._writer.start()
+
+    # -- writer thread -------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, fut = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                with self._db.atomic():
+                    result = fn(self._db)
+            except sqlite3.Error as exc:
+                fut.set_exception(_wrap(exc))
+            except BaseException as exc:  # handed to the caller, who decides
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+    def write(self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 30.0) -> T:
+        """Run `fn` in one transaction on the writer thread and wait for it."""
+        fut: Future[T] = Future()
+        self._jobs.put((fn, fut))
+        return fut.result(timeout)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._writer.join(10)
+        self._wconn.close()
+        self._rconn.close()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._rlock:
+            return list(self._rconn.execute(sql, params).fetchall())
+
+    def get_meta(self, key: str, default: str) -> str:
+        row = self._wconn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    # -- sequence and boots ----------------------------------------------------------------------
+
+    def allocate_seq(self) -> int:
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
+
+    def start_boot(self) -> int:
+        """Count one more boot of the station; the boot id is part of every idempotency key."""
+
+        def bump(db: sqlite_utils.Database) -> int:
+            boot = int(self.get_meta("boot", "0")) + 1
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('boot', ?)", [str(boot)])
+            return boot
+
+        return self.write(bump)
+
+    # -- events and outbox -----------------------------------------------------------------------
+
+    def append_events(
+        self,
+        events: Iterable[Event],
+        images: Iterable[ImageBlob] = (),
+        order_states: Iterable[tuple[str, str]] = (),
+        upload: Sequence[str] = (),
+    ) -> None:
+        """Events, their outbox rows, held images and order states in one transaction."""
+        evs = list(events)
+        imgs = list(images)
+        states = list(order_states)
+
+        def tx(db: sqlite_utils.Database) -> None:
+            for ev in evs:
+                body = ev.model_dump_json()
+                db.execute(
+                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+                    [
+                        ev.key,
+                        ev.seq,
+                        ev.type,
+                        ev.at.isoformat(),
+                        getattr(ev, "tracking_id", None),
+                        getattr(ev, "waybill", None),
+                        getattr(ev, "decision", None),
+                        body,
+                    ],
+                )
+                ups = list(upload) if ev.type == "parcel" else []
+                db.execute(
+                    "INSERT INTO outbox (seq, key, body, images) VALUES (?,?,?,?)",
+                    [ev.seq, ev.key, body, json.dumps(ups)],
+                )
+            for img in imgs:
+                db.execute(
+                    "INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
+                    [img.sha256, img.kind, img.content_type, img.data],
+                )
+            for order_id, state in states:
+                db.execute("UPDATE orders SET state = ? WHERE order_id = ?", [state, order_id])
+            if evs:
+                top = max(e.seq for e in evs)
+                db.execute(
+                    "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
+                    " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    [str(top)],
+                )
+
+        self.write(tx)
+
+    def pending_outbox(self, limit: int) -> list[OutboxRow]:
+        rows = self.query(
+            "SELECT seq, key, body, images, attempts FROM outbox ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [OutboxRow(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4]) for r in rows]
+
+    def outbox_size(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM outbox")[0][0])
+
+    def ack_outbox(self, keys: Sequence[str]) -> None:
+        def tx(db: sqlite_utils.Database) -> None:
+            db.conn.executemany("DELETE FROM outbox WHERE key = ?", [(k,) for k in keys])
+
+        self.write(tx)
+
+    def note_failure(self, keys: Sequence[str], error: str) -> None:
+        def tx(db: sqlite_utils.Database) -> None:
+            db.conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE key = ?",
+                [(error[:500], k) for k in keys],
+            )
+
+        self.write(tx)
+
+    def move_to_dead_letter(self, key: str, error: str) -> None:
+        """Park an event the server refuses for good, so the queue behind it keeps moving."""
+
+        def tx(db: sqlite_utils.Database) -> None:
+            row = db.execute("SELECT body FROM outbox WHERE key = ?", [key]).fetchone()
+            if row is None:
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letter VALUES (?,?,?,?)",
+                [key, row[0], error[:2000], utc_now().isoformat()],
+            )
+            db.execute("DELETE FROM outbox WHERE key = ?", [key])
+
+        self.write(tx)
+
+    def image(self, sha256: str) -> ImageBlob | None:
+        rows = self.query("SELECT sha256, kind, content_type, data FROM images WHERE sha256 = ?", (sha256,))
+        if not rows:
+            return None
+        r = rows[0]
+        return ImageBlob(r[0], r[1], r[2], bytes(r[3]))
+
+    def events(self, limit: int = 100, after_seq: int = 0) -> list[Event]:
+        rows = self.query("SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+        return [EVENT_ADAPTER.validate_json(r[0]) for r in rows]
+
+    def decision_counts(self) -> dict[str, int]:
+        rows = self.query("SELECT decision, COUNT(*) FROM events WHERE type = 'parcel' GROUP BY decision")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # -- registry copy ---------------------------------------------------------------------------
+
+    def apply_registry(self, changes: RegistryChanges) -> None:
+        def tx(db: sqlite_utils.Database) -> None:
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO senders VALUES (?,?,?,?,?,?)",
+                [
+                    (
+                        s.sender_token,
+                        s.id_masked,
+                        s.name_masked,
+                        s.phone_token,
+                        s.verified,
+                        s.agreement_customer,
+                    )
+                    for s in changes.senders
+                ],
+            )
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO manifests VALUES (?,?,?,?,?,?)",
+                [
+                    (
+                        m.waybill,
+                        m.sender_token,
+                        m.declared_name,
+                        m.declared_category,
+                        m.quantity,
+                        m.inspected_on_receipt,
+                    )
+                    for m in changes.manifests
+                ],
+            )
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO watchlist VALUES (?,?,?,?,?,?,?)",
+                [
+                    (
+                        w.entry_id,
+                        w.list,
+                        w.kind,
+                        w.token,
+                        w.reason,
+                        w.expires_at.isoformat() if w.expires_at else None,
+                        w.active,
+                    )
+                    for w in changes.watchlist
+                ],
+            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('registry_cursor', ?)", [str(changes.cursor)])
+
+        self.write(tx)
+
+    def registry_cursor(self) -> int:
+        return int(self.get_meta("registry_cursor", "0"))
+
+    def manifest(self, waybill: str) -> ManifestWire | None:
+        rows = self.query("SELECT * FROM manifests WHERE waybill = ?", (waybill,))
+        if not rows:
+            return None
+        r = rows[0]
+        return ManifestWire(
+            waybill=r[0],
+            sender_token=r[1],
+            declared_name=r[2],
+            declared_category=r[3],
+            quantity=r[4],
+            inspected_on_receipt=bool(r[5]),
+        )
+
+    def sender(self, token: str) -> SenderWire | None:
+        rows = self.query("SELECT * FROM senders WHERE sender_token = ?", (token,))
+        if not rows:
+            return None
+        r = rows[0]
+        return SenderWire(
+            sender_token=r[0],
+            id_masked=r[1],
+            name_masked=r[2],
+            phone_token=r[3],
+            verified=bool(r[4]),
+            agreement_customer=bool(r[5]),
+        )
+
+    def watch_lists(self, tokens: Sequence[str], now: datetime) -> set[str]:
+        """The lists ('blacklist', 'watchlist') that any of `tokens` is on right now."""
+        toks = [t for t in tokens if t]
+        if not toks:
+            return set()
+        marks = ",".join("?" * len(toks))
+        rows = self.query(
+            f"SELECT list, expires_at FROM watchlist WHERE active = 1 AND token IN ({marks})", toks
+        )
+        return {r[0] for r in rows if r[1] is None or datetime.fromisoformat(r[1]) > now}
+
+    # -- pull orders -----------------------------------------------------------------------------
+
+    def add_orders(self, orders: Sequence[PullOrderWire]) -> list[PullOrderWire]:
+        """Store orders not seen before; return the new ones (the caller reports them delivered)."""
+
+        def tx(db: sqlite_utils.Database) -> list[PullOrderWire]:
+            new: list[PullOrderWire] = []
+            for o in orders:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        o.order_id,
+                        o.seq,
+                        o.scope,
+                        o.waybill,
+                        o.sender_token,
+                        o.reason,
+                        o.issuer,
+                        o.site_id,
+                        o.created_at.isoformat(),
+                        o.expires_at.isoformat(),
+                        "delivered",
+                    ],
+                )
+                if cur.rowcount:
+                    new.append(o)
+            top = max((o.seq for o in orders), default=0)
+            if top:
+                db.execute(
+                    "INSERT INTO meta VALUES ('orders_seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
+                    " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    [str(top)],
+                )
+            return new
+
+        return self.write(tx)
+
+    def orders_seq(self) -> int:
+        return int(self.get_meta("orders_seq", "0"))
+
+    def matching_orders(self, waybill: str | None, sender_token: str | None, now: datetime) -> list[str]:
+        """Open orders for this waybill or sender that have not expired."""
+        rows = self.query(
+            "SELECT order_id, expires_at FROM orders WHERE state = 'delivered' AND"
+            " ((scope = 'waybill' AND waybill = ?) OR (scope = 'sender' AND sender_token = ?))"
+            " ORDER BY seq",
+            (waybill or "\x00", sender_token or "\x00"),
+        )
+        return [r[0] for r in rows if datetime.fromisoformat(r[1]) > now]
+
+    def open_orders(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM orders WHERE state = 'delivered'")[0][0])

@@ -1,0 +1,187 @@
+"""The station's SQLite store: event and outbox in one transaction, registry copy, orders, failures."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.errors import StoreError
+from edge.store import EdgeStore, ImageBlob
+from edge.wire import (
+    ManifestWire,
+    OrderStatusEvent,
+    ParcelEvent,
+    PullOrderWire,
+    RegistryChanges,
+    SenderWire,
+    WatchWire,
+)
+
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def parcel(store: EdgeStore, decision: str = "CLEAR", waybill: str = "EA000000000CN") -> ParcelEvent:
+    seq = store.allocate_seq()
+    return ParcelEvent(
+        key=f"S1:b1:{seq}",
+        station_id="S1",
+        boot_id="b1",
+        seq=seq,
+        at=NOW,
+        tracking_id=f"t{seq}",
+        waybill=waybill,
+        decision=decision,
+        reasons=[] if decision == "CLEAR" else ["NO_REALNAME"],
+        risk=0.0 if decision == "CLEAR" else 0.6,
+        classifier="classifier off",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EdgeStore]:
+    s = EdgeStore(tmp_path / "station.db")
+    yield s
+    s.close()
+
+
+def test_event_outbox_and_image_together(store: EdgeStore) -> None:
+    ev = parcel(store, "HOLD")
+    blob = ImageBlob("ab" * 32, "xray", "image/png", b"\x89PNG...")
+    store.append_events([ev], [blob], upload=[blob.sha256])
+    rows = store.pending_outbox(10)
+    assert [r.key for r in rows] == [ev.key]
+    assert rows[0].images == (blob.sha256,)
+    assert store.image(blob.sha256) == blob
+    assert store.events()[0] == ev
+    store.ack_outbox([ev.key])
+    assert store.outbox_size() == 0
+    assert store.decision_counts() == {"HOLD": 1}
+
+
+def test_failed_transaction_leaves_nothing(store: EdgeStore) -> None:
+    ev = parcel(store)
+    store.append_events([ev])
+    with pytest.raises(StoreError):
+        store.append_events([parcel(store), ev])  # the second collides: the whole write rolls back
+    assert store.outbox_size() == 1
+    assert len(store.events()) == 1
+
+
+def test_seq_and_boot_survive_restart(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "db.sqlite")
+    assert s.start_boot() == 1
+    s.append_events([parcel(s), parcel(s)])
+    s.close()
+    s2 = EdgeStore(tmp_path / "db.sqlite")
+    assert s2.start_boot() == 2
+    assert s2.allocate_seq() == 3
+    s2.close()
+
+
+def test_registry_and_watchlist(store: EdgeStore) -> None:
+    store.apply_registry(
+        RegistryChanges(
+            cursor=7,
+            senders=[
+                SenderWire(
+                    sender_token="tok1", id_masked="110***********1234", phone_token="ph1", verified=True
+                )
+            ],
+            manifests=[ManifestWire(waybill="EA1", sender_token="tok1", declared_category="food")],
+            watchlist=[
+                WatchWire(entry_id="w1", list="blacklist", kind="phone", token="ph1", reason="fraud"),
+                WatchWire(
+                    entry_id="w2",
+                    list="watchlist",
+                    kind="sender",
+                    token="tok1",
+                    reason="x",
+                    expires_at=NOW - timedelta(days=1),
+                ),
+            ],
+        )
+    )
+    assert store.registry_cursor() == 7
+    assert store.manifest("EA1") is not None and store.manifest("EA2") is None
+    assert store.sender("tok1") is not None
+    assert store.watch_lists(["tok1", "ph1"], NOW) == {"blacklist"}  # the watch entry has expired
+    store.apply_registry(
+        RegistryChanges(
+            cursor=8,
+            watchlist=[
+                WatchWire(
+                    entry_id="w1", list="blacklist", kind="phone", token="ph1", reason="fraud", active=False
+                )
+            ],
+        )
+    )
+    assert store.watch_lists(["ph1"], NOW) == set()
+
+
+def order(n: int, scope: str = "waybill") -> PullOrderWire:
+    return PullOrderWire(
+        order_id=f"o{n}",
+        seq=n,
+        scope=scope,
+        waybill="EA1" if scope == "waybill" else None,
+        sender_token="tok1" if scope == "sender" else None,
+        reason="PULL at S0",
+        issuer="server",
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
+
+
+def test_orders_are_new_once_and_match(store: EdgeStore) -> None:
+    assert [o.order_id for o in store.add_orders([order(1), order(2, "sender")])] == ["o1", "o2"]
+    assert store.add_orders([order(1)]) == []
+    assert store.orders_seq() == 2
+    assert store.matching_orders("EA1", None, NOW) == ["o1"]
+    assert store.matching_orders("EA9", "tok1", NOW) == ["o2"]
+    assert store.matching_orders("EA1", None, NOW + timedelta(days=2)) == []
+    ev = parcel(store, "PULL", "EA1")
+    st = OrderStatusEvent(
+        key=f"S1:b1:{store.allocate_seq()}",
+        station_id="S1",
+        boot_id="b1",
+        seq=99,
+        at=NOW,
+        order_id="o1",
+        state="diverted",
+    )
+    store.append_events([ev, st], order_states=[("o1", "diverted")])
+    assert store.matching_orders("EA1", None, NOW) == []
+
+
+def test_dead_letter_keeps_the_event(store: EdgeStore) -> None:
+    ev = parcel(store)
+    store.append_events([ev])
+    store.move_to_dead_letter(ev.key, "HTTP 409: conflict")
+    assert store.outbox_size() == 0
+    assert store.query("SELECT key, error FROM dead_letter") == [(ev.key, "HTTP 409: conflict")]
+
+
+def test_unwritable_database_is_a_store_error(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open local database"):
+        EdgeStore(bad)
+
+
+def test_disk_full_is_reported_not_swallowed(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "small.db")
+    # A page cap stands in for a full disk: SQLite answers SQLITE_FULL exactly as it would.
+    s.write(lambda db: db.execute("PRAGMA max_page_count = 1"))
+    page_count = s.query("PRAGMA page_count")[0][0]
+    s.write(lambda db: db.execute(f"PRAGMA max_page_count = {page_count}"))
+    big = ImageBlob("cd" * 32, "xray", "image/png", b"x" * 200_000)
+    with pytest.raises(StoreError, match="full"):
+        s.append_events([parcel(s, "HOLD")], [big], upload=[big.sha256])
+    assert s.outbox_size() == 0
+    s.close()
+    assert isinstance(StoreError("x"), OSError)
+    assert sqlite3.sqlite_version
