@@ -10,14 +10,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from edge.config import EdgeConfig, LineConfig, load_config, parse_config, read_toml
 from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _wait_for_signal() -> None:
