@@ -128,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.get("consistent", False) else 1
 
 
-def register(commands: SubParsers, bench: SubParsers) -> None:  # noqa: ARG001
+def register(commands: SubParsers, bench: SubParsers) -> None:
     edge = commands.add_parser("edge", help="run a checkpoint station")
     edge_sub = edge.add_subparsers(dest="edge_command", required=True, metavar="ACTION")
     run = edge_sub.add_parser("run", help="run the station agent from a config file")
