@@ -1,0 +1,401 @@
+"""Barcode reading in images: two engines behind a preprocessing ladder with a time budget and limits."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from scanner_drivers import barcode_engines as engines
+from scanner_drivers.barcode_engines import EngineRead, GreyImage
+from scanner_drivers.types import Code
+
+log = logging.getLogger(__name__)
+
+Affine = npt.NDArray[np.float64]  # 2x3, original image coordinates -> variant coordinates
+StepName = Literal[
+    "zxing/raw",
+    "zxing/contrast",
+    "zxing/adaptive",
+    "zxing/fixed",
+    "zxing/upscale-contrast",
+    "zxing/upscale",
+    "zxing/rotate45",
+    "zxing/denoise",
+    "pyzbar/raw",
+    "pyzbar/downscale",
+    "pyzbar/sharpen",
+    "pyzbar/upscale-contrast",
+    "pyzbar/invert",
+    "pyzbar/threshold",
+]
+
+# Ordered by reads gained per millisecond on photographed labels: the cheap, broadly useful
+# corrections first (local contrast, the second engine, scale), the expensive ones last.
+DEFAULT_LADDER: tuple[StepName, ...] = (
+    "zxing/raw",
+    "zxing/contrast",
+    "pyzbar/raw",
+    "pyzbar/downscale",
+    "zxing/adaptive",
+    "zxing/fixed",
+    "zxing/upscale-contrast",
+    "zxing/rotate45",
+    "pyzbar/sharpen",
+    "pyzbar/upscale-contrast",
+    "zxing/upscale",
+    "pyzbar/invert",
+)
+
+
+class BarcodeSettings(BaseModel):
+    """How images are decoded: limits, time budget and the ladder of preprocessing steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget_ms: float = Field(
+        50.0,
+        gt=0,
+        description="wall-clock budget per image in milliseconds, image decoding included; no ladder "
+        "step starts once it is spent (a running step finishes; the first step always runs)",
+    )
+    max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="largest encoded image accepted, in bytes"
+    )
+    max_pixels: int = Field(
+        40_000_000,
+        gt=0,
+        description="largest image accepted, width x height; bounds memory and the time of one step",
+    )
+    max_work_pixels: int = Field(
+        4_000_000,
+        gt=0,
+        description="upscaling steps are skipped when their output would exceed this many pixels",
+    )
+    ladder: tuple[StepName, ...] = Field(
+        DEFAULT_LADDER,
+        min_length=1,
+        description="preprocessing steps tried in order until one gives a confident read",
+    )
+    engines: tuple[Literal["zxing-cpp", "pyzbar"], ...] = Field(
+        ("zxing-cpp", "pyzbar"),
+        min_length=1,
+        description="engines the ladder may use; steps of an engine not listed are skipped",
+    )
+    min_linear_lines: float = Field(
+        5.0,
+        ge=0,
+        description="pixels a zxing-cpp linear read must span across its bars to be trusted alone; "
+        "thinner reads are kept only when another step or engine reads the same code",
+    )
+    pyzbar_linear_alone: bool = Field(
+        False,
+        description="trust a pyzbar linear read without a second read; off because zbar misreads "
+        "worn retail codes with high quality scores, so its linear reads must be confirmed",
+    )
+
+
+@dataclass(frozen=True)
+class BarcodeResult:
+    """What one image gave: the codes, the time spent and how the ladder went."""
+
+    codes: tuple[Code, ...]
+    ms: float
+    # The step whose read ended the ladder, None when nothing confident was found.
+    step: str | None
+    steps_tried: tuple[str, ...]
+    budget_spent: bool
+
+
+class BarcodeImageError(ValueError):
+    """An image is empty, corrupt, of an unsupported pixel type, or over the size limits."""
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _image_size_from_header(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the file header alone, so a decompression bomb is refused before decoding."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.size[0]), int(img.size[1])
+    except Exception:  # Pillow missing or a format it does not know: OpenCV decides below
+        return None
+
+
+def _decode_with_pillow(data: bytes) -> npt.NDArray[np.generic] | None:
+    # OpenCV refuses some valid files (tiny WebP images for one); Pillow is the second opinion.
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if img.mode.startswith("I"):
+                return np.asarray(img)
+            if "A" in img.getbands():
+                # RGBA to BGRA, the channel order to_grey expects.
+                return np.asarray(img.convert("RGBA"))[:, :, [2, 1, 0, 3]].copy()
+            return np.asarray(img.convert("L"))
+    except Exception:  # any decoder failure means: not an image we can read
+        return None
+
+
+def _check_pixels(width: int, height: int, settings: BarcodeSettings) -> None:
+    if width <= 0 or height <= 0:
+        raise BarcodeImageError(f"empty image ({width}x{height} pixels)")
+    if width * height > settings.max_pixels:
+        raise BarcodeImageError(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {settings.max_pixels}"
+        )
+
+
+def decode_image(data: bytes, settings: BarcodeSettings) -> GreyImage:
+    """Encoded image bytes (PNG, JPEG, WebP, BMP, TIFF ...) to an 8-bit greyscale array."""
+    if not data:
+        raise BarcodeImageError("empty image (0 bytes)")
+    if len(data) > settings.max_bytes:
+        raise BarcodeImageError(f"image is {len(data)} bytes, over the limit of {settings.max_bytes}")
+    size = _image_size_from_header(data)
+    if size is not None:
+        _check_pixels(size[0], size[1], settings)
+    array: npt.NDArray[np.generic] | None = cv2.imdecode(
+        np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED
+    )
+    if array is None:
+        array = _decode_with_pillow(data)
+    if array is None:
+        raise BarcodeImageError(
+            f"not a decodable image ({len(data)} bytes starting {data[:8].hex()}): corrupt or unsupported"
+        )
+    return to_grey(array, settings)
+
+
+def to_grey(array: npt.NDArray[np.generic], settings: BarcodeSettings) -> GreyImage:
+    """Any 2-D or HxWxC array (grey, BGR, BGRA; 8/16-bit, float or bool) to contiguous 8-bit grey."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise BarcodeImageError(f"unsupported image shape {array.shape}: need HxW, HxWx1, HxWx3 or HxWx4")
+    _check_pixels(int(array.shape[1]), int(array.shape[0]), settings)
+    pixels = _to_uint8(array)
+    if pixels.ndim == 3:
+        if pixels.shape[2] == 1:
+            pixels = pixels[:, :, 0]
+        elif pixels.shape[2] == 3:
+            pixels = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+        else:
+            # Transparent areas are usually black with alpha 0: put them on white paper, as printed.
+            alpha = pixels[:, :, 3].astype(np.float32) / 255.0
+            grey = cv2.cvtColor(np.ascontiguousarray(pixels[:, :, :3]), cv2.COLOR_BGR2GRAY).astype(np.float32)
+            pixels = (grey * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(pixels, dtype=np.uint8)
+
+
+def _to_uint8(array: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    if array.dtype == np.uint8:
+        return np.asarray(array, dtype=np.uint8)
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise BarcodeImageError("image has NaN or infinite pixel values")
+        if np.issubdtype(array.dtype, np.floating) and values.min() >= 0.0 and values.max() <= 1.0:
+            return (values * 255.0).round().astype(np.uint8)
+        # 16-bit sensors rarely use the whole range: stretch what is there to 0..255.
+        low, high = float(values.min()), float(values.max())
+        if high <= low:
+            return np.full(array.shape, 255, dtype=np.uint8)
+        return ((values - low) * (255.0 / (high - low))).round().astype(np.uint8)
+    raise BarcodeImageError(f"unsupported pixel type {array.dtype}")
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def _identity() -> Affine:
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _scaled(grey: GreyImage, factor: float) -> tuple[GreyImage, Affine]:
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    out = np.asarray(
+        cv2.resize(grey, None, fx=factor, fy=factor, interpolation=interpolation), dtype=np.uint8
+    )
+    sy, sx = out.shape[0] / grey.shape[0], out.shape[1] / grey.shape[1]
+    return out, np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]])
+
+
+def _contrast(grey: GreyImage) -> GreyImage:
+    # CLAHE evens out glare and shadow; the unsharp mask restores bar edges blurred by focus or motion.
+    equalised = np.asarray(cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey), dtype=np.uint8)
+    return _sharpen(equalised)
+
+
+def _sharpen(grey: GreyImage) -> GreyImage:
+    blurred = cv2.GaussianBlur(grey, (0, 0), 2.0)
+    return np.asarray(cv2.addWeighted(grey, 1.8, blurred, -0.8, 0), dtype=np.uint8)
+
+
+def _adaptive(grey: GreyImage) -> GreyImage:
+    # The block must span a few modules whatever the resolution: about 1/16 of the short side.
+    block = max(15, (min(grey.shape[:2]) // 16) | 1)
+    return np.asarray(
+        cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 5),
+        dtype=np.uint8,
+    )
+
+
+def _rotated(grey: GreyImage, degrees: float) -> tuple[GreyImage, Affine]:
+    # Linear codes are only scanned along rows and columns: a diagonal label needs a turned copy.
+    height, width = grey.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(height * sin + width * cos) + 1, int(height * cos + width * sin) + 1
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    out = cv2.warpAffine(
+        grey, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return np.asarray(out, dtype=np.uint8), matrix.astype(np.float64)
+
+
+def prepare(step: StepName, grey: GreyImage, settings: BarcodeSettings) -> tuple[GreyImage, Affine] | None:
+    """The variant of the image one step decodes, with its coordinate map; None when it does not apply."""
+    prep = step.split("/", 1)[1]
+    height, width = grey.shape[:2]
+    if prep in ("raw", "fixed"):
+        return grey, _identity()
+    if prep == "contrast":
+        return _contrast(grey), _identity()
+    if prep == "sharpen":
+        return _sharpen(grey), _identity()
+    if prep == "denoise":
+        return np.asarray(cv2.medianBlur(grey, 3), dtype=np.uint8), _identity()
+    if prep == "adaptive":
+        return _adaptive(grey), _identity()
+    if prep == "threshold":
+        _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        return np.asarray(binary, dtype=np.uint8), _identity()
+    if prep == "invert":
+        return np.asarray(255 - grey, dtype=np.uint8), _identity()
+    if prep == "downscale":
+        return _scaled(grey, 0.5) if min(height, width) >= 64 else None
+    if prep in ("upscale", "upscale-contrast"):
+        factor = 2.0 if prep == "upscale-contrast" else 1.5
+        if width * height * factor * factor > settings.max_work_pixels:
+            return None
+        scaled, affine = _scaled(grey, factor)
+        return (_contrast(scaled) if prep == "upscale-contrast" else scaled), affine
+    if prep == "rotate45":
+        if width * height * 2 > settings.max_work_pixels:
+            return None
+        return _rotated(grey, 45.0)
+    raise ValueError(f"unknown ladder step {step!r}")
+
+
+def _decode_step(step: StepName, variant: GreyImage, settings: BarcodeSettings) -> list[EngineRead]:
+    engine, prep = step.split("/", 1)
+    if engine == "pyzbar":
+        return engines.read_pyzbar(variant, linear_alone=settings.pyzbar_linear_alone)
+    return engines.read_zxing(
+        variant,
+        binarizer="fixed" if prep == "fixed" else "local",
+        min_linear_lines=settings.min_linear_lines,
+    )
+
+
+def _to_original(read: EngineRead, affine: Affine) -> EngineRead:
+    if np.allclose(affine, _identity()):
+        return read
+    inverse = cv2.invertAffineTransform(affine)
+    corners = tuple(
+        (float(inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]),
+         float(inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]))
+        for x, y in read.corners
+    )
+    return EngineRead(read.text, read.symbology, read.engine, corners, read.confident)
+
+
+# ---------------------------------------------------------------- the ladder
+
+
+def _same_code(a: EngineRead, b: EngineRead) -> bool:
+    # Engines disagree on UPC-A versus EAN-13, so only the linear/matrix family must match.
+    same_family = engines.is_matrix(a.symbology) == engines.is_matrix(b.symbology)
+    return same_family and engines.same_text(a.text, b.text)
+
+
+_warned_no_pyzbar = False
+
+
+def _usable_steps(settings: BarcodeSettings) -> list[StepName]:
+    global _warned_no_pyzbar
+    wanted = set(settings.engines)
+    if "pyzbar" in wanted and not engines.pyzbar_available():
+        # One warning, not one per image: the line keeps reading with the other engine.
+        if not _warned_no_pyzbar:
+            log.warning("pyzbar is configured but libzbar cannot be loaded; reading with zxing-cpp only")
+            _warned_no_pyzbar = True
+        wanted.discard("pyzbar")
+    names = {"zxing": engines.ENGINE_ZXING, "pyzbar": engines.ENGINE_PYZBAR}
+    return [step for step in settings.ladder if names[step.split("/", 1)[0]] in wanted]
+
+
+def read_barcodes(
+    image: bytes | npt.NDArray[np.generic],
+    settings: BarcodeSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> BarcodeResult:
+    """Read every barcode in an image, trying the ladder's steps until one gives a confident read.
+
+    A read is confident when its symbology has error correction (QR, Data Matrix, PDF417, Aztec),
+    when a linear code was seen across enough scan lines, or when two steps or engines agree on it.
+    Doubtful reads that nothing confirms are dropped: a wrong waybill is worse than a no-read.
+    """
+    settings = settings or BarcodeSettings()
+    started = clock()
+    grey = decode_image(image, settings) if isinstance(image, bytes | bytearray) else to_grey(
+        np.asarray(image), settings
+    )
+    accepted: list[EngineRead] = []
+    doubtful: list[EngineRead] = []
+    tried: list[str] = []
+    winner: str | None = None
+    budget_s = settings.budget_ms / 1000.0
+    budget_spent = False
+    for step in _usable_steps(settings):
+        if tried and clock() - started >= budget_s:
+            budget_spent = True
+            break
+        prepared = prepare(step, grey, settings)
+        if prepared is None:
+            continue
+        tried.append(step)
+        variant, affine = prepared
+        for read in (_to_original(r, affine) for r in _decode_step(step, variant, settings)):
+            if any(_same_code(read, seen) for seen in accepted):
+                continue
+            twin = next((seen for seen in doubtful if _same_code(read, seen)), None)
+            if read.confident or twin is not None:
+                accepted.append(twin if twin is not None else read)
+                if twin is not None:
+                    doubtful.remove(twin)
+            else:
+                doubtful.append(read)
+        if accepted:
+            winner = step
+            break
+    codes = tuple(
+        Code(r.text, r.symbology, r.engine, engines.bounding_box(r.corners)) for r in accepted
+    )
+    return BarcodeResult(codes, (clock() - started) * 1000.0, winner, tuple(tried), budget_spent)
