@@ -1,0 +1,345 @@
+"""The demo: a central server on SQLite, two simulated stations on a simulated line, one scenario."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from edge.agent import EdgeAgent
+from edge.config import ClassifierConfig, DevicesConfig, EdgeConfig, ServerLinkConfig, SorterConfig, StationConfig
+from edge.scenario import Parcel, Scenario, build_scenario, write_imports, write_replay
+from edge.wire import ParcelEvent
+from scanner_drivers.sorter_sim import SimulatedSorter
+
+log = logging.getLogger(__name__)
+
+SITE = "SZX-HUB1"
+STATION_A = "SZX-HUB1-L1-XR1"
+STATION_B = "SZX-HUB1-L2-XR1"
+ADMIN = "demo-admin"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    parcels: int = 300
+    exit_after: bool = True
+    port: int = 8600
+    workdir: Path | None = None
+    classifier: bool = True
+    quiet: bool = False
+    miss_every: int = 7
+    seed: int = 7
+
+
+class DemoError(RuntimeError):
+    """The demo could not run to the end; the message says which step failed."""
+
+
+class ServerThread:
+    """uvicorn in a background thread, stopped cleanly; port 0 picks a free port."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="demo-server", daemon=True)
+        self.host = host
+
+    def start(self, timeout: float = 30.0) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise DemoError("the central server did not start (is the port in use?)")
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://{self.host}:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class Progress:
+    """One line that updates in place on a terminal, a line per step elsewhere."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def bar(self, label: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        line = f"  {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if self.tty:
+            print("\r" + line, end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done == total or done % max(1, total // 5) == 0:
+            print(line, file=sys.stderr, flush=True)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, kick: Callable[[], None] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out waiting for {what}")
+        if kick is not None:
+            kick()
+        time.sleep(0.05)
+
+
+def demo_classifier(enabled: bool) -> ClassifierConfig:
+    """The shipped model, with the demo head and gallery when the package carries them."""
+    if not enabled:
+        return ClassifierConfig()
+    try:
+        from models.artifacts import demo_paths
+    except ImportError:
+        return ClassifierConfig()
+    paths = demo_paths()
+    return ClassifierConfig(
+        enabled=True, manifest=paths.manifest, head=paths.head, gallery=paths.gallery, threads=1
+    )
+
+
+def station_config(station_id: str, line_id: str, work: Path, replay: Path, sorter_url: str, server_url: str,
+                   classifier: ClassifierConfig) -> EdgeConfig:
+    return EdgeConfig(
+        station=StationConfig(id=station_id, site_id=SITE, line_id=line_id, data_dir=work / station_id),
+        devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
+        sorter=SorterConfig(url=sorter_url, deadline_s=2.0),
+        server=ServerLinkConfig(url=server_url, sync_interval_s=0.3, batch_size=200),
+        classifier=classifier,
+    )
+
+
+def run_station(agent: EdgeAgent, total: int, label: str, progress: Progress) -> None:
+    """Start the station once it holds the registry, replay its parcels, wait until all are synced."""
+    agent.start(scanner=False)
+    assert agent.sync is not None
+    if not agent.sync.registry_synced.wait(60):
+        raise DemoError(f"{label}: registry did not arrive from the server")
+    agent.start_scanner()
+    while not agent.scanner.join(0.2):
+        progress.bar(label, agent.parcels, total)
+    progress.bar(label, agent.parcels, total)
+    wait_until(lambda: agent.store.outbox_size() == 0, 60, f"{label} outbox to drain", agent.sync.kick)
+
+
+def parcels_of(agent: EdgeAgent) -> list[ParcelEvent]:
+    return [e for e in agent.store.events(1_000_000) if isinstance(e, ParcelEvent)]
+
+
+def onward_parcels(scenario: Scenario, events: list[ParcelEvent]) -> list[Parcel]:
+    """Parcels that left the first station down the line: cleared ones, and pulls whose divert failed."""
+    by_waybill = {p.waybill: p for p in scenario.parcels}
+    onward = []
+    for ev in events:
+        if ev.waybill is None or ev.waybill not in by_waybill:
+            continue
+        if ev.decision == "CLEAR" or (ev.divert is not None and ev.divert.outcome != "DIVERTED"):
+            onward.append(by_waybill[ev.waybill])
+    return onward
+
+
+class Api:
+    """The demo's administrator, talking to the server's HTTP API like any client would."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self.client.request(method, path, **kwargs)
+        if resp.status_code >= 400:
+            raise DemoError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+        return resp.json()
+
+
+@contextlib.contextmanager
+def central_server(work: Path, port: int) -> Iterator[tuple[str, Any]]:
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    settings = ServerSettings(
+        database_url=f"sqlite:///{work / 'server.db'}",
+        secret_key=secrets.token_urlsafe(32),
+        hmac_key=secrets.token_urlsafe(32),
+        encryption_key=secrets.token_urlsafe(32),
+        auto_migrate=True,
+    )
+    thread = ServerThread(create_app(settings), "127.0.0.1", port)
+    url = thread.start()
+    try:
+        yield url, settings
+    finally:
+        thread.stop()
+
+
+def server_counts(api: Api, day: str) -> dict[str, Any]:
+    report = api.call("GET", "/api/v1/reports/daily", params={"date": day, "site": SITE})
+    return report if isinstance(report, dict) else {}
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    progress = Progress(opts.quiet)
+    with contextlib.ExitStack() as stack:
+        if opts.workdir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="parcelguard-demo-")))
+        else:
+            work = opts.workdir
+            work.mkdir(parents=True, exist_ok=True)
+        return _run(opts, work, progress, stack)
+    raise AssertionError("unreachable")
+
+
+def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.ExitStack) -> dict[str, Any]:
+    from server import admin
+
+    scenario = build_scenario(opts.parcels, seed=opts.seed)
+    progress.say(f"parcelguard demo: {opts.parcels} parcels, working folder {work}")
+    base_url, settings = stack.enter_context(central_server(work, opts.port))
+    progress.say(f"central server up at {base_url} (SQLite)")
+    password = secrets.token_urlsafe(12)
+    admin.create_user(settings, ADMIN, password, "admin", [SITE])
+    api = Api(base_url, admin.create_api_token(settings, ADMIN))
+    stack.callback(api.client.close)
+    tokens = {
+        STATION_A: admin.register_station(settings, STATION_A, SITE, "L1"),
+        STATION_B: admin.register_station(settings, STATION_B, SITE, "L2"),
+    }
+    senders_file, manifests_file = write_imports(scenario, work / "imports")
+    for kind, path in (("senders", senders_file), ("manifests", manifests_file)):
+        result = api.call(
+            "POST", f"/api/v1/{kind}/import", content=path.read_bytes(), headers={"Content-Type": "application/json"}
+        )
+        rejected = result.get("rejected", [])
+        progress.say(f"imported {result.get('imported')} {kind}, {len(rejected)} rejected")
+        if rejected:
+            raise DemoError(f"{kind} import rejected rows: {rejected[:3]}")
+    for id_number in scenario.blacklist:
+        api.call(
+            "POST", "/api/v1/watchlist",
+            json={"list": "blacklist", "kind": "sender", "id_type": "resident_id", "id_number": id_number,
+                  "reason": "confirmed counterfeit shipper", "source": "demo"},
+        )
+    progress.say(f"blacklisted {len(scenario.blacklist)} senders")
+
+    diverts = {"n": 0}
+
+    def miss(_tracking_id: str) -> bool:
+        diverts["n"] += 1
+        return opts.miss_every > 0 and diverts["n"] % opts.miss_every == 0
+
+    sorter = SimulatedSorter(miss=miss)
+    sorter_url = sorter.start()
+    stack.callback(sorter.stop)
+    classifier = demo_classifier(opts.classifier)
+
+    replay_a = work / "station-a.jsonl"
+    write_replay(scenario.parcels, replay_a)
+    cfg_a = station_config(STATION_A, "L1", work, replay_a, sorter_url, base_url, classifier)
+    agent_a = EdgeAgent(cfg_a, token=tokens[STATION_A])
+    stack.callback(agent_a.stop)
+    progress.say(f"station A ({STATION_A}): {agent_a.classifier.describe}")
+    run_station(agent_a, len(scenario.parcels), "station A", progress)
+
+    events_a = parcels_of(agent_a)
+    onward = onward_parcels(scenario, events_a)
+    cleared_a = [e for e in events_a if e.decision == "CLEAR" and e.waybill]
+    if not cleared_a:
+        raise DemoError("no parcel cleared at station A; the scenario is too small")
+    tipped = cleared_a[len(cleared_a) // 2].waybill
+    order = api.call(
+        "POST", "/api/v1/orders",
+        json={"scope": "waybill", "waybill": tipped, "reason": "tip-off from the market regulator",
+              "expires_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()},
+    )
+    progress.say(f"officer order {order.get('order_id')} for waybill {tipped}; {len(onward)} parcels go on to B")
+
+    replay_b = work / "station-b.jsonl"
+    write_replay(onward, replay_b)
+    cfg_b = station_config(STATION_B, "L2", work, replay_b, sorter_url, base_url, classifier)
+    agent_b = EdgeAgent(cfg_b, token=tokens[STATION_B])
+    stack.callback(agent_b.stop)
+    agent_b.start(scanner=False)
+    assert agent_b.sync is not None
+    wait_until(lambda: agent_b.store.orders_seq() >= int(order.get("seq", 0)), 30, "orders to reach station B")
+    run_station(agent_b, len(onward), "station B", progress)
+    wait_until(lambda: agent_a.store.outbox_size() == 0, 30, "station A outbox to drain", agent_a.sync.kick)  # type: ignore[union-attr]
+
+    summary = summarise(api, [agent_a, agent_b], sorter, classifier)
+    progress.say(format_summary(summary))
+    if not opts.exit_after:
+        progress.say(f"web pages at {base_url}/ (user {ADMIN}, password {password}); Ctrl-C to stop")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return summary
+
+
+def summarise(api: Api, agents: list[EdgeAgent], sorter: SimulatedSorter, classifier: ClassifierConfig) -> dict[str, Any]:
+    """Counts from what was stored: the server's report and each station's own database."""
+    day = datetime.now(UTC).date().isoformat()
+    report = server_counts(api, day)
+    edge_counts: dict[str, int] = {"CLEAR": 0, "HOLD": 0, "PULL": 0}
+    no_reads = 0
+    diverted = 0
+    for agent in agents:
+        for name, n in agent.store.decision_counts().items():
+            edge_counts[name] = edge_counts.get(name, 0) + n
+        for ev in parcels_of(agent):
+            no_reads += "NO_READ" in ev.reasons
+            diverted += ev.divert is not None and ev.divert.outcome == "DIVERTED"
+    orders = api.call("GET", "/api/v1/orders")
+    delivered = sum(
+        1
+        for o in (orders.get("orders", orders) if isinstance(orders, dict) else orders)
+        for st in o.get("stations", [])
+        if st.get("state") in ("delivered", "diverted", "missed")
+    )
+    summary = {
+        "parcels": int(report.get("parcels", 0)),
+        "cleared": int(report.get("cleared", 0)),
+        "held": int(report.get("held", 0)),
+        "pulled": int(report.get("pulled", 0)),
+        "no_reads": int(report.get("no_reads", 0)),
+        "hits_synced": int(report.get("hits", 0)),
+        "orders_delivered": delivered,
+        "diverts_acknowledged": diverted,
+        "classifier": "on" if classifier.enabled else "off",
+    }
+    summary["consistent"] = (
+        summary["parcels"] == summary["cleared"] + summary["held"] + summary["pulled"]
+        and summary["cleared"] == edge_counts["CLEAR"]
+        and summary["held"] == edge_counts["HOLD"]
+        and summary["pulled"] == edge_counts["PULL"]
+        and summary["no_reads"] == no_reads
+        and summary["hits_synced"] == edge_counts["HOLD"] + edge_counts["PULL"]
+        and diverted == sorter.diverts_acknowledged - sorter.missed
+    )
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    return (
+        "\nsummary (from the server's and the stations' stored data)\n"
+        f"  parcels {s['parcels']}: cleared {s['cleared']}, held {s['held']}, pulled {s['pulled']}\n"
+        f"  no-reads {s['no_reads']}, hits synced {s['hits_synced']}, orders delivered {s['orders_delivered']},"
+        f" diverts acknowledged {s['diverts_acknowledged']}, classifier {s['classifier']}\n"
+        f"  server and stations agree: {'yes' if s['consistent'] else 'NO'}"
+    )
