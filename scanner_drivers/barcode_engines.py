@@ -67,7 +67,16 @@ _PYZBAR_SYMBOLOGY = {
 # zbar's default set without DataBar (its decoder asserts on noise; zxing-cpp reads DataBar) and
 # without UPC-A, which zbar then reports as EAN-13 with a leading 0 like zxing-cpp does.
 _PYZBAR_ENABLED = (
-    "EAN8", "EAN13", "UPCE", "I25", "CODABAR", "CODE39", "CODE93", "CODE128", "QRCODE", "PDF417"
+    "EAN8",
+    "EAN13",
+    "UPCE",
+    "I25",
+    "CODABAR",
+    "CODE39",
+    "CODE93",
+    "CODE128",
+    "QRCODE",
+    "PDF417",
 )
 
 _CODABAR = re.compile(r"[A-DTNE*]([0-9\-$:/.+]*)[A-DTNE*]")

@@ -67,9 +67,7 @@ class BarcodeSettings(BaseModel):
         description="wall-clock budget per image in milliseconds, image decoding included; no ladder "
         "step starts once it is spent (a running step finishes; the first step always runs)",
     )
-    max_bytes: int = Field(
-        64 * 1024 * 1024, gt=0, description="largest encoded image accepted, in bytes"
-    )
+    max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest encoded image accepted, in bytes")
     max_pixels: int = Field(
         40_000_000,
         gt=0,
@@ -168,9 +166,12 @@ def decode_image(data: bytes, settings: BarcodeSettings) -> GreyImage:
     size = _image_size_from_header(data)
     if size is not None:
         _check_pixels(size[0], size[1], settings)
-    array: npt.NDArray[np.generic] | None = cv2.imdecode(
-        np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED
-    )
+    array: npt.NDArray[np.generic] | None = None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        # OpenCV's WebP reader refuses small valid files (and logs about it): Pillow reads WebP first.
+        array = _decode_with_pillow(data)
+    if array is None:
+        array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         array = _decode_with_pillow(data)
     if array is None:
@@ -318,8 +319,10 @@ def _to_original(read: EngineRead, affine: Affine) -> EngineRead:
         return read
     inverse = cv2.invertAffineTransform(affine)
     corners = tuple(
-        (float(inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]),
-         float(inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]))
+        (
+            float(inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]),
+            float(inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]),
+        )
         for x, y in read.corners
     )
     return EngineRead(read.text, read.symbology, read.engine, corners, read.confident)
@@ -364,8 +367,10 @@ def read_barcodes(
     """
     settings = settings or BarcodeSettings()
     started = clock()
-    grey = decode_image(image, settings) if isinstance(image, bytes | bytearray) else to_grey(
-        np.asarray(image), settings
+    grey = (
+        decode_image(image, settings)
+        if isinstance(image, bytes | bytearray)
+        else to_grey(np.asarray(image), settings)
     )
     accepted: list[EngineRead] = []
     doubtful: list[EngineRead] = []
@@ -395,7 +400,5 @@ def read_barcodes(
         if accepted:
             winner = step
             break
-    codes = tuple(
-        Code(r.text, r.symbology, r.engine, engines.bounding_box(r.corners)) for r in accepted
-    )
+    codes = tuple(Code(r.text, r.symbology, r.engine, engines.bounding_box(r.corners)) for r in accepted)
     return BarcodeResult(codes, (clock() - started) * 1000.0, winner, tuple(tried), budget_spent)
