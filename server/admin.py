@@ -1,0 +1,118 @@
+"""Administrative operations on the server's database, used by the CLI and in process by the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from server.accounts import add_user, issue_user_token, revoke_station_tokens, upsert_station
+from server.audit import AuditReport, append_audit, verify_audit
+from server.db import Database, migrate
+from server.privacy import Privacy
+from server.registry import import_rows, parse_rows
+from server.settings import ServerSettings
+
+ADMIN_ACTOR = "admin-cli"
+
+
+def _db(settings: ServerSettings) -> Database:
+    return Database(settings.database_url)
+
+
+def migrate_database(settings: ServerSettings) -> None:
+    migrate(settings.database_url)
+
+
+def create_user(settings: ServerSettings, username: str, password: str, role: str, sites: list[str]) -> None:
+    """Add a user with an argon2-hashed password, a role and the sites it may see (["*"]: all)."""
+    db = _db(settings)
+    try:
+        with db.write() as conn:
+            add_user(conn, username, password, role, sites)
+            append_audit(
+                conn,
+                settings.secret_key.get_secret_value(),
+                ADMIN_ACTOR,
+                "user_add",
+                username,
+                {"role": role, "sites": sites},
+            )
+    finally:
+        db.dispose()
+
+
+def create_api_token(settings: ServerSettings, username: str) -> str:
+    """A new bearer token for an existing user."""
+    db = _db(settings)
+    try:
+        with db.write() as conn:
+            token = issue_user_token(conn, settings.secret_key.get_secret_value(), username)
+            append_audit(conn, settings.secret_key.get_secret_value(), ADMIN_ACTOR, "token_issue", username)
+        return token
+    finally:
+        db.dispose()
+
+
+def register_station(settings: ServerSettings, station_id: str, site_id: str, line_id: str) -> str:
+    """Create (or move) a station and return its bearer token; earlier tokens of the station stop working."""
+    db = _db(settings)
+    try:
+        with db.write() as conn:
+            token = upsert_station(conn, settings.secret_key.get_secret_value(), station_id, site_id, line_id)
+            append_audit(
+                conn,
+                settings.secret_key.get_secret_value(),
+                ADMIN_ACTOR,
+                "station_register",
+                station_id,
+                {"site": site_id, "line": line_id},
+            )
+        return token
+    finally:
+        db.dispose()
+
+
+def revoke_station(settings: ServerSettings, station_id: str) -> int:
+    db = _db(settings)
+    try:
+        with db.write() as conn:
+            n = revoke_station_tokens(conn, station_id)
+            append_audit(
+                conn, settings.secret_key.get_secret_value(), ADMIN_ACTOR, "station_revoke", station_id
+            )
+        return n
+    finally:
+        db.dispose()
+
+
+def import_file(
+    settings: ServerSettings, kind: Literal["senders", "manifests"], path: Path
+) -> dict[str, Any]:
+    """Import a CSV (.csv) or JSON (.json) file of sender records or manifests."""
+    ctype = "application/json" if path.suffix.lower() == ".json" else "text/csv"
+    rows = parse_rows(path.read_bytes(), ctype)
+    db = _db(settings)
+    privacy = Privacy(settings.hmac_key.get_secret_value(), settings.encryption_key.get_secret_value())
+    try:
+        with db.write() as conn:
+            out = import_rows(conn, privacy, kind, rows)
+            append_audit(
+                conn,
+                settings.secret_key.get_secret_value(),
+                ADMIN_ACTOR,
+                f"import_{kind}",
+                path.name,
+                {"imported": out["imported"], "rejected": len(out["rejected"])},
+            )
+        return out
+    finally:
+        db.dispose()
+
+
+def check_audit(settings: ServerSettings) -> AuditReport:
+    db = _db(settings)
+    try:
+        with db.read() as conn:
+            return verify_audit(conn, settings.secret_key.get_secret_value())
+    finally:
+        db.dispose()

@@ -1,0 +1,1 @@
+"""Thin HTTP routers of /api/v1; the rules they call live in the modules beside this package."""

@@ -1,0 +1,200 @@
+"""Office endpoints: registry imports, watchlist entries, pull orders by officers, daily reports."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from server.accounts import Principal
+from server.audit import append_audit
+from server.db import utcnow
+from server.deps import ServicesDep, require
+from server.errors import BadInput, Forbidden
+from server.notify import publish_orders_changed
+from server.orders import OrderDraft, list_orders, store_order
+from server.registry import import_rows, parse_rows
+from server.reports import daily_report, report_csv
+from server.watchlist import WatchRequest, WatchUpdate, add_entry, list_entries, update_entry
+
+router = APIRouter(prefix="/api/v1", tags=["office"])
+
+Officer = Annotated[Principal, Depends(require("officer", "admin"))]
+OrderReader = Annotated[Principal, Depends(require("officer", "admin", "supervisor", "operator"))]
+Supervisor = Annotated[Principal, Depends(require("supervisor", "admin"))]
+WatchReader = Annotated[Principal, Depends(require("officer", "admin", "supervisor"))]
+
+
+class ImportReply(BaseModel):
+    """How many rows were stored and which were refused, by row number (1 = first data row)."""
+
+    imported: int
+    rejected: list[dict[str, Any]]
+
+
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        },
+    }
+}
+
+
+async def _import(
+    kind: Literal["senders", "manifests"], request: Request, who: Principal, svc: ServicesDep
+) -> ImportReply:
+    body = await request.body()
+    rows = parse_rows(body, request.headers.get("content-type", ""))
+
+    def work() -> dict[str, Any]:
+        with svc.db.write() as conn:
+            out = import_rows(conn, svc.privacy, kind, rows)
+            append_audit(
+                conn, svc.secret, who.name, f"import_{kind}", kind,
+                {"imported": out["imported"], "rejected": len(out["rejected"])},
+            )  # fmt: skip
+            return out
+
+    return ImportReply(**await run_in_threadpool(work))
+
+
+@router.post(
+    "/senders/import", response_model=ImportReply, openapi_extra=IMPORT_BODY, summary="Import sender records"
+)
+async def import_senders(request: Request, who: Officer, svc: ServicesDep) -> ImportReply:
+    return await _import("senders", request, who, svc)
+
+
+@router.post(
+    "/manifests/import", response_model=ImportReply, openapi_extra=IMPORT_BODY, summary="Import manifests"
+)
+async def import_manifests(request: Request, who: Officer, svc: ServicesDep) -> ImportReply:
+    return await _import("manifests", request, who, svc)
+
+
+@router.post("/watchlist", status_code=201, summary="Add a blacklist or watchlist entry")
+def add_watch(body: WatchRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    with svc.db.write() as conn:
+        entry = add_entry(conn, svc.privacy, body, who.name)
+        append_audit(
+            conn, svc.secret, who.name, "watch_add", entry["entry_id"], {"list": body.list, "kind": body.kind}
+        )
+    return entry
+
+
+@router.get("/watchlist", summary="List watchlist entries (token and masked forms)")
+def get_watch(
+    who: WatchReader,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> list[dict[str, Any]]:
+    with svc.db.read() as conn:
+        return list_entries(conn, limit, offset)
+
+
+@router.patch("/watchlist/{entry_id}", summary="Change an entry's appeal status or withdraw it")
+def patch_watch(entry_id: str, body: WatchUpdate, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    with svc.db.write() as conn:
+        entry = update_entry(conn, entry_id, body)
+        append_audit(conn, svc.secret, who.name, "watch_update", entry_id, body.model_dump(exclude_none=True))
+    return entry
+
+
+class OrderRequest(BaseModel):
+    """An officer's interception order: one waybill, or every parcel of one sender."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    scope: Literal["waybill", "sender"] = Field(description="what the order stops")
+    waybill: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{4,64}$", description="waybill (scope=waybill)")
+    sender_token: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="sender token (scope=sender)"
+    )
+    reason: str = Field(min_length=1, max_length=500, description="why the parcels must be pulled")
+    site_id: str | None = Field(
+        None, max_length=64, description="site to order; null orders the whole network"
+    )
+    expires_at: datetime | None = Field(
+        None, description="when the order lapses (UTC); default from settings"
+    )
+
+    @model_validator(mode="after")
+    def _scope(self) -> OrderRequest:
+        if self.scope == "waybill" and not self.waybill:
+            raise ValueError("waybill is required for scope=waybill")
+        if self.scope == "sender" and not self.sender_token:
+            raise ValueError("sender_token is required for scope=sender")
+        return self
+
+
+@router.post("/orders", status_code=201, summary="Issue a pull order")
+def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    if not who.sees_site(body.site_id):
+        raise Forbidden("your sites do not include " + (body.site_id or "the whole network"))
+    now = utcnow()
+    from datetime import timedelta
+
+    expires = body.expires_at or now + timedelta(hours=svc.settings.orders.default_ttl_hours)
+    if expires.tzinfo is None:
+        raise BadInput("expires_at must carry a time zone", "naive_time")
+    if expires <= now:
+        raise BadInput("expires_at is in the past", "expired")
+    draft = OrderDraft(
+        scope=body.scope,
+        waybill=body.waybill if body.scope == "waybill" else None,
+        sender_token=body.sender_token if body.scope == "sender" else None,
+        reason=body.reason,
+        issuer=f"user:{who.name}",
+        site_id=body.site_id,
+        expires_at=expires,
+    )
+    with svc.db.write() as conn:
+        order = store_order(conn, draft, now)
+        if order is None:
+            raise BadInput("an equal live order already exists", "duplicate_order")
+        append_audit(
+            conn,
+            svc.secret,
+            who.name,
+            "order_issue",
+            order.order_id,
+            {"scope": body.scope, "site": body.site_id},
+        )
+        publish_orders_changed(conn)
+    svc.notifier.notify()
+    return order.model_dump(mode="json")
+
+
+@router.get("/orders", summary="Orders with each station's state")
+def get_orders(
+    who: OrderReader, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+) -> list[dict[str, Any]]:
+    with svc.db.read() as conn:
+        return list_orders(conn, utcnow(), None if who.all_sites else who.sites, limit=limit)
+
+
+@router.get("/reports/daily", summary="Daily report per site, line and station (JSON or CSV)")
+def get_daily_report(
+    who: Supervisor,
+    svc: ServicesDep,
+    date_: Annotated[date, Query(alias="date", description="day (UTC), YYYY-MM-DD")],
+    site: Annotated[str | None, Query(max_length=64, description="limit to one site")] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+) -> Response:
+    if site is not None and not who.sees_site(site):
+        raise Forbidden(f"site {site!r} is not one of yours")
+    with svc.db.read() as conn:
+        report = daily_report(conn, date_, None if who.all_sites else who.sites, site)
+    if format == "csv":
+        return PlainTextResponse(report_csv(report), media_type="text/csv")
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(report)

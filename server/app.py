@@ -1,0 +1,109 @@
+"""Composition root of the central server: `create_app(settings)` builds the FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import make_url
+
+from server.body_limits import BodyLimitMiddleware
+from server.db import Database, migrate
+from server.deps import Services
+from server.errors_http import ERROR_SCHEMA, install_error_handlers
+from server.notify import OrderNotifier, PgListenWorker
+from server.privacy import Privacy
+from server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+# Paths whose bodies are images or model files: they get the image limit instead of the JSON one.
+LARGE_BODY_PREFIXES = ("/api/v1/images/", "/api/v1/models")
+
+
+def build_services(settings: ServerSettings) -> Services:
+    return Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        privacy=Privacy(settings.hmac_key.get_secret_value(), settings.encryption_key.get_secret_value()),
+        notifier=OrderNotifier(),
+    )
+
+
+def _limit_for(settings: ServerSettings) -> Callable[[str], int]:
+    def limit(path: str) -> int:
+        if path.startswith(LARGE_BODY_PREFIXES):
+            return max(settings.limits.max_image_bytes, settings.limits.max_body_bytes)
+        return settings.limits.max_body_bytes
+
+    return limit
+
+
+def api_routers() -> list[APIRouter]:
+    from server.api import office, station
+
+    routers = [station.router, office.router]
+    for name in ("server.api.people", "server.api.reviews", "server.api.models"):
+        try:
+            module = __import__(name, fromlist=["router"])
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        routers.append(module.router)
+    return routers
+
+
+def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None = None) -> FastAPI:
+    """Build the app; migrations (when `auto_migrate`) and the LISTEN worker start with the lifespan."""
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            migrate(services.db.url)
+        listener: PgListenWorker | None = None
+        if services.db.is_postgres:
+            conninfo = (
+                make_url(services.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+            )
+            listener = PgListenWorker(conninfo, services.notifier)
+            listener.start()
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.stop()
+            services.db.dispose()
+
+    app = FastAPI(
+        title="parcelguard central server",
+        version="1",
+        lifespan=lifespan,
+        responses={
+            "4XX": {"description": "error", "content": {"application/json": {"schema": ERROR_SCHEMA}}},
+        },
+    )
+    app.state.services = services
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=_limit_for(settings))
+    for router in api_routers():
+        app.include_router(router)
+    # Server pages (HTML) plug in here; they reuse server.deps.get_principal for the cookie session.
+    for router in extra_routers or []:
+        app.include_router(router)
+    _include_web(app)
+    return app
+
+
+def _include_web(app: FastAPI) -> None:
+    try:
+        from server.web import router as web_router  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("server.web", "server.web.router"):
+            raise
+        return
+    app.include_router(web_router.router)

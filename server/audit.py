@@ -1,0 +1,90 @@
+"""Append-only audit log: each row's keyed hash covers the previous one, so edits and deletions show."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from server.db import iso, utcnow
+from server.schema import audit_head, audit_log
+
+GENESIS = "0" * 64
+
+
+def _chain_key(secret_key: str) -> bytes:
+    return hashlib.sha256(b"parcelguard-audit:" + secret_key.encode()).digest()
+
+
+def row_hash(
+    key: bytes, n: int, at: str, actor: str, action: str, target: str, detail: str, prev: str
+) -> str:
+    msg = json.dumps([n, at, actor, action, target, detail, prev], ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
+
+
+def append_audit(
+    conn: Connection,
+    secret_key: str,
+    actor: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """Append one entry inside the caller's transaction; returns its number in the chain."""
+    # Bumping the head row first serialises concurrent writers on both engines (row lock / write lock).
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(count=audit_head.c.count + 1))
+    n = int(conn.execute(select(audit_head.c.count).where(audit_head.c.id == 1)).scalar_one())
+    prev = conn.execute(select(audit_log.c.hash).where(audit_log.c.n == n - 1)).scalar() or GENESIS
+    at = iso(utcnow())
+    body = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str)
+    digest = row_hash(_chain_key(secret_key), n, at, actor, action, target, body, prev)
+    conn.execute(
+        audit_log.insert().values(
+            n=n, at=at, actor=actor, action=action, target=target, detail=body, prev_hash=prev, hash=digest
+        )
+    )
+    return n
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Outcome of a chain check: entries checked and every problem found (empty when intact)."""
+
+    entries: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_audit(conn: Connection, secret_key: str) -> AuditReport:
+    """Walk the chain from the first entry; report gaps, reordered, edited or missing rows."""
+    key = _chain_key(secret_key)
+    problems: list[str] = []
+    expected_n = 1
+    prev = GENESIS
+    rows = conn.execute(select(audit_log).order_by(audit_log.c.n)).mappings()
+    for row in rows:
+        n = int(row["n"])
+        if n != expected_n:
+            problems.append(f"entry {expected_n}: missing (next entry is {n})")
+        if row["prev_hash"] != prev:
+            problems.append(f"entry {n}: does not follow the entry before it")
+        digest = row_hash(
+            key, n, row["at"], row["actor"], row["action"], row["target"], row["detail"], row["prev_hash"]
+        )
+        if not hmac.compare_digest(digest, row["hash"]):
+            problems.append(f"entry {n}: content was changed")
+        prev = row["hash"]
+        expected_n = n + 1
+    head = conn.execute(select(audit_head.c.count).where(audit_head.c.id == 1)).scalar()
+    if head is not None and int(head) != expected_n - 1:
+        problems.append(f"chain ends at entry {expected_n - 1} but {head} were written: entries deleted")
+    total = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+    return AuditReport(entries=int(total), problems=problems)

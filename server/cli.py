@@ -1,0 +1,155 @@
+"""`parcelguard server ...` and `parcelguard audit verify`: run, migrate, users, stations, imports, audit."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from server.settings import ServerSettings, load_server_settings
+
+DEFAULT_CONFIG = Path("config/server.toml")
+
+
+def _settings(args: argparse.Namespace) -> ServerSettings:
+    return load_server_settings(Path(args.config))
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings(args)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from server.admin import migrate_database
+
+    migrate_database(_settings(args))
+    print("database is up to date")
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from server.admin import create_api_token, create_user
+
+    password = os.environ.get("PARCELGUARD_NEW_PASSWORD") or getpass.getpass(
+        f"password for {args.username}: "
+    )
+    settings = _settings(args)
+    create_user(settings, args.username, password, args.role, args.sites.split(","))
+    print(f"user {args.username} added ({args.role}, sites {args.sites})")
+    if args.token:
+        print(create_api_token(settings, args.username))
+    return 0
+
+
+def _station_add(args: argparse.Namespace) -> int:
+    from server.admin import register_station
+
+    token = register_station(_settings(args), args.station_id, args.site, args.line)
+    print(token)
+    return 0
+
+
+def _station_revoke(args: argparse.Namespace) -> int:
+    from server.admin import revoke_station
+
+    n = revoke_station(_settings(args), args.station_id)
+    print(f"revoked {n} token(s) of {args.station_id}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from server.admin import import_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    out = import_file(_settings(args), args.kind, path)
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0 if not out["rejected"] else 1
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from server.admin import check_audit
+
+    report = check_audit(_settings(args))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    print(f"{report.entries} audit entries, chain {'intact' if report.ok else 'BROKEN'}")
+    return 0 if report.ok else 1
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", default=str(DEFAULT_CONFIG), help="server TOML file (secrets from the environment)"
+    )
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    bench: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    server = commands.add_parser("server", help="run and administer the central server")
+    sub = server.add_subparsers(dest="server_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("run", help="serve the API")
+    _add_config(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    _add_config(p)
+    p.set_defaults(func=_migrate)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    p = user.add_parser("add", help="add a user (password from PARCELGUARD_NEW_PASSWORD or prompt)")
+    _add_config(p)
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=["operator", "officer", "supervisor", "admin"])
+    p.add_argument("--sites", default="*", help="comma-separated site ids, * for every site")
+    p.add_argument("--token", action="store_true", help="also print a new API bearer token")
+    p.set_defaults(func=_user_add)
+
+    station = sub.add_parser("station", help="manage stations").add_subparsers(
+        dest="station_command", required=True
+    )
+    p = station.add_parser("add", help="register a station and print its token")
+    _add_config(p)
+    p.add_argument("station_id")
+    p.add_argument("--site", required=True)
+    p.add_argument("--line", required=True)
+    p.set_defaults(func=_station_add)
+    p = station.add_parser("revoke", help="revoke a station's token")
+    _add_config(p)
+    p.add_argument("station_id")
+    p.set_defaults(func=_station_revoke)
+
+    p = sub.add_parser("import", help="import sender records or manifests (CSV or JSON)")
+    _add_config(p)
+    p.add_argument("kind", choices=["senders", "manifests"])
+    p.add_argument("file")
+    p.set_defaults(func=_import)
+
+    audit = commands.add_parser("audit", help="check the audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    p = audit.add_parser("verify", help="verify the hash chain; exit 1 when broken")
+    _add_config(p)
+    p.set_defaults(func=_audit_verify)
+
+    try:
+        from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name != "server.bench":
+            raise
+    else:
+        register_bench(bench)

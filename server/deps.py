@@ -1,0 +1,94 @@
+"""Request dependencies: the app's services, the caller (bearer token or session cookie) and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.accounts import Principal, resolve_token
+from server.db import Database
+from server.errors import Forbidden, NotAuthenticated
+from server.notify import OrderNotifier
+from server.privacy import Privacy
+from server.settings import ServerSettings
+
+SESSION_COOKIE = "pg_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use; built once by create_app."""
+
+    settings: ServerSettings
+    db: Database
+    privacy: Privacy
+    notifier: OrderNotifier
+
+    @property
+    def secret(self) -> str:
+        return self.settings.secret_key.get_secret_value()
+
+
+def get_services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _session_principal(request: Request, svc: Services) -> Principal | None:
+    # Imported here so that the sessions module can depend on deps without a cycle.
+    from server.sessions import principal_from_session
+
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    principal = principal_from_session(svc, cookie)
+    if principal is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        from server.sessions import check_csrf
+
+        check_csrf(svc, cookie, request.headers.get(CSRF_HEADER, ""))
+    return principal
+
+
+def get_principal(request: Request, svc: ServicesDep) -> Principal:
+    """The caller, from `Authorization: Bearer` or the session cookie (then unsafe methods need CSRF)."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated("Authorization must be 'Bearer <token>'")
+        with svc.db.read() as conn:
+            principal = resolve_token(conn, svc.secret, token.strip())
+        if principal is None:
+            raise NotAuthenticated("unknown or revoked token")
+        return principal
+    principal = _session_principal(request, svc)
+    if principal is None:
+        raise NotAuthenticated("log in or send a bearer token")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """Dependency factory: the caller must hold one of `roles` ("station" for station tokens)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role {principal.role!r} may not use this endpoint")
+        return principal
+
+    return check
+
+
+StationDep = Annotated[Principal, Depends(require("station"))]

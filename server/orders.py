@@ -1,0 +1,214 @@
+"""Pull orders: the rules that raise them (pure), their storage, and which stations still have to act."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, or_, select, update
+
+from edge.wire import ParcelEvent, PullOrderWire
+from server.db import iso, parse_iso
+from server.schema import order_states, orders, stations
+
+# States after which a station no longer needs the order.
+DONE_STATES = ("delivered", "diverted", "expired")
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order before it is stored."""
+
+    scope: str
+    waybill: str | None
+    sender_token: str | None
+    reason: str
+    issuer: str
+    site_id: str | None
+    expires_at: datetime
+    origin_station_id: str | None = None
+    source_event_key: str | None = None
+
+
+def order_from_pull(
+    event: ParcelEvent, site_id: str, network_wide: bool, ttl: timedelta
+) -> OrderDraft | None:
+    """A PULL decided at one station becomes an order for the others; pulls that obey an order do not."""
+    if event.decision != "PULL" or not event.waybill or event.order_ids:
+        return None
+    return OrderDraft(
+        scope="waybill",
+        waybill=event.waybill,
+        sender_token=None,
+        reason=",".join(event.reasons) or "PULL",
+        issuer=f"station:{event.station_id}",
+        site_id=None if network_wide else site_id,
+        expires_at=event.at + ttl,
+        origin_station_id=event.station_id,
+        source_event_key=event.key,
+    )
+
+
+def _wire(row: Any) -> PullOrderWire:
+    return PullOrderWire(
+        order_id=row.order_id,
+        seq=int(row.seq),
+        scope=row.scope,
+        waybill=row.waybill,
+        sender_token=row.sender_token,
+        reason=row.reason,
+        issuer=row.issuer,
+        site_id=row.site_id,
+        created_at=parse_iso(row.created_at),
+        expires_at=parse_iso(row.expires_at),
+    )
+
+
+def store_order(conn: Connection, draft: OrderDraft, now: datetime) -> PullOrderWire | None:
+    """Insert the order; None when an equal live order already covers the same parcels and stations."""
+    if draft.scope == "waybill":
+        match = orders.c.waybill == draft.waybill
+    else:
+        match = orders.c.sender_token == draft.sender_token
+    same_site = orders.c.site_id.is_(None) if draft.site_id is None else orders.c.site_id == draft.site_id
+    live = conn.execute(
+        select(orders.c.seq).where(
+            orders.c.scope == draft.scope,
+            match,
+            same_site,
+            orders.c.cancelled_at.is_(None),
+            orders.c.expires_at > iso(now),
+        )
+    ).first()
+    if live is not None:
+        return None
+    order_id = str(uuid.uuid4())
+    conn.execute(
+        orders.insert().values(
+            order_id=order_id,
+            scope=draft.scope,
+            waybill=draft.waybill,
+            sender_token=draft.sender_token,
+            reason=draft.reason,
+            issuer=draft.issuer,
+            site_id=draft.site_id,
+            origin_station_id=draft.origin_station_id,
+            source_event_key=draft.source_event_key,
+            created_at=iso(now),
+            expires_at=iso(draft.expires_at),
+        )
+    )
+    row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one()
+    return _wire(row)
+
+
+def _for_station(station_id: str, site_id: str) -> Any:
+    return and_(
+        or_(orders.c.site_id.is_(None), orders.c.site_id == site_id),
+        or_(orders.c.origin_station_id.is_(None), orders.c.origin_station_id != station_id),
+    )
+
+
+def pending_orders(
+    conn: Connection, station_id: str, site_id: str, now: datetime, after: int = 0, limit: int = 500
+) -> list[PullOrderWire]:
+    """Live orders this station has not yet reported delivered, diverted or expired."""
+    done = exists().where(
+        order_states.c.order_seq == orders.c.seq,
+        order_states.c.station_id == station_id,
+        order_states.c.state.in_(DONE_STATES),
+    )
+    rows = conn.execute(
+        select(orders)
+        .where(
+            _for_station(station_id, site_id),
+            orders.c.seq > after,
+            orders.c.cancelled_at.is_(None),
+            orders.c.expires_at > iso(now),
+            ~done,
+        )
+        .order_by(orders.c.seq)
+        .limit(limit)
+    ).fetchall()
+    return [_wire(r) for r in rows]
+
+
+def last_order_seq(conn: Connection, station_id: str, site_id: str) -> int:
+    value = conn.execute(select(func.max(orders.c.seq)).where(_for_station(station_id, site_id))).scalar()
+    return int(value or 0)
+
+
+def record_state(
+    conn: Connection, order_id: str, station_id: str, state: str, at: datetime, event_key: str
+) -> bool:
+    """Store a station's report on an order; False when the order is unknown."""
+    seq = conn.execute(select(orders.c.seq).where(orders.c.order_id == order_id)).scalar()
+    if seq is None:
+        return False
+    key = and_(order_states.c.order_seq == seq, order_states.c.station_id == station_id)
+    if conn.execute(select(order_states.c.state).where(key)).first():
+        conn.execute(
+            update(order_states).where(key).values(state=state, updated_at=iso(at), event_key=event_key)
+        )
+    else:
+        conn.execute(
+            order_states.insert().values(
+                order_seq=seq, station_id=station_id, state=state, updated_at=iso(at), event_key=event_key
+            )
+        )
+    return True
+
+
+def station_state(reported: str | None, expires_at: str, now: datetime) -> str:
+    """What an order means at one station: its report, else pending until expiry, then expired."""
+    if reported is not None:
+        return reported
+    return "expired" if expires_at <= iso(now) else "pending"
+
+
+def list_orders(
+    conn: Connection,
+    now: datetime,
+    sites: tuple[str, ...] | None,
+    created_day: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Orders (newest first) with each targeted station's state; `sites` None means every site."""
+    query = select(orders).order_by(orders.c.seq.desc()).limit(limit)
+    if sites is not None:
+        query = query.where(or_(orders.c.site_id.in_(sites), orders.c.site_id.is_(None)))
+    if created_day is not None:
+        query = query.where(orders.c.created_at.like(f"{created_day}%"))
+    rows = conn.execute(query).fetchall()
+    if not rows:
+        return []
+    all_stations = conn.execute(select(stations.c.station_id, stations.c.site_id)).fetchall()
+    seqs = [r.seq for r in rows]
+    reported: dict[tuple[int, str], str] = {
+        (int(s.order_seq), s.station_id): s.state
+        for s in conn.execute(select(order_states).where(order_states.c.order_seq.in_(seqs)))
+    }
+    out = []
+    for r in rows:
+        targets = [
+            s.station_id
+            for s in all_stations
+            if (r.site_id is None or s.site_id == r.site_id) and s.station_id != r.origin_station_id
+        ]
+        if sites is not None:
+            targets = [
+                t for t in targets if any(s.station_id == t and s.site_id in sites for s in all_stations)
+            ]
+        per_station = {
+            t: station_state(reported.get((int(r.seq), t)), r.expires_at, now) for t in sorted(targets)
+        }
+        item = _wire(r).model_dump(mode="json")
+        item.update(
+            origin_station_id=r.origin_station_id,
+            cancelled=r.cancelled_at is not None,
+            stations=per_station,
+        )
+        out.append(item)
+    return out

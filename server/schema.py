@@ -1,0 +1,307 @@
+"""The server's tables (SQLAlchemy Core), one schema for SQLite and PostgreSQL; migrations mirror it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# BigInteger ids become plain INTEGER on SQLite so that they stay rowid aliases (autoincrement).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Times are stored as UTC ISO 8601 strings ("2026-11-22T13:00:00.000000+00:00"): they sort correctly
+# as text on both engines and read back the same everywhere.
+TS = String(40)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("sites", Text, nullable=False),  # JSON list; ["*"] is every site
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+)
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("line_id", String(64), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=True),
+    Index("ix_stations_site", "site_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),  # user | station
+    Column("username", String(64), nullable=True),
+    Column("station_id", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_login_failures_user", "username", "at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("station_id", String(64), nullable=False),
+    Column("boot_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("waybill", String(64), nullable=True),
+    Column("tracking_id", String(64), nullable=True),
+    Column("decision", String(8), nullable=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Index("ix_events_station_seq", "station_id", "boot_id", "seq"),
+    Index("ix_events_day_type", "day", "type", "station_id"),
+    Index("ix_events_waybill", "waybill"),
+)
+
+# Per day, station and metric counters kept in step with `events` at ingest: reports read these.
+daily_counts = Table(
+    "daily_counts",
+    metadata,
+    Column("day", String(10), nullable=False),
+    Column("station_id", String(64), nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "station_id", "metric", "key"),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("content_type", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("station_id", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+)
+
+senders = Table(
+    "senders",
+    metadata,
+    Column("sender_token", String(64), primary_key=True),
+    Column("id_type", String(16), nullable=False),
+    Column("id_masked", String(64), nullable=False),
+    Column("name_masked", String(64), nullable=False),
+    Column("phone_token", String(64), nullable=True),
+    Column("phone_masked", String(32), nullable=True),
+    Column("address_token", String(64), nullable=True),
+    Column("sealed", Text, nullable=False),  # encrypted JSON of the full record
+    Column("verified", Boolean, nullable=False),
+    Column("verified_at", TS, nullable=True),
+    Column("outlet", String(128), nullable=False),
+    Column("courier", String(128), nullable=False),
+    Column("agreement_customer", Boolean, nullable=False),
+    Column("usc_code", String(18), nullable=True),
+    Column("qualification", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_senders_phone", "phone_token"),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("waybill", String(64), primary_key=True),
+    Column("sender_token", String(64), nullable=False),
+    Column("declared_name", String(200), nullable=False),
+    Column("declared_category", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("inspected_on_receipt", Boolean, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_manifests_sender", "sender_token"),
+)
+
+watchlist = Table(
+    "watchlist",
+    metadata,
+    Column("entry_id", String(36), primary_key=True),
+    Column("list", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("masked", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("expires_at", TS, nullable=True),
+    Column("appeal_status", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_watchlist_token", "token"),
+)
+
+# Every registry write appends here; a station's registry cursor is the last `cursor` it holds.
+registry_log = Table(
+    "registry_log",
+    metadata,
+    Column("cursor", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # sender | manifest | watch
+    Column("ref", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False, unique=True),
+    Column("scope", String(8), nullable=False),
+    Column("waybill", String(64), nullable=True),
+    Column("sender_token", String(64), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("issuer", String(128), nullable=False),
+    Column("site_id", String(64), nullable=True),  # NULL: every station of the network
+    Column("origin_station_id", String(64), nullable=True),  # not ordered: it raised the order
+    Column("source_event_key", String(200), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("cancelled_at", TS, nullable=True),
+    Index("ix_orders_site", "site_id", "expires_at"),
+    Index("ix_orders_waybill", "waybill"),
+)
+
+order_states = Table(
+    "order_states",
+    metadata,
+    Column("order_seq", BigInteger, nullable=False),
+    Column("station_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("event_key", String(200), nullable=True),
+    PrimaryKeyConstraint("order_seq", "station_id"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_key", String(200), nullable=False, unique=True),
+    Column("station_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("line_id", String(64), nullable=False),
+    Column("waybill", String(64), nullable=True),
+    Column("tracking_id", String(64), nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("reasons", Text, nullable=False),  # JSON list
+    Column("risk", Float, nullable=False),
+    Column("sender_token", String(64), nullable=True),
+    Column("category", String(64), nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("due_at", TS, nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("lease_until", TS, nullable=True),
+    Column("outcome", String(24), nullable=True),
+    Column("outcome_fields", Text, nullable=True),  # JSON of the decision's required fields
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", TS, nullable=True),
+    Column("statutory_due_at", TS, nullable=True),
+    Index("ix_reviews_queue", "state", "priority", "due_at"),
+    Index("ix_reviews_day", "day", "site_id"),
+    Index("ix_reviews_sender", "sender_token"),
+)
+
+gallery = Table(
+    "gallery",
+    metadata,
+    Column("ref_id", String(36), primary_key=True),
+    Column("image_sha256", String(64), nullable=False),
+    Column("label", String(128), nullable=False),
+    Column("category", String(64), nullable=True),
+    Column("review_id", BigInteger, nullable=True),
+    Column("added_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("image_sha256", "label", name="uq_gallery_image_label"),
+)
+
+model_artifacts = Table(
+    "model_artifacts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # model | head | gallery
+    Column("version", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("mode", String(8), nullable=False),  # active | shadow
+    Column("manifest", Text, nullable=False),  # JSON
+    Column("published_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("name", "version", name="uq_model_name_version"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("n", BigInteger, nullable=False, unique=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,184 @@
+"""Server settings: TOML for the ordinary fields, the environment for secrets, placeholders refused."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from server.errors import ServerSettingsError
+
+SECRET_ENV = {
+    "secret_key": "PARCELGUARD_SECRET_KEY",
+    "hmac_key": "PARCELGUARD_HMAC_KEY",
+    "encryption_key": "PARCELGUARD_ENCRYPTION_KEY",
+}
+MIN_SECRET_LENGTH = 32
+# Values copied from examples and templates; a server started with one of these is not secret at all.
+PLACEHOLDER_WORDS = (
+    "changethis",
+    "change-me",
+    "changeme",
+    "change_me",
+    "placeholder",
+    "example",
+    "secret-key",
+)
+
+
+def generate_key() -> str:
+    """A fresh random secret suitable for any of the three keys."""
+    return secrets.token_urlsafe(48)
+
+
+def _check_secret(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    lowered = raw.lower()
+    if not raw:
+        raise ValueError("is missing")
+    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(raw)) < 8:
+        raise ValueError(
+            "is a placeholder; generate one with: python -c 'import secrets;print(secrets.token_urlsafe(48))'"
+        )
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    return value
+
+
+def _env_secret(name: str) -> Any:
+    return lambda: SecretStr(os.environ.get(SECRET_ENV[name], ""))
+
+
+class LimitsConfig(BaseModel):
+    """Request size limits; anything larger is refused with 413."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_events: int = Field(1000, ge=1, description="most events accepted in one sync batch")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest request body after gzip decoding"
+    )
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest image upload in bytes")
+    registry_page_size: int = Field(1000, ge=1, description="registry changes returned per sync reply")
+
+
+class OrdersConfig(BaseModel):
+    """How pull orders are raised from edge decisions and how long they live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network_wide: bool = Field(
+        False, description="a PULL at one station orders every station of the network, not only its site"
+    )
+    default_ttl_hours: float = Field(72.0, gt=0, description="lifetime of an order that names no expiry")
+    max_poll_seconds: float = Field(30.0, gt=0, le=30, description="longest wait of one long poll")
+
+
+class ReviewConfig(BaseModel):
+    """The review workflow: claim leases, queue deadlines and statutory deadlines per decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease_minutes: float = Field(
+        15.0, gt=0, description="how long a claim holds an item before others may take it"
+    )
+    queue_hours_hold: float = Field(24.0, gt=0, description="time allowed to decide a HOLD item")
+    queue_hours_pull: float = Field(4.0, gt=0, description="time allowed to decide a PULL item")
+    statutory_days: dict[str, int] = Field(
+        default_factory=lambda: {"detain": 7, "seize": 30, "refer": 15, "open_inspection": 1},
+        description="days after a decision by which the follow-up (e.g. notifying the rights holder) is due",
+    )
+
+
+class AuthConfig(BaseModel):
+    """Sessions, tokens and login rate limiting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_hours: float = Field(12.0, gt=0, description="lifetime of a browser session")
+    cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only")
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins allowed per user and address in the window"
+    )
+    login_window_seconds: float = Field(300.0, gt=0, description="window of the login rate limit")
+
+
+class ServerSettings(BaseModel):
+    """Everything the central server needs to start; secrets default to the environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = Field(
+        "sqlite:///parcelguard-server.db",
+        description="SQLAlchemy URL: sqlite:///FILE or postgresql://user@host/db",
+    )
+    secret_key: SecretStr = Field(
+        default_factory=_env_secret("secret_key"),
+        description="signs sessions and tokens (PARCELGUARD_SECRET_KEY)",
+    )
+    hmac_key: SecretStr = Field(
+        default_factory=_env_secret("hmac_key"),
+        description="keys the HMAC tokens of ID numbers (PARCELGUARD_HMAC_KEY)",
+    )
+    encryption_key: SecretStr = Field(
+        default_factory=_env_secret("encryption_key"),
+        description="encrypts full sender records (PARCELGUARD_ENCRYPTION_KEY)",
+    )
+    auto_migrate: bool = Field(True, description="apply database migrations when the server starts")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="request size limits")
+    orders: OrdersConfig = Field(default_factory=OrdersConfig, description="pull order rules")
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description="review workflow")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
+    log_requests: bool = Field(False, description="log one line per request (never bodies)")
+
+    @field_validator("secret_key", "hmac_key", "encryption_key")
+    @classmethod
+    def _refuse_placeholders(cls, value: SecretStr) -> SecretStr:
+        return _check_secret(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per error, each naming the key's dotted path (and its variable for secrets)."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        env = SECRET_ENV.get(path)
+        where = f"{prefix}{path}" + (f" ({env})" if env else "")
+        lines.append(f"{where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_server_settings(path: Path) -> ServerSettings:
+    """Read TOML from `path` and secrets from the environment; errors name each bad key."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ServerSettingsError(f"{path}: no such configuration file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ServerSettingsError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ServerSettingsError(f"{path}: cannot read: {exc}") from exc
+    section = data.get("server", data)
+    if not isinstance(section, dict):
+        raise ServerSettingsError(f"{path}: server: must be a table")
+    for key, env in SECRET_ENV.items():
+        if key in section:
+            raise ServerSettingsError(
+                f"{path}: {key}: secrets come from the environment ({env}), not the file"
+            )
+    try:
+        return ServerSettings(**section)
+    except ValidationError as exc:
+        raise ServerSettingsError(f"{path}: {format_validation_error(exc)}") from exc
