@@ -12,6 +12,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from scanner_drivers import barcode_engines as engines
@@ -29,7 +30,10 @@ StepName = Literal[
     "zxing/upscale-contrast",
     "zxing/upscale",
     "zxing/rotate45",
+    "zxing/rotate22",
+    "zxing/rotate-22",
     "zxing/denoise",
+    "zxing/invert",
     "pyzbar/raw",
     "pyzbar/downscale",
     "pyzbar/sharpen",
@@ -38,17 +42,21 @@ StepName = Literal[
     "pyzbar/threshold",
 ]
 
-# Ordered by reads gained per millisecond on photographed labels: the cheap, broadly useful
-# corrections first (local contrast, the second engine, scale), the expensive ones last.
+# Ordered by what photographed labels most often need, cheap before dear: local contrast, a diagonal
+# turn (linear codes are scanned along rows and columns only), the second engine, scale, inversion
+# (zxing-cpp's own try_invert misses light-on-dark linear codes), thresholding, then upscaling.
 DEFAULT_LADDER: tuple[StepName, ...] = (
     "zxing/raw",
     "zxing/contrast",
+    "zxing/rotate45",
+    "zxing/rotate22",
+    "zxing/rotate-22",
     "pyzbar/raw",
     "pyzbar/downscale",
+    "zxing/invert",
     "zxing/adaptive",
     "zxing/fixed",
     "zxing/upscale-contrast",
-    "zxing/rotate45",
     "pyzbar/sharpen",
     "pyzbar/upscale-contrast",
     "zxing/upscale",
@@ -123,19 +131,18 @@ class BarcodeImageError(ValueError):
 def _image_size_from_header(data: bytes) -> tuple[int, int] | None:
     """Width and height from the file header alone, so a decompression bomb is refused before decoding."""
     try:
-        from PIL import Image
-
         with Image.open(io.BytesIO(data)) as img:
             return int(img.size[0]), int(img.size[1])
-    except Exception:  # Pillow missing or a format it does not know: OpenCV decides below
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses sizes far beyond any sane limit before we can ask for them.
+        raise BarcodeImageError(f"image is over the pixel limit: {exc}") from exc
+    except Exception:  # a format Pillow does not know: OpenCV decides below
         return None
 
 
 def _decode_with_pillow(data: bytes) -> npt.NDArray[np.generic] | None:
     # OpenCV refuses some valid files (tiny WebP images for one); Pillow is the second opinion.
     try:
-        from PIL import Image
-
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             if img.mode.startswith("I"):
@@ -171,7 +178,11 @@ def decode_image(data: bytes, settings: BarcodeSettings) -> GreyImage:
         # OpenCV's WebP reader refuses small valid files (and logs about it): Pillow reads WebP first.
         array = _decode_with_pillow(data)
     if array is None:
-        array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        try:
+            array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # OpenCV raises for sizes over its own limit, returns None otherwise
+            reason = str(exc).strip().splitlines()[-1]
+            raise BarcodeImageError(f"image cannot be decoded ({len(data)} bytes): {reason}") from exc
     if array is None:
         array = _decode_with_pillow(data)
     if array is None:
@@ -296,10 +307,12 @@ def prepare(step: StepName, grey: GreyImage, settings: BarcodeSettings) -> tuple
             return None
         scaled, affine = _scaled(grey, factor)
         return (_contrast(scaled) if prep == "upscale-contrast" else scaled), affine
-    if prep == "rotate45":
+    if prep.startswith("rotate"):
+        # Turned copies at 45 and +-22.5 degrees, with zxing-cpp's own 90-degree turns, leave no
+        # angle more than about 11 degrees from one that is scanned.
         if width * height * 2 > settings.max_work_pixels:
             return None
-        return _rotated(grey, 45.0)
+        return _rotated(grey, {"rotate45": 45.0, "rotate22": 22.5, "rotate-22": -22.5}[prep])
     raise ValueError(f"unknown ladder step {step!r}")
 
 
@@ -338,6 +351,27 @@ def _same_code(a: EngineRead, b: EngineRead) -> bool:
 
 
 _warned_no_pyzbar = False
+
+
+def merge_reads(accepted: list[EngineRead], doubtful: list[EngineRead], reads: list[EngineRead]) -> None:
+    """Fold one step's reads into the codes accepted so far and the doubtful ones awaiting a second read.
+
+    A doubtful read is accepted when a later step (any engine) reads the same code; the step's own
+    duplicates do not count, since one engine on one image repeats its own mistakes.
+    """
+    earlier_doubts = list(doubtful)
+    for read in reads:
+        if any(_same_code(read, seen) for seen in accepted):
+            continue
+        twin = next((seen for seen in earlier_doubts if _same_code(read, seen)), None)
+        if twin is not None:
+            earlier_doubts.remove(twin)
+            doubtful.remove(twin)
+            accepted.append(twin)
+        elif read.confident:
+            accepted.append(read)
+        elif not any(_same_code(read, seen) for seen in doubtful):
+            doubtful.append(read)
 
 
 def _usable_steps(settings: BarcodeSettings) -> list[StepName]:
@@ -387,16 +421,8 @@ def read_barcodes(
             continue
         tried.append(step)
         variant, affine = prepared
-        for read in (_to_original(r, affine) for r in _decode_step(step, variant, settings)):
-            if any(_same_code(read, seen) for seen in accepted):
-                continue
-            twin = next((seen for seen in doubtful if _same_code(read, seen)), None)
-            if read.confident or twin is not None:
-                accepted.append(twin if twin is not None else read)
-                if twin is not None:
-                    doubtful.remove(twin)
-            else:
-                doubtful.append(read)
+        reads = [_to_original(r, affine) for r in _decode_step(step, variant, settings)]
+        merge_reads(accepted, doubtful, reads)
         if accepted:
             winner = step
             break
