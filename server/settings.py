@@ -110,7 +110,8 @@ class AuthConfig(BaseModel):
 class ServerSettings(BaseModel):
     """Everything the central server needs to start; secrets default to the environment."""
 
-    model_config = ConfigDict(extra="forbid")
+    # validate_default: a secret taken from the environment is checked like one passed in.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     database_url: str = Field(
         "sqlite:///parcelguard-server.db",
