@@ -86,7 +86,9 @@ def find_samples(root: Path) -> tuple[list[Sample], list[str]]:
         raise FileNotFoundError(f"sample folder {root} does not exist")
     samples: list[Sample] = []
     skipped: list[str] = []
-    for path in sorted(root.rglob("*")):
+    # Sample sets may be linked in from elsewhere, so links to folders are followed.
+    found = (Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names)
+    for path in sorted(found):
         if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         set_name = path.parent.name
@@ -94,10 +96,19 @@ def find_samples(root: Path) -> tuple[list[Sample], list[str]]:
         if set_name.startswith(NEGATIVE_PREFIX):
             samples.append(Sample(path, set_name, None))
         elif label.is_file():
-            samples.append(Sample(path, set_name, label.read_bytes().decode("utf-8")))
+            samples.append(Sample(path, set_name, _read_label(label)))
         else:
             skipped.append(str(path.relative_to(root)))
     return samples, skipped
+
+
+def _read_label(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # A label in a legacy encoding still compares byte for byte with engines that fall back the same way.
+        return data.decode("latin-1")
 
 
 def _project_reader(settings: BarcodeSettings) -> Callable[[GreyImage], list[Code]]:
