@@ -245,6 +245,7 @@ reviews = Table(
     Column("due_at", TS, nullable=False),
     Column("claimed_by", String(64), nullable=True),
     Column("lease_until", TS, nullable=True),
+    Column("claimed_from", String(16), nullable=True),
     Column("outcome", String(24), nullable=True),
     Column("outcome_fields", Text, nullable=True),  # JSON of the decision's required fields
     Column("decided_by", String(64), nullable=True),

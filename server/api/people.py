@@ -1,0 +1,265 @@
+"""Access endpoints: login and sessions, users, stations, sender records with audited reveal, audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+
+from server.accounts import (
+    ROLES,
+    Principal,
+    add_user,
+    issue_user_token,
+    revoke_station_tokens,
+    upsert_station,
+)
+from server.audit import append_audit, verify_audit
+from server.deps import SESSION_COOKIE, PrincipalDep, ServicesDep, require
+from server.errors import BadInput as ApiBadInput
+from server.errors import NotFound, UserError
+from server.schema import audit_log, senders, stations, users
+from server.sessions import login, logout
+
+router = APIRouter(prefix="/api/v1", tags=["access"])
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+Officer = Annotated[Principal, Depends(require("officer"))]
+SenderReader = Annotated[Principal, Depends(require("officer", "supervisor", "admin"))]
+Token = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sender token")]
+
+
+class LoginRequest(BaseModel):
+    """Username and password for a browser session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64, description="user name")
+    password: str = Field(min_length=1, max_length=256, description="password")
+
+
+@router.post("/auth/login", summary="Open a browser session (cookie) and get its CSRF token")
+def post_login(body: LoginRequest, request: Request, svc: ServicesDep) -> JSONResponse:
+    client = request.client.host if request.client else "unknown"
+    session = login(svc, body.username, body.password, client)
+    resp = JSONResponse(
+        {"username": session.principal.name, "role": session.principal.role, "csrf_token": session.csrf_token}
+    )
+    resp.set_cookie(
+        SESSION_COOKIE,
+        session.cookie,
+        max_age=session.max_age,
+        httponly=True,
+        secure=svc.settings.auth.cookie_secure,
+        samesite="strict",
+        path="/",
+    )
+    return resp
+
+
+@router.post("/auth/logout", summary="Close the browser session")
+def post_logout(request: Request, who: PrincipalDep, svc: ServicesDep) -> JSONResponse:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        logout(svc, cookie)
+    resp = JSONResponse({"logged_out": True})
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@router.get("/auth/me", summary="Who the caller is")
+def get_me(who: PrincipalDep) -> dict[str, Any]:
+    return {"name": who.name, "kind": who.kind, "role": who.role, "sites": list(who.sites)}
+
+
+class UserRequest(BaseModel):
+    """A new user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="user name")
+    password: str = Field(min_length=10, max_length=256, description="password (at least 10 characters)")
+    role: Literal["operator", "officer", "supervisor", "admin"] = Field(description="role")
+    sites: list[Annotated[str, Field(pattern=r"^([A-Za-z0-9_.@-]{1,64}|\*)$")]] = Field(
+        min_length=1, max_length=100, description="sites the user may see; ['*'] for all"
+    )
+
+
+@router.get("/users", summary="List users")
+def get_users(who: Admin, svc: ServicesDep) -> list[dict[str, Any]]:
+    with svc.db.read() as conn:
+        rows = conn.execute(select(users).order_by(users.c.username)).fetchall()
+    return [
+        {"username": r.username, "role": r.role, "sites": json.loads(r.sites), "active": bool(r.active)}
+        for r in rows
+    ]
+
+
+@router.post("/users", status_code=201, summary="Add a user")
+def post_user(body: UserRequest, who: Admin, svc: ServicesDep) -> dict[str, Any]:
+    assert body.role in ROLES
+    with svc.db.write() as conn:
+        try:
+            add_user(conn, body.username, body.password, body.role, body.sites)
+        except UserError as exc:
+            raise ApiBadInput(str(exc), "user") from exc
+        append_audit(
+            conn, svc.secret, who.name, "user_add", body.username, {"role": body.role, "sites": body.sites}
+        )
+    return {"username": body.username, "role": body.role, "sites": body.sites, "active": True}
+
+
+@router.post("/users/{username}/tokens", status_code=201, summary="Issue an API token for a user")
+def post_user_token(
+    username: Annotated[str, Path(max_length=64)], who: Admin, svc: ServicesDep
+) -> dict[str, str]:
+    with svc.db.write() as conn:
+        try:
+            token = issue_user_token(conn, svc.secret, username)
+        except UserError as exc:
+            raise NotFound(str(exc)) from exc
+        append_audit(conn, svc.secret, who.name, "token_issue", username)
+    return {"token": token}
+
+
+@router.post("/users/{username}/deactivate", summary="Deactivate a user")
+def deactivate_user(
+    username: Annotated[str, Path(max_length=64)], who: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    with svc.db.write() as conn:
+        n = conn.execute(update(users).where(users.c.username == username).values(active=False)).rowcount
+        if n != 1:
+            raise NotFound(f"no user {username!r}")
+        append_audit(conn, svc.secret, who.name, "user_deactivate", username)
+    return {"username": username, "active": False}
+
+
+class StationRequest(BaseModel):
+    """A station to register (or move); the reply carries its one bearer token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="station id")
+    site_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="site of the station")
+    line_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="sorting line of the station")
+
+
+@router.get("/stations", summary="List stations")
+def get_stations(who: Admin, svc: ServicesDep) -> list[dict[str, Any]]:
+    with svc.db.read() as conn:
+        rows = conn.execute(select(stations).order_by(stations.c.station_id)).fetchall()
+    return [
+        {
+            "station_id": r.station_id,
+            "site_id": r.site_id,
+            "line_id": r.line_id,
+            "active": bool(r.active),
+            "last_seen_at": r.last_seen_at,
+        }
+        for r in rows
+    ]
+
+
+@router.post("/stations", status_code=201, summary="Register a station and issue its token")
+def post_station(body: StationRequest, who: Admin, svc: ServicesDep) -> dict[str, str]:
+    with svc.db.write() as conn:
+        token = upsert_station(conn, svc.secret, body.station_id, body.site_id, body.line_id)
+        append_audit(conn, svc.secret, who.name, "station_register", body.station_id, body.model_dump())
+    return {**body.model_dump(), "token": token}
+
+
+@router.post("/stations/{station_id}/revoke", summary="Revoke a station's token")
+def revoke_station(
+    station_id: Annotated[str, Path(max_length=64)], who: Admin, svc: ServicesDep
+) -> dict[str, Any]:
+    with svc.db.write() as conn:
+        n = revoke_station_tokens(conn, station_id)
+        append_audit(conn, svc.secret, who.name, "station_revoke", station_id)
+    return {"station_id": station_id, "revoked": n}
+
+
+def _masked(row: Any) -> dict[str, Any]:
+    return {
+        "sender_token": row.sender_token,
+        "id_type": row.id_type,
+        "id_masked": row.id_masked,
+        "name_masked": row.name_masked,
+        "phone_masked": row.phone_masked,
+        "verified": bool(row.verified),
+        "verified_at": row.verified_at,
+        "outlet": row.outlet,
+        "courier": row.courier,
+        "agreement_customer": bool(row.agreement_customer),
+        "usc_code": row.usc_code,
+        "qualification": row.qualification,
+        "updated_at": row.updated_at,
+    }
+
+
+@router.get("/senders/{token}", summary="A sender record, masked")
+def get_sender(token: Token, who: SenderReader, svc: ServicesDep) -> dict[str, Any]:
+    with svc.db.read() as conn:
+        row = conn.execute(select(senders).where(senders.c.sender_token == token)).first()
+    if row is None:
+        raise NotFound("no such sender")
+    return _masked(row)
+
+
+class RevealRequest(BaseModel):
+    """Why the full record is needed; kept in the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(
+        min_length=10, max_length=500, description="case and purpose (at least 10 characters)"
+    )
+
+
+@router.post("/senders/{token}/reveal", summary="Reveal a full sender record (officers; audited)")
+def reveal_sender(token: Token, body: RevealRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    if not body.reason.strip() or len(body.reason.strip()) < 10:
+        raise ApiBadInput("reason must say why (at least 10 characters)", "reason")
+    with svc.db.write() as conn:
+        row = conn.execute(select(senders).where(senders.c.sender_token == token)).first()
+        if row is None:
+            raise NotFound("no such sender")
+        full = svc.privacy.unseal(row.sealed)
+        append_audit(conn, svc.secret, who.name, "reveal", f"sender:{token}", {"reason": body.reason.strip()})
+    return {**_masked(row), **full}
+
+
+@router.get("/audit", summary="Audit log entries, newest first")
+def get_audit(
+    who: Admin,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="entries numbered below this")] = None,
+) -> list[dict[str, Any]]:
+    query = select(audit_log).order_by(audit_log.c.n.desc()).limit(limit)
+    if before is not None:
+        query = query.where(audit_log.c.n < before)
+    with svc.db.read() as conn:
+        rows = conn.execute(query).fetchall()
+    return [
+        {
+            "n": int(r.n),
+            "at": r.at,
+            "actor": r.actor,
+            "action": r.action,
+            "target": r.target,
+            "detail": json.loads(r.detail),
+            "hash": r.hash,
+        }
+        for r in rows
+    ]
+
+
+@router.get("/audit/verify", summary="Check the audit hash chain")
+def get_audit_verify(who: Admin, svc: ServicesDep) -> dict[str, Any]:
+    with svc.db.read() as conn:
+        report = verify_audit(conn, svc.secret)
+    return {"entries": report.entries, "ok": report.ok, "problems": report.problems}

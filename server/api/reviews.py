@@ -1,0 +1,124 @@
+"""Review endpoints for officers: the queue, one item's evidence, claims and decisions; evidence images."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from server.accounts import Principal
+from server.audit import append_audit
+from server.db import utcnow
+from server.deps import PrincipalDep, ServicesDep, require
+from server.errors import Forbidden, NotFound
+from server.reviews import act, evidence, queue
+from server.schema import gallery, images
+
+router = APIRouter(prefix="/api/v1", tags=["reviews"])
+
+Officer = Annotated[Principal, Depends(require("officer"))]
+ReviewReader = Annotated[Principal, Depends(require("officer", "supervisor", "admin"))]
+ItemId = Annotated[int, Path(ge=1, le=2**62, description="review item id")]
+
+
+class DecisionRequest(BaseModel):
+    """An officer's decision on a claimed item, with the fields that decision requires."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["release", "open_inspection", "detain", "seize", "refer"] = Field(
+        description="the decision"
+    )
+    fields: dict[str, Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=dict,
+        description="release/open_inspection: note; detain: legal_basis, storage_location; "
+        "seize: legal_basis, seizure_record, rights_holder; refer: authority (market_regulator|police), "
+        "case_reference",
+    )
+    add_to_gallery: bool = Field(
+        False, description="detain/seize: add the parcel's images to the counterfeit gallery"
+    )
+    gallery_label: str = Field(
+        "", max_length=128, description="label of the gallery references (default category)"
+    )
+
+
+@router.get("/reviews", summary="The review queue: most urgent first")
+def get_queue(
+    who: ReviewReader, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    with svc.db.read() as conn:
+        return queue(conn, who, utcnow(), limit)
+
+
+@router.get("/reviews/{item_id}", summary="One review item with its evidence")
+def get_item(item_id: ItemId, who: ReviewReader, svc: ServicesDep) -> dict[str, Any]:
+    with svc.db.read() as conn:
+        return evidence(conn, item_id, who)
+
+
+def _act(
+    svc: ServicesDep, who: Principal, item_id: int, action: str, body: DecisionRequest | None
+) -> dict[str, Any]:
+    with svc.db.write() as conn:
+        item = act(
+            conn,
+            item_id,
+            who,
+            action,
+            utcnow(),
+            svc.settings.review,
+            body.fields if body else None,
+            bool(body and body.add_to_gallery),
+            body.gallery_label if body else "",
+        )
+        detail: dict[str, Any] = {"action": action}
+        if body is not None:
+            detail.update(fields=body.fields, gallery=body.add_to_gallery)
+        append_audit(conn, svc.secret, who.name, f"review_{action}", f"review:{item_id}", detail)
+    return item
+
+
+@router.post("/reviews/{item_id}/claim", summary="Claim an item (lease)")
+def claim(item_id: ItemId, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    return _act(svc, who, item_id, "claim", None)
+
+
+@router.post("/reviews/{item_id}/unclaim", summary="Give a claimed item back to the queue")
+def unclaim(item_id: ItemId, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    return _act(svc, who, item_id, "unclaim", None)
+
+
+@router.post("/reviews/{item_id}/decision", summary="Decide a claimed item")
+def decide(item_id: ItemId, body: DecisionRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+    return _act(svc, who, item_id, body.action, body)
+
+
+@router.get(
+    "/images/{sha256}",
+    summary="An uploaded image (evidence for officers, gallery for stations)",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/bmp": {}, "image/tiff": {}}}},
+)
+def get_image(
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    who: PrincipalDep,
+    svc: ServicesDep,
+) -> Response:
+    if who.role not in ("officer", "supervisor", "admin", "station"):
+        raise Forbidden(f"role {who.role!r} may not read images")
+    with svc.db.read() as conn:
+        if who.role == "station":
+            # Stations fetch only gallery references, never other stations' evidence.
+            listed = conn.execute(select(gallery.c.ref_id).where(gallery.c.image_sha256 == sha256)).first()
+            if listed is None:
+                raise NotFound("no such gallery image")
+        row = conn.execute(
+            select(images.c.content_type, images.c.data).where(images.c.sha256 == sha256)
+        ).first()
+    if row is None:
+        raise NotFound("no such image")
+    return Response(content=bytes(row.data), media_type=row.content_type)

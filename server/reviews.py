@@ -1,0 +1,217 @@
+"""Review items: the officer queue, evidence for one item, claims and decisions, gallery additions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, or_, select, update
+
+from server.accounts import Principal
+from server.db import iso, parse_iso
+from server.errors import Conflict, NotFound
+from server.review_rules import GALLERY_DECISIONS, ItemView, apply_action
+from server.schema import events, gallery, manifests, reviews, senders, watchlist
+from server.settings import ReviewConfig
+
+IMAGE_URL = "/api/v1/images/{sha256}"
+
+
+def _scope(principal: Principal) -> Any:
+    return True if principal.all_sites else reviews.c.site_id.in_(principal.sites)
+
+
+def item_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row.id),
+        "event_key": row.event_key,
+        "station_id": row.station_id,
+        "site_id": row.site_id,
+        "line_id": row.line_id,
+        "waybill": row.waybill,
+        "tracking_id": row.tracking_id,
+        "decision": row.decision,
+        "reasons": json.loads(row.reasons),
+        "risk": row.risk,
+        "sender_token": row.sender_token,
+        "category": row.category,
+        "priority": row.priority,
+        "state": row.state,
+        "created_at": row.created_at,
+        "due_at": row.due_at,
+        "claimed_by": row.claimed_by,
+        "lease_until": row.lease_until,
+        "outcome": row.outcome,
+        "outcome_fields": json.loads(row.outcome_fields) if row.outcome_fields else None,
+        "decided_by": row.decided_by,
+        "decided_at": row.decided_at,
+        "statutory_due_at": row.statutory_due_at,
+    }
+
+
+def queue(conn: Connection, principal: Principal, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Items waiting for a decision: most urgent first, then the nearest deadline."""
+    now_s = iso(now)
+    waiting = or_(
+        reviews.c.state.in_(("open", "inspecting", "detained")),
+        and_(
+            reviews.c.state == "claimed",
+            or_(reviews.c.lease_until <= now_s, reviews.c.claimed_by == principal.name),
+        ),
+    )
+    # Items back from inspection come before fresh ones of the same priority.
+    stage = case((reviews.c.state == "inspecting", 0), else_=1)
+    rows = conn.execute(
+        select(reviews)
+        .where(waiting, _scope(principal))
+        .order_by(stage, reviews.c.priority, reviews.c.due_at, reviews.c.id)
+        .limit(limit)
+    ).fetchall()
+    return [item_summary(r) for r in rows]
+
+
+def _load(conn: Connection, item_id: int, principal: Principal) -> Any:
+    row = conn.execute(select(reviews).where(reviews.c.id == item_id, _scope(principal))).first()
+    if row is None:
+        raise NotFound(f"no review item {item_id}")
+    return row
+
+
+def evidence(conn: Connection, item_id: int, principal: Principal) -> dict[str, Any]:
+    """One item with its images, classifier output, masked sender record, declared contents and history."""
+    row = _load(conn, item_id, principal)
+    out = item_summary(row)
+    payload = json.loads(
+        conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar_one()
+    )
+    out["images"] = [
+        {**img, "url": IMAGE_URL.format(sha256=img["sha256"])} for img in payload.get("images", [])
+    ]
+    out["classifications"] = payload.get("classifications", [])
+    out["divert"] = payload.get("divert")
+    out["codes"] = payload.get("codes", [])
+    out["sender"] = None
+    out["sender_history"] = []
+    out["sender_listed"] = []
+    if row.sender_token:
+        s = conn.execute(select(senders).where(senders.c.sender_token == row.sender_token)).first()
+        if s is not None:
+            out["sender"] = {
+                "sender_token": s.sender_token,
+                "id_type": s.id_type,
+                "id_masked": s.id_masked,
+                "name_masked": s.name_masked,
+                "phone_masked": s.phone_masked,
+                "verified": bool(s.verified),
+                "verified_at": s.verified_at,
+                "outlet": s.outlet,
+                "courier": s.courier,
+                "agreement_customer": bool(s.agreement_customer),
+                "usc_code": s.usc_code,
+                "qualification": s.qualification,
+            }
+        history = conn.execute(
+            select(reviews)
+            .where(reviews.c.sender_token == row.sender_token, reviews.c.id != row.id)
+            .order_by(reviews.c.id.desc())
+            .limit(20)
+        ).fetchall()
+        out["sender_history"] = [item_summary(h) for h in history]
+        out["sender_listed"] = [
+            {
+                "list": w.list,
+                "kind": w.kind,
+                "reason": w.reason,
+                "expires_at": w.expires_at,
+                "active": bool(w.active),
+            }
+            for w in conn.execute(select(watchlist).where(watchlist.c.token == row.sender_token))
+        ]
+    out["manifest"] = None
+    if row.waybill:
+        m = conn.execute(select(manifests).where(manifests.c.waybill == row.waybill)).first()
+        if m is not None:
+            out["manifest"] = {
+                "declared_name": m.declared_name,
+                "declared_category": m.declared_category,
+                "quantity": m.quantity,
+                "inspected_on_receipt": bool(m.inspected_on_receipt),
+            }
+    return out
+
+
+def act(
+    conn: Connection,
+    item_id: int,
+    principal: Principal,
+    action: str,
+    now: datetime,
+    cfg: ReviewConfig,
+    fields: dict[str, str] | None = None,
+    add_to_gallery: bool = False,
+    gallery_label: str = "",
+) -> dict[str, Any]:
+    """Apply a claim, unclaim or decision; a conditional update lets only one concurrent officer win."""
+    row = _load(conn, item_id, principal)
+    view = ItemView(
+        state=row.state,
+        claimed_by=row.claimed_by,
+        lease_until=parse_iso(row.lease_until) if row.lease_until else None,
+        claimed_from=row.claimed_from,
+    )
+    nxt = apply_action(
+        view, action, principal.name, now, timedelta(minutes=cfg.lease_minutes), cfg.statutory_days, fields
+    )
+    values: dict[str, Any] = {
+        "state": nxt.state,
+        "claimed_by": nxt.claimed_by,
+        "lease_until": iso(nxt.lease_until) if nxt.lease_until else None,
+        "claimed_from": nxt.claimed_from,
+    }
+    if nxt.outcome is not None:
+        values.update(
+            outcome=nxt.outcome,
+            outcome_fields=json.dumps(fields or {}, ensure_ascii=False, sort_keys=True),
+            decided_by=principal.name,
+            decided_at=iso(now),
+            statutory_due_at=iso(nxt.statutory_due_at) if nxt.statutory_due_at else None,
+        )
+    same = and_(
+        reviews.c.id == item_id,
+        reviews.c.state == row.state,
+        reviews.c.claimed_by.is_(None) if row.claimed_by is None else reviews.c.claimed_by == row.claimed_by,
+    )
+    if conn.execute(update(reviews).where(same).values(**values)).rowcount != 1:
+        raise Conflict("the item changed meanwhile; reload it", "changed")
+    if add_to_gallery and nxt.outcome in GALLERY_DECISIONS:
+        add_gallery_refs(conn, row, principal.name, gallery_label or row.category or "counterfeit", now)
+    return item_summary(_load(conn, item_id, principal))
+
+
+def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: datetime) -> int:
+    """Reference the item's images in the counterfeit gallery edges download; repeated adds are ignored."""
+    payload = json.loads(
+        conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar_one()
+    )
+    added = 0
+    for img in payload.get("images", []):
+        exists = conn.execute(
+            select(gallery.c.ref_id).where(gallery.c.image_sha256 == img["sha256"], gallery.c.label == label)
+        ).first()
+        if exists:
+            continue
+        conn.execute(
+            gallery.insert().values(
+                ref_id=str(uuid.uuid4()),
+                image_sha256=img["sha256"],
+                label=label[:128],
+                category=row.category,
+                review_id=row.id,
+                added_by=actor,
+                created_at=iso(now),
+            )
+        )
+        added += 1
+    return added
