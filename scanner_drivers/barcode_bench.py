@@ -18,7 +18,7 @@ import numpy as np
 
 from scanner_drivers import barcode_engines as engines
 from scanner_drivers.barcode_engines import GreyImage
-from scanner_drivers.barcodes import BarcodeImageError, BarcodeSettings, decode_image, read_barcodes
+from scanner_drivers.barcodes import BarcodeImageError, BarcodeSettings, load_image, read_barcodes
 from scanner_drivers.types import Code
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -153,7 +153,7 @@ def run_bench(
     for sample in samples:
         name = str(sample.path.relative_to(root))
         try:
-            grey = decode_image(sample.path.read_bytes(), settings)
+            grey = load_image(sample.path.read_bytes(), settings)
         except BarcodeImageError:
             unreadable.append(name)
             grey = None

@@ -19,7 +19,7 @@ from scanner_drivers.barcodes import (
     BarcodeImageError,
     BarcodeResult,
     BarcodeSettings,
-    decode_image,
+    load_image,
     merge_reads,
     read_barcodes,
 )
@@ -223,7 +223,7 @@ def test_size_limits_are_settings() -> None:
     with pytest.raises(BarcodeImageError, match="90000 pixels, over the limit of 1000"):
         read_barcodes(canvas, BarcodeSettings(max_pixels=1000))
     with pytest.raises(BarcodeImageError, match="over the limit of 100"):
-        decode_image(png(canvas), BarcodeSettings(max_bytes=100))
+        load_image(png(canvas), BarcodeSettings(max_bytes=100))
     assert isinstance(BarcodeImageError("x"), ValueError)
 
 
