@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Per-request and per-migration chatter drowns what an operator needs to see.
+        for noisy in ("httpx", "alembic", "uvicorn.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

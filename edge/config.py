@@ -137,6 +137,9 @@ class TerminalConfig(Strict):
     host: str = Field("127.0.0.1", description="Address the operator terminal listens on.")
     port: int = Field(8700, ge=0, le=65535, description="Port of the operator terminal (0: pick a free one).")
     enabled: bool = Field(True, description="Serve the operator terminal.")
+    language: Literal["zh", "en"] = Field(
+        "zh", description="Default language of the terminal (zh: Simplified Chinese, en: English)."
+    )
 
 
 class EdgeConfig(Strict):

@@ -19,8 +19,15 @@ import httpx
 import uvicorn
 
 from edge.agent import EdgeAgent
-from edge.config import ClassifierConfig, DevicesConfig, EdgeConfig, ServerLinkConfig, SorterConfig, StationConfig
-from edge.scenario import Parcel, Scenario, build_scenario, write_imports, write_replay
+from edge.config import (
+    ClassifierConfig,
+    DevicesConfig,
+    EdgeConfig,
+    ServerLinkConfig,
+    SorterConfig,
+    StationConfig,
+)
+from edge.scenario import Parcel, build_scenario, write_imports, write_replay
 from edge.wire import ParcelEvent
 from scanner_drivers.sorter_sim import SimulatedSorter
 
@@ -52,7 +59,9 @@ class ServerThread:
     """uvicorn in a background thread, stopped cleanly; port 0 picks a free port."""
 
     def __init__(self, app: Any, host: str, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
+        )
         self.thread = threading.Thread(target=self.server.run, name="demo-server", daemon=True)
         self.host = host
 
@@ -94,7 +103,9 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, kick: Callable[[], None] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, kick: Callable[[], None] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -118,8 +129,15 @@ def demo_classifier(enabled: bool) -> ClassifierConfig:
     )
 
 
-def station_config(station_id: str, line_id: str, work: Path, replay: Path, sorter_url: str, server_url: str,
-                   classifier: ClassifierConfig) -> EdgeConfig:
+def station_config(
+    station_id: str,
+    line_id: str,
+    work: Path,
+    replay: Path,
+    sorter_url: str,
+    server_url: str,
+    classifier: ClassifierConfig,
+) -> EdgeConfig:
     return EdgeConfig(
         station=StationConfig(id=station_id, site_id=SITE, line_id=line_id, data_dir=work / station_id),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
@@ -146,23 +164,27 @@ def parcels_of(agent: EdgeAgent) -> list[ParcelEvent]:
     return [e for e in agent.store.events(1_000_000) if isinstance(e, ParcelEvent)]
 
 
-def onward_parcels(scenario: Scenario, events: list[ParcelEvent]) -> list[Parcel]:
-    """Parcels that left the first station down the line: cleared ones, and pulls whose divert failed."""
-    by_waybill = {p.waybill: p for p in scenario.parcels}
-    onward = []
-    for ev in events:
-        if ev.waybill is None or ev.waybill not in by_waybill:
-            continue
-        if ev.decision == "CLEAR" or (ev.divert is not None and ev.divert.outcome != "DIVERTED"):
-            onward.append(by_waybill[ev.waybill])
-    return onward
+def onward_parcels(parcels: list[Parcel], events: list[ParcelEvent]) -> list[Parcel]:
+    """Parcels that went on down the line: cleared ones, and those whose divert failed.
+
+    The replay feeds parcels in order, so the n-th parcel event belongs to the n-th parcel.
+    """
+    if len(parcels) != len(events):
+        raise DemoError(f"{len(parcels)} parcels replayed but {len(events)} recorded")
+    return [
+        p
+        for p, ev in zip(parcels, events, strict=True)
+        if ev.decision == "CLEAR" or (ev.divert is not None and ev.divert.outcome != "DIVERTED")
+    ]
 
 
 class Api:
     """The demo's administrator, talking to the server's HTTP API like any client would."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.client = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self.client.request(method, path, **kwargs)
@@ -226,7 +248,10 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     senders_file, manifests_file = write_imports(scenario, work / "imports")
     for kind, path in (("senders", senders_file), ("manifests", manifests_file)):
         result = api.call(
-            "POST", f"/api/v1/{kind}/import", content=path.read_bytes(), headers={"Content-Type": "application/json"}
+            "POST",
+            f"/api/v1/{kind}/import",
+            content=path.read_bytes(),
+            headers={"Content-Type": "application/json"},
         )
         rejected = result.get("rejected", [])
         progress.say(f"imported {result.get('imported')} {kind}, {len(rejected)} rejected")
@@ -234,9 +259,16 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
             raise DemoError(f"{kind} import rejected rows: {rejected[:3]}")
     for id_number in scenario.blacklist:
         api.call(
-            "POST", "/api/v1/watchlist",
-            json={"list": "blacklist", "kind": "sender", "id_type": "resident_id", "id_number": id_number,
-                  "reason": "confirmed counterfeit shipper", "source": "demo"},
+            "POST",
+            "/api/v1/watchlist",
+            json={
+                "list": "blacklist",
+                "kind": "sender",
+                "id_type": "resident_id",
+                "id_number": id_number,
+                "reason": "confirmed counterfeit shipper",
+                "source": "demo",
+            },
         )
     progress.say(f"blacklisted {len(scenario.blacklist)} senders")
 
@@ -260,17 +292,25 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     run_station(agent_a, len(scenario.parcels), "station A", progress)
 
     events_a = parcels_of(agent_a)
-    onward = onward_parcels(scenario, events_a)
+    onward = onward_parcels(scenario.parcels, events_a)
     cleared_a = [e for e in events_a if e.decision == "CLEAR" and e.waybill]
     if not cleared_a:
         raise DemoError("no parcel cleared at station A; the scenario is too small")
     tipped = cleared_a[len(cleared_a) // 2].waybill
     order = api.call(
-        "POST", "/api/v1/orders",
-        json={"scope": "waybill", "waybill": tipped, "reason": "tip-off from the market regulator",
-              "expires_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()},
+        "POST",
+        "/api/v1/orders",
+        json={
+            "scope": "waybill",
+            "waybill": tipped,
+            "site_id": SITE,
+            "reason": "tip-off from the market regulator",
+            "expires_at": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+        },
     )
-    progress.say(f"officer order {order.get('order_id')} for waybill {tipped}; {len(onward)} parcels go on to B")
+    progress.say(
+        f"officer order {order.get('order_id')} for waybill {tipped}; {len(onward)} parcels go on to B"
+    )
 
     replay_b = work / "station-b.jsonl"
     write_replay(onward, replay_b)
@@ -279,7 +319,9 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     stack.callback(agent_b.stop)
     agent_b.start(scanner=False)
     assert agent_b.sync is not None
-    wait_until(lambda: agent_b.store.orders_seq() >= int(order.get("seq", 0)), 30, "orders to reach station B")
+    wait_until(
+        lambda: agent_b.store.orders_seq() >= int(order.get("seq", 0)), 30, "orders to reach station B"
+    )
     run_station(agent_b, len(onward), "station B", progress)
     wait_until(lambda: agent_a.store.outbox_size() == 0, 30, "station A outbox to drain", agent_a.sync.kick)  # type: ignore[union-attr]
 
@@ -292,25 +334,31 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     return summary
 
 
-def summarise(api: Api, agents: list[EdgeAgent], sorter: SimulatedSorter, classifier: ClassifierConfig) -> dict[str, Any]:
+def summarise(
+    api: Api, agents: list[EdgeAgent], sorter: SimulatedSorter, classifier: ClassifierConfig
+) -> dict[str, Any]:
     """Counts from what was stored: the server's report and each station's own database."""
     day = datetime.now(UTC).date().isoformat()
     report = server_counts(api, day)
     edge_counts: dict[str, int] = {"CLEAR": 0, "HOLD": 0, "PULL": 0}
     no_reads = 0
     diverted = 0
+    pulls_diverted = 0
     for agent in agents:
         for name, n in agent.store.decision_counts().items():
             edge_counts[name] = edge_counts.get(name, 0) + n
         for ev in parcels_of(agent):
             no_reads += "NO_READ" in ev.reasons
-            diverted += ev.divert is not None and ev.divert.outcome == "DIVERTED"
+            done = ev.divert is not None and ev.divert.outcome == "DIVERTED"
+            diverted += done
+            pulls_diverted += done and ev.decision == "PULL"
     orders = api.call("GET", "/api/v1/orders")
+    # An order counts once per station that confirmed receiving it (diverted and missed imply it).
     delivered = sum(
         1
-        for o in (orders.get("orders", orders) if isinstance(orders, dict) else orders)
-        for st in o.get("stations", [])
-        if st.get("state") in ("delivered", "diverted", "missed")
+        for o in orders
+        for state in o.get("stations", {}).values()
+        if state in ("delivered", "diverted", "missed")
     )
     summary = {
         "parcels": int(report.get("parcels", 0)),
@@ -318,20 +366,26 @@ def summarise(api: Api, agents: list[EdgeAgent], sorter: SimulatedSorter, classi
         "held": int(report.get("held", 0)),
         "pulled": int(report.get("pulled", 0)),
         "no_reads": int(report.get("no_reads", 0)),
-        "hits_synced": int(report.get("hits", 0)),
+        # Every hit the server stored opened exactly one review item.
+        "hits_synced": int(report.get("review_items", 0)),
         "orders_delivered": delivered,
         "diverts_acknowledged": diverted,
         "classifier": "on" if classifier.enabled else "off",
     }
-    summary["consistent"] = (
-        summary["parcels"] == summary["cleared"] + summary["held"] + summary["pulled"]
-        and summary["cleared"] == edge_counts["CLEAR"]
-        and summary["held"] == edge_counts["HOLD"]
-        and summary["pulled"] == edge_counts["PULL"]
-        and summary["no_reads"] == no_reads
-        and summary["hits_synced"] == edge_counts["HOLD"] + edge_counts["PULL"]
-        and diverted == sorter.diverts_acknowledged - sorter.missed
-    )
+    checks = {
+        "every parcel is cleared, held or pulled": summary["parcels"]
+        == summary["cleared"] + summary["held"] + summary["pulled"],
+        "server cleared = stations cleared": summary["cleared"] == edge_counts["CLEAR"],
+        "server held = stations held": summary["held"] == edge_counts["HOLD"],
+        "server pulled = stations pulled": summary["pulled"] == edge_counts["PULL"],
+        "server no-reads = stations no-reads": summary["no_reads"] == no_reads,
+        "one review item per hit": summary["hits_synced"] == edge_counts["HOLD"] + edge_counts["PULL"],
+        "sorter diverted = stations diverted": diverted == sorter.diverts_acknowledged - sorter.missed,
+        "server pulls diverted = stations pulls diverted": pulls_diverted
+        == int(report.get("pulls", {}).get("diverted", -1)),
+    }
+    summary["consistent"] = all(checks.values())
+    summary["failed_checks"] = [name for name, ok in checks.items() if not ok]
     return summary
 
 

@@ -175,6 +175,7 @@ def write_imports(scenario: Scenario, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     senders = folder / "senders.json"
     manifests = folder / "manifests.json"
-    senders.write_text(json.dumps([asdict(s) for s in scenario.senders], ensure_ascii=False, indent=1))
+    rows = [{k: v for k, v in asdict(s).items() if v is not None} for s in scenario.senders]
+    senders.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
     manifests.write_text(json.dumps(scenario.manifests, ensure_ascii=False, indent=1))
     return senders, manifests

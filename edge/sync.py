@@ -224,7 +224,8 @@ class SyncWorker:
         self._stop.set()
         self._kick.set()
         for t in self._threads:
-            t.join(timeout=self.cfg.timeout_s + 15)
+            # A long poll in flight cannot be interrupted; its thread drops any reply once stopped.
+            t.join(timeout=1.0 if t.name == "edge-orders" else self.cfg.timeout_s + 5)
 
     def _backoff(self) -> float:
         base = min(self.cfg.max_backoff_s, self.cfg.sync_interval_s * 2 ** min(self._failures, 10))
@@ -256,6 +257,8 @@ class SyncWorker:
             try:
                 reply = self.link.poll_orders(self.store.orders_seq(), timeout_s=20.0)
                 failures = 0
+                if self._stop.is_set():
+                    return
                 self.accept_orders(reply.orders)
             except (ServerUnavailable, SyncRejected, OSError, ValidationError) as exc:
                 if failures == 0:
