@@ -393,7 +393,8 @@ def format_summary(s: dict[str, Any]) -> str:
     return (
         "\nsummary (from the server's and the stations' stored data)\n"
         f"  parcels {s['parcels']}: cleared {s['cleared']}, held {s['held']}, pulled {s['pulled']}\n"
-        f"  no-reads {s['no_reads']}, hits synced {s['hits_synced']}, orders delivered {s['orders_delivered']},"
-        f" diverts acknowledged {s['diverts_acknowledged']}, classifier {s['classifier']}\n"
+        f"  no-reads {s['no_reads']}, hits synced {s['hits_synced']},"
+        f" orders delivered {s['orders_delivered']}, diverts acknowledged {s['diverts_acknowledged']},"
+        f" classifier {s['classifier']}\n"
         f"  server and stations agree: {'yes' if s['consistent'] else 'NO'}"
     )

@@ -1,4 +1,4 @@
-"""End to end: the demo scenario through the real server, sorter and stations, checked against the scenario."""
+"""End to end: the demo through the real server, sorter and stations, checked against its scenario."""
 
 from __future__ import annotations
 
