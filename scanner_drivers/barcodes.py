@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scanner_drivers import barcode_engines as engines
 from scanner_drivers.barcode_engines import EngineRead, GreyImage
 from scanner_drivers.barcode_image import BarcodeImageError, decode_image, to_grey
+from scanner_drivers.barcode_workers import WorkerPool
 from scanner_drivers.types import Code
 
 __all__ = [
@@ -85,6 +87,13 @@ class BarcodeSettings(BaseModel):
         description="wall-clock budget per image in milliseconds, image decoding included; no ladder "
         "step starts once it is spent (a running step finishes; the first step always runs)",
     )
+    deadline_ms: float = Field(
+        250.0,
+        ge=0,
+        description="hard limit per image in milliseconds of real time: the caller gets the codes "
+        "accepted so far and a step still running is abandoned to finish in the background; 0 runs "
+        "every step to its end in the caller's thread",
+    )
     max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest encoded image accepted, in bytes")
     max_pixels: int = Field(
         40_000_000,
@@ -129,6 +138,8 @@ class BarcodeResult:
     step: str | None
     steps_tried: tuple[str, ...]
     budget_spent: bool
+    # A step was still running at the deadline and was abandoned (its reads are not included).
+    overran: bool = False
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -295,6 +306,59 @@ def load_image(image: bytes | npt.NDArray[np.generic], settings: BarcodeSettings
     return to_grey(np.asarray(image), max_pixels=settings.max_pixels)
 
 
+class _LadderRun:
+    """One image's walk down the ladder; may run in a worker thread the caller stops waiting for."""
+
+    def __init__(
+        self, grey: GreyImage, settings: BarcodeSettings, clock: Callable[[], float], started: float
+    ) -> None:
+        self.grey = grey
+        self.settings = settings
+        self.clock = clock
+        self.started = started
+        self.lock = threading.Lock()
+        self.accepted: list[EngineRead] = []
+        self.doubtful: list[EngineRead] = []
+        self.tried: list[str] = []
+        self.winner: str | None = None
+        self.budget_spent = False
+        self.abandoned = False
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            self.error = exc
+
+    def _run(self) -> None:
+        budget_s = self.settings.budget_ms / 1000.0
+        for step in _usable_steps(self.settings):
+            if self.tried and self.clock() - self.started >= budget_s:
+                self.budget_spent = True
+                return
+            prepared = prepare(step, self.grey, self.settings)
+            if prepared is None:
+                continue
+            with self.lock:
+                if self.abandoned:
+                    return
+                self.tried.append(step)
+            variant, affine = prepared
+            reads = [_to_original(r, affine) for r in _decode_step(step, variant, self.settings)]
+            with self.lock:
+                # A step that finishes after the caller gave up must not change what it was told.
+                if self.abandoned:
+                    return
+                merge_reads(self.accepted, self.doubtful, reads)
+                if self.accepted:
+                    self.winner = step
+                    return
+
+
+_WORKERS = WorkerPool()
+
+
 def read_barcodes(
     image: bytes | npt.NDArray[np.generic],
     settings: BarcodeSettings | None = None,
@@ -306,29 +370,44 @@ def read_barcodes(
     A read is confident when its symbology has error correction (QR, Data Matrix, PDF417, Aztec),
     when a linear code was seen across enough scan lines, or when two steps or engines agree on it.
     Doubtful reads that nothing confirms are dropped: a wrong waybill is worse than a no-read.
+
+    No step starts once settings.budget_ms is spent (measured with clock). With a deadline set,
+    the ladder runs in a worker thread and the caller waits at most settings.deadline_ms of real
+    time: a step still running then (an adversarial image) is abandoned, finishes in the
+    background, and the caller gets the codes accepted so far.
     """
     settings = settings or BarcodeSettings()
     started = clock()
-    grey = load_image(image, settings)
-    accepted: list[EngineRead] = []
-    doubtful: list[EngineRead] = []
-    tried: list[str] = []
-    winner: str | None = None
-    budget_s = settings.budget_ms / 1000.0
-    budget_spent = False
-    for step in _usable_steps(settings):
-        if tried and clock() - started >= budget_s:
-            budget_spent = True
-            break
-        prepared = prepare(step, grey, settings)
-        if prepared is None:
-            continue
-        tried.append(step)
-        variant, affine = prepared
-        reads = [_to_original(r, affine) for r in _decode_step(step, variant, settings)]
-        merge_reads(accepted, doubtful, reads)
-        if accepted:
-            winner = step
-            break
-    codes = tuple(Code(r.text, r.symbology, r.engine, engines.bounding_box(r.corners)) for r in accepted)
-    return BarcodeResult(codes, (clock() - started) * 1000.0, winner, tuple(tried), budget_spent)
+    real_start = time.monotonic()
+    ladder = _LadderRun(load_image(image, settings), settings, clock, started)
+    overran = False
+    if settings.deadline_ms <= 0:
+        ladder.run()
+    else:
+        # The engines release the GIL, so the caller can stop waiting while a step runs on.
+        remaining_s = max(0.0, settings.deadline_ms / 1000.0 - (time.monotonic() - real_start))
+        finished = _WORKERS.run(ladder.run, remaining_s)
+        with ladder.lock:
+            if not finished:
+                ladder.abandoned = overran = True
+        if overran:
+            log.warning(
+                "barcode step %s still running at the %.0f ms deadline; abandoned",
+                ladder.tried[-1] if ladder.tried else "?",
+                settings.deadline_ms,
+            )
+    if ladder.error is not None and not overran:
+        raise ladder.error
+    with ladder.lock:
+        accepted = list(ladder.accepted)
+        result = BarcodeResult(
+            codes=tuple(
+                Code(r.text, r.symbology, r.engine, engines.bounding_box(r.corners)) for r in accepted
+            ),
+            ms=(clock() - started) * 1000.0,
+            step=ladder.winner,
+            steps_tried=tuple(ladder.tried),
+            budget_spent=ladder.budget_spent or overran,
+            overran=overran,
+        )
+    return result
