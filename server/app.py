@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
 from server.deps import Services
-from server.errors_http import ERROR_SCHEMA, install_error_handlers
+from server.errors_http import install_error_handlers, install_openapi
 from server.notify import OrderNotifier, PgListenWorker
 from server.privacy import Privacy
 from server.settings import ServerSettings
@@ -82,9 +82,6 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
         title="parcelguard central server",
         version="1",
         lifespan=lifespan,
-        responses={
-            "4XX": {"description": "error", "content": {"application/json": {"schema": ERROR_SCHEMA}}},
-        },
     )
     app.state.services = services
     app.state.settings = settings
@@ -96,6 +93,7 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
     for router in extra_routers or []:
         app.include_router(router)
     _include_web(app)
+    install_openapi(app)
     return app
 
 

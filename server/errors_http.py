@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -66,3 +68,30 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s", type(exc).__name__, exc_info=exc)
         return error_response(500, "internal", "internal server error")
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Document the one error shape: every operation's 4XX, including FastAPI's own 422, uses it."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title, version=app.version, routes=app.routes, description=app.description
+        )
+        doc.setdefault("components", {}).setdefault("schemas", {})["ErrorReply"] = ERROR_SCHEMA
+        ref = {"$ref": "#/components/schemas/ErrorReply"}
+        error = {"description": "error", "content": {"application/json": {"schema": ref}}}
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                for code in [c for c in responses if str(c).startswith("4")]:
+                    responses[code] = error
+                responses["4XX"] = error
+        schemas = doc["components"]["schemas"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

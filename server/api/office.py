@@ -181,7 +181,11 @@ def get_orders(
         return list_orders(conn, utcnow(), None if who.all_sites else who.sites, limit=limit)
 
 
-@router.get("/reports/daily", summary="Daily report per site, line and station (JSON or CSV)")
+@router.get(
+    "/reports/daily",
+    summary="Daily report per site, line and station (JSON or CSV)",
+    responses={200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}},
+)
 def get_daily_report(
     who: Supervisor,
     svc: ServicesDep,
