@@ -103,7 +103,7 @@ class BarcodeSettings(BaseModel):
     max_work_pixels: int = Field(
         4_000_000,
         gt=0,
-        description="upscaling steps are skipped when their output would exceed this many pixels",
+        description="upscaling and turning steps are skipped when their output would exceed this many pixels",
     )
     ladder: tuple[StepName, ...] = Field(
         DEFAULT_LADDER,
