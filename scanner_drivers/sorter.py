@@ -35,7 +35,7 @@ class SorterLink(Protocol):
 
 
 def open_sorter(url: str) -> SorterLink:
-    """Return a link for `tcp://` or `serial://` URLs; connects lazily on first divert."""
+    """Return a link for `tcp://`, `serial://` or `modbus://` URLs; connects lazily on first divert."""
     scheme = urlsplit(url).scheme
     if scheme == "tcp":
         from scanner_drivers.sorter_stream import open_tcp_link
@@ -45,4 +45,8 @@ def open_sorter(url: str) -> SorterLink:
         from scanner_drivers.sorter_stream import open_serial_link
 
         return open_serial_link(url)
-    raise DeviceUrlError(f"unknown sorter URL scheme {scheme!r} in {url} (use tcp:// or serial://)")
+    if scheme == "modbus":
+        from scanner_drivers.sorter_modbus import ModbusSorterLink
+
+        return ModbusSorterLink(url)
+    raise DeviceUrlError(f"unknown sorter URL scheme {scheme!r} in {url} (use tcp://, serial:// or modbus://)")

@@ -20,7 +20,7 @@ from scanner_drivers.framing import FrameAssembler
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("tcp", "serial")
+PROTOCOLS = ("tcp", "serial", "modbus")
 _REMEMBERED = 1024
 
 
@@ -84,8 +84,12 @@ class SimulatedSorter:
         """Start serving on 127.0.0.1 (or a pty); returns the URL to pass to `open_sorter`."""
         if self.protocol == "tcp":
             self.url = self._start_tcp()
-        else:
+        elif self.protocol == "serial":
             self.url = self._start_pty()
+        else:
+            from scanner_drivers.sorter_modbus_sim import start_modbus_server
+
+            self._modbus, self.url = start_modbus_server(self)
         return self.url
 
     def stop(self) -> None:
@@ -114,13 +118,26 @@ class SimulatedSorter:
 
     # -- the controller's logic, shared by every protocol ---------------------------------------
 
+    def drops(self, tracking_id: str) -> bool:
+        """True when the controller is to ignore this command (so the link times out)."""
+        return self._drop(tracking_id)
+
+    @property
+    def coil_url(self) -> str:
+        """Modbus only: the URL that diverts through the single divert coil instead of the mailbox."""
+        from scanner_drivers.sorter_modbus_sim import COIL, UNIT
+
+        return self.url.split("?")[0] + f"?unit={UNIT}&coil={COIL}"
+
     def decide(self, tracking_id: str, chute: str | None) -> tuple[bool, str]:
         """Count one divert command and return (diverted, chute or reason)."""
+        # The miss rule is the caller's code: run it outside the lock so it may read the counters.
+        missed = self._miss(tracking_id)
         with self._lock:
             self._received += 1
             self._acknowledged += 1
             self.tracking_ids.append(tracking_id)
-            if self._miss(tracking_id):
+            if missed:
                 self._missed += 1
                 return False, "parcel not seen at the divert point"
         return True, chute or self.default_chute
@@ -134,7 +151,7 @@ class SimulatedSorter:
         if msg.kind != "DIV":
             return []
         tracking_id, chute = msg.fields[0], msg.fields[1] or None
-        if self._drop(tracking_id):
+        if self.drops(tracking_id):
             return []
         key = (msg.seq, tracking_id)
         with self._lock:
