@@ -21,7 +21,7 @@ from scanner_drivers.types import DeviceUrlError
 def sim() -> Iterator[SimulatedSorter]:
     s = SimulatedSorter(
         "modbus",
-        miss=lambda tid: tid.startswith("MISS") or tid == "coil-16" and s.diverts_received >= 1,
+        miss=lambda tid: tid.startswith("MISS") or (tid == "coil-16" and s.diverts_received >= 1),
         drop=lambda tid: tid == "SILENT",
         chutes={"7", "8"},
     )
@@ -33,7 +33,8 @@ def sim() -> Iterator[SimulatedSorter]:
 def test_mailbox_divert_missed_and_chute(sim: SimulatedSorter) -> None:
     link = open_sorter(sim.url)
     try:
-        assert link.divert("EA123456785CN", 2.0) == DivertResult("DIVERTED", None, "confirmed by the controller")
+        ok = link.divert("EA123456785CN", 2.0)
+        assert ok == DivertResult("DIVERTED", None, "confirmed by the controller")
         assert link.divert("EA123456785CN", 2.0, chute="7").chute == "7"
         assert link.divert("MISS-1", 2.0).outcome == "MISSED"
         refused = link.divert("EA2", 2.0, chute="9")
