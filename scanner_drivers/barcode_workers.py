@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -17,18 +18,22 @@ class _Worker:
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
-        self.jobs: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]] = queue.SimpleQueue()
+        # None asks the worker to leave.
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], None], threading.Event] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name="barcode-worker", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
         while True:
             try:
-                job, done = self.jobs.get(timeout=IDLE_EXIT_S)
+                item = self.jobs.get(timeout=IDLE_EXIT_S)
             except queue.Empty:
                 if self.pool.retire(self):
                     return
                 continue
+            if item is None:
+                return
+            job, done = item
             try:
                 job()
             except Exception:  # jobs report their own errors; this only keeps the worker alive
@@ -49,6 +54,8 @@ class WorkerPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._exit_hook = False
         self.busy = 0
 
     def run(self, job: Callable[[], None], timeout_s: float) -> bool:
@@ -57,10 +64,29 @@ class WorkerPool:
             worker = self._idle.pop() if self._idle else None
             self.busy += 1
         if worker is None:
-            worker = _Worker(self)
+            worker = self._start_worker()
         done = threading.Event()
         worker.jobs.put((job, done))
         return done.wait(timeout_s)
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self)
+        with self._lock:
+            self._all.append(worker)
+            if not self._exit_hook:
+                atexit.register(self.stop)
+                self._exit_hook = True
+        return worker
+
+    def stop(self) -> None:
+        """Let every worker finish its job and leave. Runs at exit: an engine still inside native
+        code when the interpreter tears down its threads aborts the whole process."""
+        with self._lock:
+            workers, self._all, self._idle = list(self._all), [], []
+        for worker in workers:
+            worker.jobs.put(None)
+        for worker in workers:
+            worker.thread.join()
 
     def release(self, worker: _Worker) -> None:
         with self._lock:
@@ -72,5 +98,6 @@ class WorkerPool:
         with self._lock:
             if worker in self._idle and worker.jobs.empty():
                 self._idle.remove(worker)
+                self._all.remove(worker)
                 return True
             return False
