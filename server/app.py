@@ -71,6 +71,7 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
             )
             listener = PgListenWorker(conninfo, services.notifier)
             listener.start()
+            app.state.order_listener = listener
         try:
             yield
         finally:

@@ -105,10 +105,10 @@ class PgListenWorker:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self.ready.set()
                     backoff = 0.5
                     # Anything published while we were away must not be missed: wake everyone once.
                     self._notifier.notify()
+                    self.ready.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
                             self._notifier.notify()

@@ -178,3 +178,53 @@ def test_registry_changes_are_paged(server: Any) -> None:
         if not reply["registry"]["more"]:
             break
     assert sorted(seen) == [r["waybill"] for r in rows]
+
+
+def test_order_reaches_edge_polling_another_server_process(pg_url: str, tmp_path: Any) -> None:
+    """Two apps on one PostgreSQL database: an order issued on one wakes a long poll held by the other."""
+    import uuid
+
+    import sqlalchemy
+    from fastapi.testclient import TestClient
+
+    from server import admin
+    from server.app import create_app
+    from server.db import migrate, normalise_url
+
+    from .conftest import make_settings  # type: ignore[import-not-found,unused-ignore]
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    engine = sqlalchemy.create_engine(normalise_url(pg_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
+    try:
+        migrate(url)
+        settings = make_settings(url)
+        admin.create_user(settings, "olga", "a long password 123", "officer", ["*"])
+        officer = {"Authorization": f"Bearer {admin.create_api_token(settings, 'olga')}"}
+        edge = {"Authorization": f"Bearer {admin.register_station(settings, 'e1', 'hub', 'l1')}"}
+        with (
+            TestClient(create_app(settings)) as first,
+            TestClient(create_app(settings.model_copy())) as second,
+        ):
+            assert second.app.state.order_listener.ready.wait(10)  # type: ignore[attr-defined]
+            notifier = second.app.state.services.notifier  # type: ignore[attr-defined]
+            seen = notifier.version
+            got: dict[str, Any] = {}
+
+            def poll() -> None:
+                got["reply"] = second.get("/api/v1/orders/poll?after=0&timeout=30", headers=edge).json()
+
+            waiter = threading.Thread(target=poll)
+            waiter.start()
+            order = {"scope": "waybill", "waybill": "WB424242", "reason": "court order", "site_id": "hub"}
+            assert first.post("/api/v1/orders", json=order, headers=officer).status_code == 201
+            # Only LISTEN/NOTIFY can tell the second app: it issued nothing itself.
+            assert notifier.wait_sync(seen, 10) > seen
+            waiter.join(timeout=30)
+            assert [o["waybill"] for o in got["reply"]["orders"]] == ["WB424242"]
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()
