@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
 
 from edge.wire import ParcelEvent, PullOrderWire
 from server.db import iso, parse_iso
@@ -212,3 +213,38 @@ def list_orders(
         )
         out.append(item)
     return out
+
+
+def order_state_counts(
+    conn: Connection, day_start: datetime, station_sites: dict[str, str], now: datetime
+) -> tuple[int, Counter[str]]:
+    """Orders created on the day starting at `day_start`, and their (order, station) states over the
+    given stations: reported states as stored, the rest pending or expired. Aggregated in SQL."""
+    window = (orders.c.created_at >= iso(day_start), orders.c.created_at < iso(day_start + timedelta(days=1)))
+    by_site: dict[str, set[str]] = {}
+    for sid, site in station_sites.items():
+        by_site.setdefault(site, set()).add(sid)
+    targets = {False: 0, True: 0}
+    created = 0
+    now_s = iso(now)
+    for row in conn.execute(
+        select(orders.c.site_id, orders.c.origin_station_id, orders.c.expires_at).where(*window)
+    ):
+        created += 1
+        scope = set(station_sites) if row.site_id is None else by_site.get(row.site_id, set())
+        targets[row.expires_at <= now_s] += len(scope) - (1 if row.origin_station_id in scope else 0)
+    states: Counter[str] = Counter()
+    reported = {False: 0, True: 0}
+    if station_sites:
+        expired = case((orders.c.expires_at <= now_s, 1), else_=0).label("expired")
+        for row in conn.execute(
+            select(order_states.c.state, expired, func.count().label("n"))
+            .select_from(order_states.join(orders, orders.c.seq == order_states.c.order_seq))
+            .where(*window, order_states.c.station_id.in_(list(station_sites)))
+            .group_by(order_states.c.state, expired)
+        ):
+            states[row.state] += int(row.n)
+            reported[bool(row.expired)] += int(row.n)
+    states["pending"] += targets[False] - reported[False]
+    states["expired"] += targets[True] - reported[True]
+    return created, +states

@@ -10,10 +10,10 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from server.db import parse_iso, utcnow
-from server.orders import list_orders
+from server.orders import order_state_counts
 from server.schema import daily_counts, events, reviews, stations
 
 CONFIRMED_OUTCOMES = frozenset({"detain", "seize", "refer"})
@@ -47,14 +47,8 @@ def summarise_counts(counts: Counter[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def summarise_reviews(rows: list[tuple[str, str | None, str, str | None]]) -> dict[str, Any]:
-    """(state, outcome, created_at, decided_at) rows -> outcomes, confirmed-hit rate, median decision time."""
-    outcomes: Counter[str] = Counter()
-    durations: list[float] = []
-    for state, outcome, created, decided in rows:
-        outcomes[outcome or state] += 1
-        if outcome and decided:
-            durations.append((parse_iso(decided) - parse_iso(created)).total_seconds())
+def summarise_reviews(outcomes: Counter[str], durations: list[float]) -> dict[str, Any]:
+    """Items by outcome (or state while undecided) and decision times -> rate and median time."""
     decided_n = sum(n for k, n in outcomes.items() if k not in ("open", "claimed"))
     confirmed = sum(n for k, n in outcomes.items() if k in CONFIRMED_OUTCOMES)
     return {
@@ -109,19 +103,25 @@ def daily_report(
             ).where(daily_counts.c.day == day_s, daily_counts.c.station_id.in_(ids))
         ):
             per_counts[r.station_id][(r.metric, r.key)] += int(r.n)
-    per_reviews: dict[str, list[tuple[str, str | None, str, str | None]]] = defaultdict(list)
+    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    durations: dict[str, list[float]] = defaultdict(list)
     status: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
     if ids:
+        review_scope = (reviews.c.day == day_s, reviews.c.station_id.in_(ids))
         for rv in conn.execute(
-            select(
-                reviews.c.station_id,
-                reviews.c.state,
-                reviews.c.outcome,
-                reviews.c.created_at,
-                reviews.c.decided_at,
-            ).where(reviews.c.day == day_s, reviews.c.station_id.in_(ids))
+            select(reviews.c.station_id, reviews.c.state, reviews.c.outcome, func.count().label("n"))
+            .where(*review_scope)
+            .group_by(reviews.c.station_id, reviews.c.state, reviews.c.outcome)
         ):
-            per_reviews[rv.station_id].append((rv.state, rv.outcome, rv.created_at, rv.decided_at))
+            outcomes[rv.station_id][rv.outcome or rv.state] += int(rv.n)
+        # Decided items only: officers decide hundreds a day, not the millions of scans.
+        for rv in conn.execute(
+            select(reviews.c.station_id, reviews.c.created_at, reviews.c.decided_at).where(
+                *review_scope, reviews.c.decided_at.is_not(None)
+            )
+        ):
+            delta = parse_iso(rv.decided_at) - parse_iso(rv.created_at)
+            durations[rv.station_id].append(delta.total_seconds())
         for ds in conn.execute(
             select(events.c.station_id, events.c.at, events.c.payload).where(
                 events.c.day == day_s, events.c.type == "device_status", events.c.station_id.in_(ids)
@@ -132,11 +132,13 @@ def daily_report(
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     end = min(start + timedelta(days=1), utcnow())
     total: Counter[tuple[str, str]] = Counter()
-    all_reviews: list[tuple[str, str | None, str, str | None]] = []
+    all_outcomes: Counter[str] = Counter()
+    all_durations: list[float] = []
     per_station = []
     for sid in sorted(ids):
         total.update(per_counts[sid])
-        all_reviews.extend(per_reviews[sid])
+        all_outcomes.update(outcomes[sid])
+        all_durations.extend(durations[sid])
         meta = station_rows[sid]
         per_station.append(
             {
@@ -144,21 +146,19 @@ def daily_report(
                 "site_id": meta.site_id,
                 "line_id": meta.line_id,
                 **summarise_counts(per_counts[sid]),
-                **summarise_reviews(per_reviews[sid]),
+                **summarise_reviews(outcomes[sid], durations[sid]),
                 "device_uptime": device_uptime(status[sid], start, end),
             }
         )
-    order_scope = (site,) if site is not None else sites
-    orders_today = list_orders(conn, utcnow(), order_scope, created_day=day_s, limit=100_000)
-    by_state: Counter[str] = Counter()
-    for order in orders_today:
-        by_state.update(s for sid, s in order["stations"].items() if sid in station_rows)
+    created, by_state = order_state_counts(
+        conn, start, {sid: r.site_id for sid, r in station_rows.items()}, utcnow()
+    )
     return {
         "date": day_s,
         "site": site,
         **summarise_counts(total),
-        **summarise_reviews(all_reviews),
-        "orders": {"created": len(orders_today), "by_state": dict(sorted(by_state.items()))},
+        **summarise_reviews(all_outcomes, all_durations),
+        "orders": {"created": created, "by_state": dict(sorted(by_state.items()))},
         "stations": per_station,
     }
 

@@ -210,6 +210,7 @@ orders = Table(
     Column("cancelled_at", TS, nullable=True),
     Index("ix_orders_site", "site_id", "expires_at"),
     Index("ix_orders_waybill", "waybill"),
+    Index("ix_orders_created", "created_at"),
 )
 
 order_states = Table(

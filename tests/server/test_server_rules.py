@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -169,8 +170,6 @@ def test_counters_and_summary() -> None:
             key="s:b:9", station_id="s", boot_id="b", seq=9, at=NOW, order_id="o", state="missed"
         ),
     ]
-    from collections import Counter
-
     counts: Counter[tuple[str, str]] = Counter()
     for ev in evs:
         counts.update(event_counters(ev))
@@ -183,13 +182,7 @@ def test_counters_and_summary() -> None:
 
 
 def test_review_summary_and_uptime() -> None:
-    t0 = "2026-05-01T08:00:00+00:00"
-    rows = [
-        ("released", "release", t0, "2026-05-01T08:10:00+00:00"),
-        ("seized", "seize", t0, "2026-05-01T08:30:00+00:00"),
-        ("open", None, t0, None),
-    ]
-    out = summarise_reviews(rows)
+    out = summarise_reviews(Counter({"release": 1, "seize": 1, "open": 1}), [600.0, 1800.0])
     assert out["confirmed_hit_rate"] == 0.5 and out["median_seconds_to_decision"] == 1200.0
     assert out["review_outcomes"] == {"open": 1, "release": 1, "seize": 1}
     start = datetime(2026, 5, 1, tzinfo=UTC)
