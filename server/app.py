@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
 from server.body_limits import BodyLimitMiddleware
@@ -88,6 +89,8 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=_limit_for(settings))
+    if settings.log_requests:
+        _log_requests(app)
     for router in api_routers():
         app.include_router(router)
     # Server pages (HTML) plug in here; they reuse server.deps.get_principal for the cookie session.
@@ -96,6 +99,23 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
     _include_web(app)
     install_openapi(app)
     return app
+
+
+def _log_requests(app: FastAPI) -> None:
+    """One line per request: method, path, status and time; never bodies, queries or headers."""
+
+    @app.middleware("http")
+    async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        t0 = time.monotonic()
+        response = await call_next(request)
+        log.info(
+            "%s %s -> %d in %.1f ms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.monotonic() - t0) * 1e3,
+        )
+        return response
 
 
 def _include_web(app: FastAPI) -> None:
