@@ -91,6 +91,12 @@ class IdentifyConfig(Strict):
     rules: list[WaybillRule] = Field(
         default_factory=_default_rules, description="Waybill patterns per carrier, tried in order."
     )
+    read_images: bool = Field(
+        True, description="When the scanner gives no valid waybill, decode barcodes in the camera images."
+    )
+    image_budget_ms: float = Field(
+        50.0, gt=0, le=5000, description="Time budget for decoding barcodes in one camera image."
+    )
 
 
 class ClassifierConfig(Strict):

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+import models
 from edge.agent import EdgeAgent
 from edge.config import (
     ClassifierConfig,
@@ -116,16 +117,21 @@ def wait_until(
 
 
 def demo_classifier(enabled: bool) -> ClassifierConfig:
-    """The shipped model, with the demo head and gallery when the package carries them."""
+    """The shipped model with the category mapping; the demo head and gallery when they are shipped."""
     if not enabled:
         return ClassifierConfig()
-    try:
-        from models.artifacts import demo_paths
-    except ImportError:
-        return ClassifierConfig()
-    paths = demo_paths()
+    artifacts = Path(models.__file__).resolve().parent / "artifacts"
+    manifest = artifacts / "efficientnet_lite0.manifest.json"
+    if not manifest.is_file():
+        raise DemoError(f"classifier model not found at {manifest}; run with --no-classifier")
+    head = artifacts / "demo_head.npz"
+    gallery = artifacts / "demo_gallery.npz"
     return ClassifierConfig(
-        enabled=True, manifest=paths.manifest, head=paths.head, gallery=paths.gallery, threads=1
+        enabled=True,
+        manifest=manifest,
+        head=head if head.is_file() else None,
+        gallery=gallery if gallery.is_file() else None,
+        threads=1,
     )
 
 
@@ -284,7 +290,7 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     classifier = demo_classifier(opts.classifier)
 
     replay_a = work / "station-a.jsonl"
-    write_replay(scenario.parcels, replay_a)
+    write_replay(scenario.parcels, replay_a, images=True)
     cfg_a = station_config(STATION_A, "L1", work, replay_a, sorter_url, base_url, classifier)
     agent_a = EdgeAgent(cfg_a, token=tokens[STATION_A])
     stack.callback(agent_a.stop)
@@ -313,7 +319,7 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     )
 
     replay_b = work / "station-b.jsonl"
-    write_replay(onward, replay_b)
+    write_replay(onward, replay_b, images=True)
     cfg_b = station_config(STATION_B, "L2", work, replay_b, sorter_url, base_url, classifier)
     agent_b = EdgeAgent(cfg_b, token=tokens[STATION_B])
     stack.callback(agent_b.stop)
@@ -360,7 +366,7 @@ def summarise(
         for state in o.get("stations", {}).values()
         if state in ("delivered", "diverted", "missed")
     )
-    summary = {
+    summary: dict[str, Any] = {
         "parcels": int(report.get("parcels", 0)),
         "cleared": int(report.get("cleared", 0)),
         "held": int(report.get("held", 0)),

@@ -17,6 +17,8 @@ from edge.feed import StationFeed
 from edge.identify import Identification, WaybillMatcher
 from edge.store import EdgeStore, ImageBlob, utc_now
 from edge.wire import DivertWire, ImageRef, OperatorEvent, OrderStatusEvent, ParcelEvent
+from scanner_drivers.barcode_image import BarcodeImageError
+from scanner_drivers.barcodes import BarcodeSettings, read_barcodes
 from scanner_drivers.types import ScanRead
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class Pipeline:
         self.boot_id = boot_id
         self.clock = clock
         self.matcher = WaybillMatcher(cfg.identify.rules)
+        self.barcode_settings = BarcodeSettings(budget_ms=cfg.identify.image_budget_ms)
         self._lock = threading.Lock()
         # Records that could not be written (disk full): kept and retried, never dropped.
         self._unsaved: list[tuple[ParcelEvent, list[ImageBlob], list[OrderStatusEvent]]] = []
@@ -82,7 +85,13 @@ class Pipeline:
         now = self.clock()
         seq = self.store.allocate_seq()
         tracking_id = f"{self.cfg.station.id}-{self.boot_id}-{seq}"
-        ident = self.matcher.identify([c.text for c in read.codes])
+        codes = [c.text for c in read.codes]
+        ident = self.matcher.identify(codes)
+        if ident.status in ("no_read", "no_valid_waybill") and self.cfg.identify.read_images:
+            image_codes = self._codes_from_images(read)
+            if image_codes:
+                codes += image_codes
+                ident = self.matcher.identify(codes)
         facts, token, declared = self._facts(ident, now)
         images = [(sha256_hex(img.data), img.kind, img.data, img.content_type) for img in read.images]
         stage = self.classifier.run([(sha, kind, data) for sha, kind, data, _ in images])
@@ -97,7 +106,7 @@ class Pipeline:
             at=now,
             tracking_id=tracking_id,
             waybill=ident.waybill,
-            codes=[c.text for c in read.codes],
+            codes=codes,
             decision=decision.decision,
             reasons=[r.value for r in decision.reasons],
             risk=decision.risk,
@@ -118,6 +127,20 @@ class Pipeline:
         self._record(event, blobs, statuses)
         self.feed.publish({"type": "parcel", "event": event.model_dump(mode="json")})
         return event
+
+    def _codes_from_images(self, read: ScanRead) -> list[str]:
+        """The label as the camera saw it: a second chance when the scanner line read nothing usable."""
+        found: list[str] = []
+        for img in read.images:
+            if img.kind != "camera":
+                continue
+            try:
+                result = read_barcodes(img.data, self.barcode_settings)
+            except BarcodeImageError as exc:
+                log.warning("camera image %s unreadable: %s", img.name, exc)
+                continue
+            found.extend(c.text for c in result.codes)
+        return found
 
     def _act(self, tracking_id: str, waybill: str | None, decision: Decision) -> DivertWire | None:
         if decision.decision == "CLEAR":

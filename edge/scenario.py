@@ -12,11 +12,20 @@ from edge.config import GOODS_CATEGORIES
 from edge.identify import S10_WEIGHTS
 
 Kind = Literal[
-    "verified", "unverified", "no_realname", "unknown_waybill", "blacklisted", "no_read", "bad_check"
+    "verified",
+    "camera_read",
+    "unverified",
+    "no_realname",
+    "unknown_waybill",
+    "blacklisted",
+    "no_read",
+    "bad_check",
 ]
 
 # Share of each kind of parcel in the scenario; the rest are verified senders.
 MIX: dict[Kind, float] = {
+    # The scanner line misses the label but the camera photo of it is readable.
+    "camera_read": 0.03,
     "unverified": 0.04,
     "no_realname": 0.03,
     "unknown_waybill": 0.03,
@@ -135,13 +144,14 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
         category = rng.choice(GOODS_CATEGORIES)
         sender: Sender | None = {
             "verified": rng.choice(clean),
+            "camera_read": rng.choice(clean),
             "bad_check": rng.choice(clean),
             "no_read": rng.choice(clean),
             "unverified": rng.choice(unverified) if unverified else rng.choice(clean),
             "blacklisted": rng.choice(blacklisted),
         }.get(kind)
         codes = [waybill]
-        if kind == "no_read":
+        if kind in ("no_read", "camera_read"):
             codes = []
         elif kind == "bad_check":
             codes = [corrupt_check(waybill)]
@@ -162,13 +172,32 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
     return Scenario(senders, manifests, [s.id_number for s in blacklisted], parcels)
 
 
-def write_replay(parcels: list[Parcel], path: Path, delay: float = 0.0) -> None:
-    """The fake:// scanner's file: one read per line, with the expected kind kept for checking."""
+def write_replay(parcels: list[Parcel], path: Path, delay: float = 0.0, images: bool = False) -> None:
+    """The fake:// scanner's file: one read per line, with the expected kind kept for checking.
+
+    With `images`, each parcel also gets a camera photo of its label and an X-ray image, written
+    beside the file; an unreadable label is torn in the photo too.
+    """
+    from edge.demo_images import parcel_photo, xray_scan
+
+    folder = path.parent / f"{path.stem}-images"
+    if images:
+        folder.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for p in parcels:
-            fh.write(
-                json.dumps({"codes": p.codes, "delay": delay, "expect": p.kind}, ensure_ascii=False) + "\n"
-            )
+            line: dict[str, object] = {"codes": p.codes, "delay": delay, "expect": p.kind}
+            if images:
+                seed = int.from_bytes(p.waybill.encode()[-6:], "big")
+                cam, xray = folder / f"{p.waybill}-camera.jpg", folder / f"{p.waybill}-xray.png"
+                if not cam.exists():
+                    shown = corrupt_check(p.waybill) if p.kind == "bad_check" else p.waybill
+                    cam.write_bytes(parcel_photo(shown, seed, damaged=p.kind == "no_read"))
+                    xray.write_bytes(xray_scan(seed))
+                line["images"] = [
+                    {"path": f"{folder.name}/{cam.name}", "kind": "camera"},
+                    {"path": f"{folder.name}/{xray.name}", "kind": "xray"},
+                ]
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def write_imports(scenario: Scenario, folder: Path) -> tuple[Path, Path]:

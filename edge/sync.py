@@ -261,6 +261,8 @@ class SyncWorker:
                     return
                 self.accept_orders(reply.orders)
             except (ServerUnavailable, SyncRejected, OSError, ValidationError) as exc:
+                if self._stop.is_set():
+                    return
                 if failures == 0:
                     log.warning("order poll failed, retrying with backoff: %s", exc)
                 failures += 1

@@ -25,7 +25,7 @@ def expected_counts(n: int, seed: int) -> dict[str, int]:
     def decision(p: Parcel, ordered: set[str]) -> str:
         if p.kind == "blacklisted" or p.waybill in ordered:
             return "PULL"
-        return "CLEAR" if p.kind == "verified" else "HOLD"
+        return "CLEAR" if p.kind in ("verified", "camera_read") else "HOLD"
 
     totals = {"CLEAR": 0, "HOLD": 0, "PULL": 0}
     no_reads = diverted = 0
@@ -87,6 +87,7 @@ def test_demo_matches_the_scenario(tmp_path: Path) -> None:
     kinds = {p.kind for p in build_scenario(n, seed=seed).parcels}
     assert kinds == {
         "verified",
+        "camera_read",
         "unverified",
         "no_realname",
         "unknown_waybill",
