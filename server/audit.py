@@ -41,6 +41,7 @@ def append_audit(
     n = int(conn.execute(select(audit_head.c.count).where(audit_head.c.id == 1)).scalar_one())
     prev = conn.execute(select(audit_log.c.hash).where(audit_log.c.n == n - 1)).scalar() or GENESIS
     at = iso(utcnow())
+    actor, target = actor[:64], target[:200]  # column widths; ids are shorter in practice
     body = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str)
     digest = row_hash(_chain_key(secret_key), n, at, actor, action, target, body, prev)
     conn.execute(

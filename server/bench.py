@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -333,8 +334,9 @@ def markdown(results: dict[str, Any]) -> str:
         " report ms | events | vs bare scan |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    empty: dict[str, Any] = defaultdict(lambda: "-")
     for eng, r in results["engines"].items():
-        i, f, rep = r["ingest"], r["fanout"], r["report"]
+        i, f, rep = r.get("ingest", empty), r.get("fanout", empty), r.get("report", empty)
         lines.append(
             f"| {eng} | {i['events_per_s_median']} | {i['ratio_to_bare']}x slower | {f['median_ms']} |"
             f" {f['p99_ms']} |"
@@ -359,14 +361,20 @@ def run_bench(args: argparse.Namespace) -> int:
     engines = ["sqlite"] + (["postgresql"] if args.pg_url else [])
     results: dict[str, Any] = {"machine": machine(), "method": METHOD, "engines": {}}
     size = 1_000_000 if args.full else args.events
+    parts = set(args.parts.split(","))
+    if not parts <= {"ingest", "fanout", "report"}:
+        raise ValueError(f"--parts: unknown part in {args.parts!r}; use ingest,fanout,report")
     for eng in engines:
         out: dict[str, Any] = {}
-        with fresh_database(eng, args.pg_url) as url:
-            out["ingest"] = bench_ingest(url, args.batches)
-        with fresh_database(eng, args.pg_url) as url:
-            out["fanout"] = bench_fanout(url, args.orders, two_processes=eng == "postgresql")
-        with fresh_database(eng, args.pg_url) as url:
-            out["report"] = bench_report(url, size)
+        if "ingest" in parts:
+            with fresh_database(eng, args.pg_url) as url:
+                out["ingest"] = bench_ingest(url, args.batches)
+        if "fanout" in parts:
+            with fresh_database(eng, args.pg_url) as url:
+                out["fanout"] = bench_fanout(url, args.orders, two_processes=eng == "postgresql")
+        if "report" in parts:
+            with fresh_database(eng, args.pg_url) as url:
+                out["report"] = bench_report(url, size)
         results["engines"][eng] = out
         print(eng, json.dumps(out))
     out_path = Path(args.out)
@@ -388,6 +396,7 @@ def register_bench(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--orders", type=int, default=20, help="orders fanned out to the 20 edges")
     p.add_argument("--events", type=int, default=100_000, help="events behind the daily report")
     p.add_argument("--full", action="store_true", help="a million events behind the daily report")
+    p.add_argument("--parts", default="ingest,fanout,report", help="comma-separated subset to run")
     p.add_argument(
         "--out", default="artifacts/bench_server.json", help="results file (JSON; Markdown beside it)"
     )

@@ -84,6 +84,18 @@ class Database:
         self.engine.dispose()
 
 
+# Advisory lock keys: writers of these sequences take turns on PostgreSQL, so that sequence order is
+# commit order and a reader resuming "after N" never skips a row committed late.
+ORDER_LOCK = 7_482_010
+REGISTRY_LOCK = 7_482_011
+
+
+def serialise_writers(conn: Connection, key: int) -> None:
+    """Hold `key` until this transaction ends (PostgreSQL); SQLite already has one writer at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

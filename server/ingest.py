@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select, update
 
 from edge.wire import OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
+from server.audit import append_audit
 from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_order
@@ -110,14 +111,23 @@ def ingest_batch(
         )
         upsert_counts(conn, count_batch(new))
     site_id = station.sites[0]
+    secret = settings.secret_key.get_secret_value()
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
     review_rows: list[dict[str, Any]] = []
     for ev in new:
         if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL"):
             review_rows.append(_review_row(ev, station, settings, now))
             draft = order_from_pull(ev, site_id, settings.orders.network_wide, ttl)
-            if draft is not None and store_order(conn, draft, now) is not None:
+            order = store_order(conn, draft, now) if draft is not None else None
+            if order is not None:
                 result.orders_changed = True
+                detail = {
+                    "waybill": order.waybill,
+                    "reason": order.reason,
+                    "site": order.site_id,
+                    "event": ev.key,
+                }
+                append_audit(conn, secret, f"station:{station.name}", "order_raise", order.order_id, detail)
         elif isinstance(ev, OrderStatusEvent):
             if record_state(conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key):
                 result.orders_changed = True

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
 
 from edge.wire import ParcelEvent, PullOrderWire
-from server.db import iso, parse_iso
+from server.db import ORDER_LOCK, iso, parse_iso, serialise_writers
 from server.schema import order_states, orders, stations
 
 # States after which a station no longer needs the order.
@@ -85,6 +85,7 @@ def store_order(conn: Connection, draft: OrderDraft, now: datetime) -> PullOrder
     ).first()
     if live is not None:
         return None
+    serialise_writers(conn, ORDER_LOCK)
     order_id = str(uuid.uuid4())
     conn.execute(
         orders.insert().values(

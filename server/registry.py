@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, select, update
 
-from server.db import iso, utcnow
+from server.db import REGISTRY_LOCK, iso, serialise_writers, utcnow
 from server.errors import BadInput
 from server.idcheck import check_id_number, check_phone, check_usc_code, normalise_phone
 from server.privacy import Privacy, mask_id, mask_name, mask_phone
@@ -121,6 +121,7 @@ def _reason(exc: ValidationError) -> str:
 
 
 def _log_change(conn: Connection, kind: str, ref: str, at: str) -> None:
+    serialise_writers(conn, REGISTRY_LOCK)
     conn.execute(registry_log.insert().values(kind=kind, ref=ref, at=at))
 
 

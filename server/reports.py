@@ -153,12 +153,17 @@ def daily_report(
     created, by_state = order_state_counts(
         conn, start, {sid: r.site_id for sid, r in station_rows.items()}, utcnow()
     )
+    by_line: dict[tuple[str, str], Counter[tuple[str, str]]] = defaultdict(Counter)
+    for sid in ids:
+        by_line[(station_rows[sid].site_id, station_rows[sid].line_id)].update(per_counts[sid])
+    lines = [{"site_id": k[0], "line_id": k[1], **summarise_counts(v)} for k, v in sorted(by_line.items())]
     return {
         "date": day_s,
         "site": site,
         **summarise_counts(total),
         **summarise_reviews(all_outcomes, all_durations),
         "orders": {"created": created, "by_state": dict(sorted(by_state.items()))},
+        "lines": lines,
         "stations": per_station,
     }
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, select, update
 
-from server.db import iso, utcnow
+from server.db import REGISTRY_LOCK, iso, serialise_writers, utcnow
 from server.errors import BadInput, NotFound
 from server.idcheck import check_id_number, check_phone, check_usc_code, normalise_phone
 from server.privacy import Privacy, mask_id, mask_phone, mask_text
@@ -115,6 +115,7 @@ def add_entry(conn: Connection, privacy: Privacy, req: WatchRequest, actor: str)
             updated_at=now,
         )
     )
+    serialise_writers(conn, REGISTRY_LOCK)
     conn.execute(registry_log.insert().values(kind="watch", ref=entry_id, at=now))
     return get_entry(conn, entry_id)
 
@@ -133,6 +134,7 @@ def update_entry(conn: Connection, entry_id: str, change: WatchUpdate) -> dict[s
         raise BadInput("nothing to change: give appeal_status or active")
     now = iso(utcnow())
     conn.execute(update(watchlist).where(watchlist.c.entry_id == entry_id).values(updated_at=now, **values))
+    serialise_writers(conn, REGISTRY_LOCK)
     conn.execute(registry_log.insert().values(kind="watch", ref=entry_id, at=now))
     return get_entry(conn, entry_id)
 

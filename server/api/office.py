@@ -15,6 +15,7 @@ from server.audit import append_audit
 from server.db import utcnow
 from server.deps import ServicesDep, require
 from server.errors import BadInput, Forbidden
+from server.idcheck import check_id_number
 from server.notify import publish_orders_changed
 from server.orders import OrderDraft, list_orders, store_order
 from server.registry import import_rows, parse_rows
@@ -118,6 +119,10 @@ class OrderRequest(BaseModel):
     sender_token: str | None = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="sender token (scope=sender)"
     )
+    id_type: Literal["resident_id", "passport", "usc_code", "other"] | None = Field(
+        None, description="scope=sender without a token: the sender's ID type"
+    )
+    id_number: str | None = Field(None, max_length=64, description="scope=sender without a token: ID number")
     reason: str = Field(min_length=1, max_length=500, description="why the parcels must be pulled")
     site_id: str | None = Field(
         None, max_length=64, description="site to order; null orders the whole network"
@@ -130,9 +135,18 @@ class OrderRequest(BaseModel):
     def _scope(self) -> OrderRequest:
         if self.scope == "waybill" and not self.waybill:
             raise ValueError("waybill is required for scope=waybill")
-        if self.scope == "sender" and not self.sender_token:
-            raise ValueError("sender_token is required for scope=sender")
+        if self.scope == "sender" and not self.sender_token and not (self.id_type and self.id_number):
+            raise ValueError("sender_token, or id_type and id_number, is required for scope=sender")
+        if self.id_type and self.id_number and (problem := check_id_number(self.id_type, self.id_number)):
+            raise ValueError(f"id_number: {problem}")
         return self
+
+
+def _sender_token(svc: ServicesDep, body: OrderRequest) -> str:
+    if body.sender_token:
+        return body.sender_token
+    assert body.id_type and body.id_number
+    return svc.privacy.sender_token(body.id_type, body.id_number)
 
 
 @router.post("/orders", status_code=201, summary="Issue a pull order")
@@ -150,7 +164,7 @@ def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str
     draft = OrderDraft(
         scope=body.scope,
         waybill=body.waybill if body.scope == "waybill" else None,
-        sender_token=body.sender_token if body.scope == "sender" else None,
+        sender_token=_sender_token(svc, body) if body.scope == "sender" else None,
         reason=body.reason,
         issuer=f"user:{who.name}",
         site_id=body.site_id,

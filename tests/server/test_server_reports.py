@@ -69,6 +69,9 @@ def test_daily_report(server: Any, parcel: Factory, make_batch: Factory) -> None
     per = {s["station_id"]: s for s in r["stations"]}
     assert per["st-a"]["parcels"] == 4 and per["st-a"]["device_uptime"] == {"xray": 1.0}
     assert per["st-c"]["parcels"] == 1
+    assert [(x["site_id"], x["line_id"], x["parcels"]) for x in r["lines"]] == [
+        ("site1", "line1", 4), ("site1", "line2", 1), ("site2", "line1", 1),
+    ]  # fmt: skip
     site1 = server.user("sue", "supervisor", ["site1"])
     mine = c.get(f"/api/v1/reports/daily?date={day}", headers=site1).json()
     assert mine["parcels"] == 5 and {s["station_id"] for s in mine["stations"]} == {"st-a", "st-b"}

@@ -104,6 +104,18 @@ def test_pull_orders_every_other_station_of_the_site(
     assert after["orders"] == []
     listed = c.get("/api/v1/orders", headers=server.admin).json()
     assert len(listed) == 1 and listed[0]["stations"] == {"st-b": "diverted"}
+    raised = [a for a in c.get("/api/v1/audit", headers=server.admin).json() if a["action"] == "order_raise"]
+    assert [a["actor"] for a in raised] == ["station:st-a"]
+    by_id = {
+        "scope": "sender",
+        "id_type": "resident_id",
+        "id_number": "11010519491231002X",
+        "reason": "case 9",
+    }
+    sender_order = c.post("/api/v1/orders", json=by_id, headers=server.admin)
+    assert sender_order.status_code == 201 and len(sender_order.json()["sender_token"]) == 64
+    bad_id = c.post("/api/v1/orders", json={**by_id, "id_number": "110105194912310021"}, headers=server.admin)
+    assert bad_id.status_code == 422
 
 
 def test_network_wide_pull_reaches_other_sites(db_url: str, parcel: Factory, make_batch: Factory) -> None:
