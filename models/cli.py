@@ -1,0 +1,230 @@
+"""`parcelguard model build|train|eval|crossval|quantize|demo|gallery` and `parcelguard bench classifier`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+DEFAULT_MANIFEST = ARTIFACTS / "efficientnet_lite0.manifest.json"
+KINDS = ("camera", "xray", "xray_low")
+
+
+def _load(args: argparse.Namespace, head: bool = False, gallery: bool = False) -> Any:
+    from models.classifier import Classifier
+
+    return Classifier.load(
+        args.manifest,
+        head=args.head if head else None,
+        gallery=args.gallery if gallery else None,
+        threads=args.threads,
+    )
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=1, ensure_ascii=False))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from models.build import build
+
+    print(build(args.out, args.version))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models.heads import save_head
+    from models.train import scan_folder, train_head
+
+    clf = _load(args)
+    samples = scan_folder(args.data)
+    head = train_head(
+        clf,
+        samples,
+        args.kind,
+        views=args.views,
+        target_precision=args.target_precision,
+        suspect=tuple(args.suspect) or None,
+        version=args.version,
+    )
+    digest = save_head(head, args.out)
+    print(f"head {head.version} ({', '.join(head.labels)}) written to {args.out}, sha256 {digest}")
+    print(json.dumps(head.meta["validation"]))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from models.evaluate import evaluate_head
+    from models.heads import load_head
+    from models.train import scan_folder
+
+    clf = _load(args)
+    result = evaluate_head(clf, load_head(args.head), scan_folder(args.data), args.kind, args.target_precision)
+    if args.json:
+        _print_json(result)
+    else:
+        cov = result["coverage_at_precision"]
+        print(f"accuracy {result['accuracy']:.4f} on {result['samples']} images; ECE {result['calibration']['ece']:.4f}")
+        print(f"coverage at precision {cov['target_precision']}: {cov['coverage']:.4f}")
+        for label, row in result["per_class"].items():
+            print(f"  {label}: precision {row['precision']:.4f} recall {row['recall']:.4f} ({row['support']})")
+    return 0
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from models.evaluate import crossval_series
+    from models.train import scan_folder
+
+    clf = _load(args)
+    samples = [s for d in args.data for s in scan_folder(d)]
+    result = crossval_series(clf, samples, args.kind, args.folds, args.views, args.target_precision)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"series held out: mean accuracy {result['mean_accuracy']:.4f}, "
+              f"mean coverage at precision {args.target_precision}: {result['mean_coverage_at_precision']:.4f}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from models.quantize import quantize_int8
+
+    print(quantize_int8(args.manifest, args.out, args.version))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from models.demo import build_demo_assets
+
+    for path in build_demo_assets(args.manifest, args.out):
+        print(path)
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    from models.gallery import Gallery, load_gallery, save_gallery
+
+    if args.gallery_cmd == "list":
+        gallery = load_gallery(args.gallery)
+        print(f"{gallery.version}: {len(gallery.entries)} references, model {gallery.backbone}")
+        for e in gallery.entries:
+            print(f"{e.ref_id}\t{e.label}\t{e.added_utc}\t{e.source}")
+        return 0
+    if args.gallery_cmd == "remove":
+        gallery = load_gallery(args.gallery).remove(args.ref_id)
+        save_gallery(gallery, args.gallery)
+        print(f"removed {args.ref_id}; {len(gallery.entries)} references left")
+        return 0
+    clf = _load(args)
+    gallery = (
+        load_gallery(args.gallery)
+        if args.gallery.exists()
+        else Gallery.empty(clf.manifest.embedding.dim, clf.manifest.version)
+    )
+    if gallery.backbone != clf.manifest.version:
+        raise ValueError(f"gallery {args.gallery} was built with model {gallery.backbone}, not {clf.manifest.version}")
+    emb = clf.embed([clf.preprocess(args.image.read_bytes(), args.kind)])[0]
+    gallery = gallery.add(emb, args.ref_id, args.label, args.source or args.image.name)
+    save_gallery(gallery, args.gallery)
+    print(f"added {args.ref_id}; {len(gallery.entries)} references")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from models.bench import run_bench
+
+    result = run_bench(args.manifest, args.images, args.kind, args.runs, args.threads, args.out, args.head, args.gallery)
+    json.dump(result["summary"], sys.stdout, indent=1)
+    print()
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, threads: int = 2) -> None:
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="model manifest JSON")
+    p.add_argument("--threads", type=int, default=threads, help="onnxruntime intra-op threads")
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    bench: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    model = commands.add_parser("model", help="build, train, evaluate and manage the goods classifier")
+    sub = model.add_subparsers(dest="model_cmd", metavar="ACTION", required=True)
+
+    p = sub.add_parser("build", help="export EfficientNet-Lite0 to ONNX and write its manifest (needs torch)")
+    p.add_argument("--out", type=Path, default=ARTIFACTS)
+    p.add_argument("--version", default="effnet-lite0-fp32-2026.11.1")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("train", help="train a head on a folder with one sub-folder per class")
+    _common(p)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="head file to write (.npz)")
+    p.add_argument("--kind", choices=KINDS, default="camera")
+    p.add_argument("--views", type=int, default=3, help="augmented views per training image")
+    p.add_argument("--target-precision", type=float, default=0.99)
+    p.add_argument("--suspect", action="append", default=[], help="label that counts as counterfeit suspicion")
+    p.add_argument("--version", default=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a head on a folder with one sub-folder per class")
+    _common(p)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--head", type=Path, required=True)
+    p.add_argument("--kind", choices=KINDS, default="camera")
+    p.add_argument("--target-precision", type=float, default=0.99)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("crossval", help="hold out whole image series (file-name prefix) and measure")
+    _common(p)
+    p.add_argument("--data", type=Path, required=True, nargs="+", help="one or more class-folder roots, pooled")
+    p.add_argument("--kind", choices=KINDS, default="camera")
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--views", type=int, default=3)
+    p.add_argument("--target-precision", type=float, default=0.99)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_crossval)
+
+    p = sub.add_parser("quantize", help="static int8 quantisation of a model, with its own manifest")
+    _common(p)
+    p.add_argument("--out", type=Path, default=ARTIFACTS)
+    p.add_argument("--version", default="effnet-lite0-int8-2026.11.1")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("demo", help="build the demo head, gallery and images from generated pictures")
+    _common(p)
+    p.add_argument("--out", type=Path, default=ARTIFACTS / "demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("gallery", help="manage the counterfeit reference gallery")
+    gsub = p.add_subparsers(dest="gallery_cmd", metavar="ACTION", required=True)
+    g = gsub.add_parser("add", help="embed an image and add it as a reference")
+    _common(g, threads=1)
+    g.add_argument("--gallery", type=Path, required=True)
+    g.add_argument("--image", type=Path, required=True)
+    g.add_argument("--ref-id", required=True)
+    g.add_argument("--label", required=True, help="what the reference is, e.g. counterfeit watch brand X")
+    g.add_argument("--kind", choices=KINDS, default="camera")
+    g.add_argument("--source", default="", help="who confirmed it (review id, rights holder)")
+    g.set_defaults(func=cmd_gallery)
+    g = gsub.add_parser("list", help="list the references")
+    g.add_argument("--gallery", type=Path, required=True)
+    g.set_defaults(func=cmd_gallery)
+    g = gsub.add_parser("remove", help="remove a reference")
+    g.add_argument("--gallery", type=Path, required=True)
+    g.add_argument("--ref-id", required=True)
+    g.set_defaults(func=cmd_gallery)
+
+    p = bench.add_parser("classifier", help="bare onnxruntime inference vs the full classification")
+    _common(p, threads=1)
+    p.add_argument("--images", type=Path, default=None, help="folder of images (default: bundled sample photos)")
+    p.add_argument("--kind", choices=KINDS, default="camera")
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--head", type=Path, default=ARTIFACTS / "demo" / "demo_head.npz")
+    p.add_argument("--gallery", type=Path, default=ARTIFACTS / "demo" / "demo_gallery.npz")
+    p.add_argument("--out", type=Path, default=Path("bench-classifier.json"), help="results file (JSON)")
+    p.set_defaults(func=cmd_bench)
