@@ -1,0 +1,1 @@
+"""Pages, styles, script and sounds of the operator terminal, plus the helpers that shape its data."""
