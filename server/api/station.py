@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import Annotated
@@ -141,6 +142,10 @@ async def poll_orders(
             left = deadline - time.monotonic()
             if found or left <= 0:
                 return OrdersPollReply(orders=found, last_seq=last, server_time=utcnow())
-            await sub.wait(left)
+            try:
+                await sub.wait(left)
+            except asyncio.CancelledError:
+                # The server is shutting down: answer "nothing new" so the edge simply polls again later.
+                return OrdersPollReply(orders=[], last_seq=last, server_time=utcnow())
         finally:
             sub.close()
