@@ -156,7 +156,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         path = ".".join(str(p) for p in err["loc"])
         env = SECRET_ENV.get(path)
         where = f"{prefix}{path}" + (f" ({env})" if env else "")
-        lines.append(f"{where}: {err['msg']}")
+        lines.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 
