@@ -265,8 +265,11 @@ class SerialScanner:
         msg = interpret(payload, self._framing)
         if msg.bad_text:
             self.stats.bad_text += 1
-            log.warning("scanner %s: message is not valid %s; kept with replacement characters",
-                        self.url, self.config.framing.encoding)
+            log.warning(
+                "scanner %s: message is not valid %s; kept with replacement characters",
+                self.url,
+                self.config.framing.encoding,
+            )
         if msg.kind == "heartbeat":
             self.stats.heartbeats += 1
             return

@@ -49,4 +49,6 @@ def open_sorter(url: str) -> SorterLink:
         from scanner_drivers.sorter_modbus import ModbusSorterLink
 
         return ModbusSorterLink(url)
-    raise DeviceUrlError(f"unknown sorter URL scheme {scheme!r} in {url} (use tcp://, serial:// or modbus://)")
+    raise DeviceUrlError(
+        f"unknown sorter URL scheme {scheme!r} in {url} (use tcp://, serial:// or modbus://)"
+    )

@@ -139,7 +139,9 @@ def test_parse_bytes() -> None:
 
 
 def test_scanner_url_with_preset_and_overrides() -> None:
-    cfg = parse_scanner_url("serial:///dev/serial/by-id/usb-Honeywell?preset=honeywell&suffix=CRLF&baudrate=9600")
+    cfg = parse_scanner_url(
+        "serial:///dev/serial/by-id/usb-Honeywell?preset=honeywell&suffix=CRLF&baudrate=9600"
+    )
     assert cfg.port_url == "/dev/serial/by-id/usb-Honeywell"
     assert cfg.framing.suffix == "CRLF" and cfg.framing.baudrate == 9600
     assert cfg.framing.trigger_on == "SYN+T+CR"

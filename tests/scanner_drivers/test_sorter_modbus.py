@@ -134,8 +134,13 @@ def test_what_the_mailbox_cannot_carry_raises(tid: str, chute: str | None) -> No
         link.divert(tid, 0.1, chute=chute)
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="|"),
-               min_size=1, max_size=20))
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="|"),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_tracking_id_register_round_trip(tid: str) -> None:
     regs = encode_id(tid)
     assert len(regs) == 10 and all(0 <= r <= 0xFFFF for r in regs)
