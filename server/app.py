@@ -43,18 +43,9 @@ def _limit_for(settings: ServerSettings) -> Callable[[str], int]:
 
 
 def api_routers() -> list[APIRouter]:
-    from server.api import office, station
+    from server.api import models, office, people, reviews, station
 
-    routers = [station.router, office.router]
-    for name in ("server.api.people", "server.api.reviews", "server.api.models"):
-        try:
-            module = __import__(name, fromlist=["router"])
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        routers.append(module.router)
-    return routers
+    return [station.router, office.router, reviews.router, people.router, models.router]
 
 
 def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None = None) -> FastAPI:
@@ -119,6 +110,7 @@ def _log_requests(app: FastAPI) -> None:
 
 
 def _include_web(app: FastAPI) -> None:
+    """Mount the server pages when their package is installed: `server/web/router.py` exposing `router`."""
     try:
         from server.web import router as web_router  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:
