@@ -47,8 +47,9 @@ def check_image_bytes(data: bytes, name: str) -> np.ndarray:
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageFileError(f"{name}: cannot be decoded (corrupt or truncated)")
-    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        # libjpeg pads a truncated JPEG with grey and only warns; a cut file is still incomplete.
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]:
+        # libjpeg pads a truncated JPEG with grey and only warns. FF D9 cannot occur inside coded
+        # data (FF is stuffed there), so its absence near the end means the file was cut.
         raise ImageFileError(f"{name}: JPEG is truncated (no end-of-image marker)")
     return np.asarray(image)
 
