@@ -23,6 +23,9 @@ from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 KEY_CHUNK = 500
+MAX_KEY = 200
+MAX_ID = 64
+MAX_SEQ = 2**62
 
 
 @dataclass
@@ -47,7 +50,14 @@ def check_batch(req: SyncRequest, station: Principal) -> None:
         if ev.station_id != station.name:
             raise Forbidden(f"event {ev.key!r} names station {ev.station_id!r}, not {station.name!r}")
         if ev.key != f"{ev.station_id}:{ev.boot_id}:{ev.seq}":
-            raise BadInput(f"event key {ev.key!r} is not station_id:boot_id:seq", "bad_event_key")
+            raise BadInput(f"event key {ev.key[:80]!r} is not station_id:boot_id:seq", "bad_event_key")
+        # Column widths: refuse what PostgreSQL would refuse, with a clear message, on both engines.
+        if len(ev.key) > MAX_KEY or ev.seq > MAX_SEQ or len(ev.boot_id) > MAX_ID:
+            raise BadInput(f"event {ev.key[:80]!r}: key, boot_id or seq too long", "too_long")
+        for name in ("tracking_id", "waybill"):
+            value = getattr(ev, name, None)
+            if value is not None and len(value) > MAX_ID:
+                raise BadInput(f"event {ev.key!r}: {name} longer than {MAX_ID} characters", "too_long")
 
 
 def review_priority(event: ParcelEvent) -> int:

@@ -79,7 +79,7 @@ def mask_name(value: str) -> str:
     v = value.strip()
     if not v:
         return ""
-    return v[0] + "*" * (len(v) - 1)
+    return v[0] + "*" * min(len(v) - 1, 15)
 
 
 def mask_text(value: str, keep: int = 6) -> str:

@@ -72,9 +72,7 @@ def test_missing_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PARCELGUARD_ENCRYPTION_KEY", generate_key())
     path = tmp_path / "s.toml"
     path.write_text("[server]\n")
-    with pytest.raises(
-        ServerSettingsError, match=r"hmac_key \(PARCELGUARD_HMAC_KEY\): is missing"
-    ):
+    with pytest.raises(ServerSettingsError, match=r"hmac_key \(PARCELGUARD_HMAC_KEY\): is missing"):
         load_server_settings(path)
 
 

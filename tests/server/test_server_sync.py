@@ -69,6 +69,12 @@ def test_bad_batches_are_refused(server: Any, parcel: Factory, make_batch: Facto
         "/api/v1/sync", content=b"{not json", headers={**server.station_a, "Content-Type": "application/json"}
     )
     assert garbage.status_code == 422 and set(garbage.json()) == {"error"}
+    for field, value in (("waybill", "W" * 65), ("tracking_id", "T" * 65), ("seq", 2**63)):
+        long = {**parcel("st-a", 9), field: value}
+        if field == "seq":
+            long["key"] = f"st-a:b1:{value}"
+        r = c.post("/api/v1/sync", json=make_batch("st-a", [long]), headers=server.station_a)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "too_long", (field, r.text)
     bad_gzip = c.post("/api/v1/sync", content=b"xx", headers={**server.station_a, "Content-Encoding": "gzip"})
     assert bad_gzip.status_code == 400
     too_many = make_batch(
