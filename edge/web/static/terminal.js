@@ -89,9 +89,16 @@
       reasons: ev.reasons || [], divert: d.outcome || null, chute: d.chute || null, actions: [],
     };
   }
+  function resultLabel(result) {
+    // Stored as "code" or "code: note"; the code gets its label in the page's language.
+    const cut = result.indexOf(":");
+    const code = cut < 0 ? result : result.slice(0, cut);
+    const label = W["result_" + code];
+    return label ? label + (cut < 0 ? "" : result.slice(cut)) : result;
+  }
   function statusCell(p) {
     const td = el("td");
-    const done = p.actions.map((a) => t("done_" + a.action) + (a.result ? " · " + t("result_" + a.result) : ""));
+    const done = p.actions.map((a) => t("done_" + a.action) + (a.result ? " · " + resultLabel(a.result) : ""));
     if (done.length) td.appendChild(el("span", "done", done[done.length - 1]));
     const acted = new Set(p.actions.map((a) => a.action));
     if (acted.has("pulled") && !acted.has("open_box")) {

@@ -1,0 +1,247 @@
+"""Operator terminal in headless Chromium: a parcel arrives, the pull alert sounds, P and 2 confirm it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.agent import EdgeAgent
+from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig, TerminalConfig
+from edge.terminal import TerminalServer
+from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
+from scanner_drivers.sorter_sim import SimulatedSorter
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="browser tests need Debian's chromium and chromium-driver (make system-packages)",
+    ),
+]
+
+# Relative luminance contrast (WCAG 2) of an element's text against its nearest opaque background.
+CONTRAST_JS = """
+function lum(c) {
+  const m = c.match(/[\\d.]+/g).map(Number);
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]);
+}
+function bg(el) {
+  while (el) {
+    const c = getComputedStyle(el).backgroundColor;
+    const m = c.match(/[\\d.]+/g);
+    if (m && (m.length < 4 || Number(m[3]) > 0.9)) return c;
+    el = el.parentElement;
+  }
+  return "rgb(255,255,255)";
+}
+const out = [];
+for (const el of document.querySelectorAll(arguments[0])) {
+  if (!el.offsetParent) continue;
+  const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+  out.push([el.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+}
+return out;
+"""
+
+UNLABELLED_JS = """
+const bad = [];
+for (const el of document.querySelectorAll("input, select, textarea")) {
+  const named = el.labels.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+  if (!named) bad.push(el.id || el.name || el.outerHTML.slice(0, 60));
+}
+for (const el of document.querySelectorAll("button, a[href]")) {
+  if (!(el.textContent.trim() || el.getAttribute("aria-label"))) bad.push(el.outerHTML.slice(0, 60));
+}
+return bad;
+"""
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="pg-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1366,900",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def shots(repo_root: Path) -> Path:
+    out = repo_root / "artifacts" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def build_agent(tmp_path: Path, sorter_url: str) -> EdgeAgent:
+    replay = tmp_path / "reads.jsonl"
+    lines = [{"codes": [W_GOOD]}, {"codes": []}, {"codes": [W_BLACK]}]
+    replay.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    cfg = EdgeConfig(
+        station=StationConfig(
+            id="SZX-HUB1-L3-XR1", site_id="SZX-HUB1", line_id="L3", data_dir=tmp_path / "e"
+        ),
+        devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", xray="folder:///var/spool/xray"),
+        sorter=SorterConfig(url=sorter_url, deadline_s=2.0),
+        terminal=TerminalConfig(language="zh", port=0),
+    )
+    agent = EdgeAgent(cfg)
+    agent.store.apply_registry(
+        RegistryChanges(
+            cursor=1,
+            senders=[
+                SenderWire(sender_token="good", id_masked="110***********1234", verified=True),
+                SenderWire(sender_token="black", id_masked="440***********0001", verified=True),
+            ],
+            manifests=[
+                ManifestWire(waybill=W_GOOD, sender_token="good"),
+                ManifestWire(waybill=W_BLACK, sender_token="black", declared_category="footwear_clothing"),
+            ],
+            watchlist=[
+                WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud")
+            ],
+        )
+    )
+    return agent
+
+
+def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    sorter = SimulatedSorter()
+    sorter.start()
+    agent = build_agent(tmp_path, sorter.url)
+    server = TerminalServer(agent, "127.0.0.1", 0, confirm_within_s=45)
+    server.start()
+    wait = WebDriverWait(browser, 15)
+    try:
+        browser.get(server.url + "?lang=en")
+        # The page is live before any parcel: the health panel comes from the stream.
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#health li[data-device=scanner]")))
+        assert browser.find_element(By.ID, "no-parcels").is_displayed()
+        agent.start()
+
+        alert = wait.until(ec.visibility_of_element_located((By.ID, "alert")))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "alert-waybill"), W_BLACK))
+        assert "Sender blacklisted" in alert.text and "P1" in browser.find_element(By.ID, "alert-chute").text
+        assert browser.find_element(By.ID, "alert-countdown").text.endswith("s")
+        wait.until(lambda d: int(d.find_element(By.TAG_NAME, "body").get_attribute("data-beeps") or 0) >= 1)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")) == 3)
+        rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")]
+        assert W_BLACK in rows[0] and "PULL" in rows[0] and "no waybill" in rows[1] and W_GOOD in rows[2]
+        # The full-width alert really spans the screen.
+        assert alert.size["width"] >= browser.execute_script("return window.innerWidth") - 20
+        browser.save_screenshot(str(shots / "terminal-pull-alert.png"))
+
+        # Accessibility basics while the alert is up: names, contrast, a visible focus ring.
+        assert browser.execute_script(UNLABELLED_JS) == []
+        for text, ratio in browser.execute_script(
+            CONTRAST_JS, "#alert-waybill, #alert-title, .chip, .parcels td, .health .state, .keys span"
+        ):
+            assert ratio >= 4.5, f"contrast {ratio:.2f} too low for {text!r}"
+        focused = browser.switch_to.active_element
+        assert focused.get_attribute("data-action") == "pulled"
+        assert browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle", focused) != "none"
+
+        # One key: P = pulled; the open-box step follows; 2 = counterfeit.
+        browser.find_element(By.TAG_NAME, "body").send_keys("p")
+        wait.until(lambda d: "pulled" in d.find_element(By.ID, "alert").get_attribute("class"))
+        wait.until(ec.visibility_of_element_located((By.ID, "result-form")))
+        browser.find_element(By.ID, "result-note").send_keys("12 pairs, copied logos")
+        browser.save_screenshot(str(shots / "terminal-open-box-result.png"))
+        browser.find_element(By.ID, "result-note").send_keys(Keys.TAB)
+        browser.switch_to.active_element.send_keys("2")
+        wait.until(ec.invisibility_of_element_located((By.ID, "alert")))
+        ops = [e for e in agent.store.events(100) if e.type == "operator"]
+        assert [(e.action, e.result, e.waybill) for e in ops] == [
+            ("pulled", "", W_BLACK),
+            ("open_box", "counterfeit: 12 pairs, copied logos", W_BLACK),
+        ]
+        assert {e.key for e in ops} <= {r.key for r in agent.store.pending_outbox(1000)}
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#parcel-rows tr"), "Counterfeit"))
+
+        # A device that stops turns red within seconds (the replay has ended: the scanner said so).
+        agent.on_status("fake", True, "cable back")
+        wait.until(
+            lambda d: (
+                "s-up" in d.find_element(By.CSS_SELECTOR, "li[data-device=scanner]").get_attribute("class")
+            )
+        )
+        agent.on_status("fake", False, "cable pulled")
+        WebDriverWait(browser, 3).until(
+            lambda d: (
+                "s-down" in d.find_element(By.CSS_SELECTOR, "li[data-device=scanner]").get_attribute("class")
+            )
+        )
+        assert "s-no_report" in browser.find_element(By.CSS_SELECTOR, "li[data-device=xray]").get_attribute(
+            "class"
+        )
+
+        # An alert the station cannot confirm shows the server's error as a readable sentence.
+        agent.feed.publish(
+            {
+                "type": "alert",
+                "kind": "pull",
+                "tracking_id": "SZX-bogus-1",
+                "waybill": "XX000000000CN",
+                "reasons": ["INTERCEPT_ORDER"],
+                "chute": "P1",
+            }
+        )
+        wait.until(ec.text_to_be_present_in_element((By.ID, "alert-waybill"), "XX000000000CN"))
+        browser.find_element(By.TAG_NAME, "body").send_keys("n")
+        err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
+        assert "no parcel with tracking id SZX-bogus-1" in err.text
+        browser.save_screenshot(str(shots / "terminal-error-and-health.png"))
+
+        # The default language comes from the configuration: Simplified Chinese.
+        browser.delete_all_cookies()
+        browser.get(server.url)
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "安检操作终端"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")) == 3)
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#parcel-rows tr"), "拦截"))
+        assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+        browser.save_screenshot(str(shots / "terminal-zh.png"))
+        # L switches language from the keyboard.
+        browser.find_element(By.TAG_NAME, "body").send_keys("l")
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Operator terminal"))
+    finally:
+        server.stop()
+        agent.stop()
+        sorter.stop()
