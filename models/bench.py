@@ -52,6 +52,11 @@ def sample_jpegs() -> dict[str, bytes]:
     return out
 
 
+def _size(data: bytes) -> list[int]:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return [] if image is None else [int(v) for v in image.shape[:2]]
+
+
 def _stats(ms: list[float]) -> dict[str, float]:
     arr = np.asarray(ms)
     return {
@@ -72,8 +77,6 @@ def run_bench(
     gallery: Path | None = None,
 ) -> dict[str, Any]:
     """Time both paths on the same session and images, interleaved so drift hits both equally."""
-    head = head if head is not None and head.is_file() else None
-    gallery = gallery if gallery is not None and gallery.is_file() else None
     clf = Classifier.load(manifest, head=head, gallery=gallery, threads=threads)
     if images is None:
         encoded = sample_jpegs()
@@ -121,8 +124,7 @@ def run_bench(
             "head, gallery). Both are timed with perf_counter, interleaved, same images."
         ),
         "kind": kind,
-        "image_sizes": {name: list(cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2])
-                        for name, d in list(encoded.items())[:16]},
+        "image_sizes": {name: _size(d) for name, d in list(encoded.items())[:16]},
         "summary": summary,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,9 @@ PROVENANCE = {
 def read_labels() -> list[str]:
     labels = LABELS_FILE.read_text(encoding="utf-8").splitlines()
     if labels_sha256(labels) != IMAGENET_LABELS_SHA256:
-        raise ValueError(f"{LABELS_FILE} is not the ImageNet-1k label list the category table was written for")
+        raise ValueError(
+            f"{LABELS_FILE} is not the ImageNet-1k label list the category table was written for"
+        )
     return labels
 
 
@@ -45,7 +47,15 @@ def sample_photos() -> dict[str, npt.NDArray[np.uint8]]:
     """Real photos bundled with scikit-image (its own licence), used for sanity checks and calibration."""
     from skimage import data
 
-    names = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+    names = (
+        "chelsea",
+        "coffee",
+        "astronaut",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "retina",
+    )
     return {name: np.asarray(getattr(data, name)(), dtype=np.uint8) for name in names}
 
 

@@ -9,8 +9,8 @@ instead of silently mapping "running shoe" to the wrong category.
 |---|---|
 | footwear_clothing | garments, hats, ties, swimwear, shoes, socks, mittens (399 abaya ... 906 Windsor tie) |
 | bags_leather | 414 backpack, 464 buckle, 597 holster, 636 mailbag, 748 purse, 893 wallet |
-| watches_jewellery | clocks and watches (ImageNet has no "wristwatch"; wristwatches land in analog clock, digital
-  watch, stopwatch, magnetic compass), 679 necklace, 584 hair slide, 836/837 sunglasses |
+| watches_jewellery | clocks and watches (ImageNet has no "wristwatch"; wristwatches land in analog
+  clock, digital watch, stopwatch, magnetic compass), 679 necklace, 584 hair slide, 836/837 sunglasses |
 | electronics | phones, computers and peripherals, audio/video, cameras, small appliances |
 | cosmetics | 551 face powder, 585 hair spray, 629 lipstick, 631 lotion, 711 perfume, 804 soap dispenser,
   838 sunscreen, 903 wig |
@@ -50,6 +50,7 @@ GOODS_CATEGORIES: tuple[str, ...] = (
 IMAGENET_LABELS_SHA256 = "4eb3da435cf544e4a6f390f62c84cb9c9bb68cf8b14e97f8a063452382e5efd2"
 IMAGENET_CLASSES = 1000
 
+# fmt: off
 CATEGORY_TABLE: dict[str, tuple[int, ...]] = {
     "footwear_clothing": (
         399, 400, 411, 433, 439, 445, 451, 452, 457, 459, 474, 501, 502, 514, 515, 552, 568, 578, 591,
@@ -75,7 +76,8 @@ CATEGORY_TABLE: dict[str, tuple[int, ...]] = {
     ),
     "auto_parts": (475, 479, 535, 581, 685, 686, 785),
     "printed_matter": (446, 454, 549, 624, 681, 916, 917, 918, 921, 922),
-}  # fmt: skip
+}
+# fmt: on
 
 
 def labels_sha256(labels: Sequence[str]) -> str:

@@ -69,14 +69,18 @@ def make_session(model_path: Path, threads: int) -> object:
 def _check_io(session: object, manifest: Manifest, path: Path) -> None:
     inputs = session.get_inputs()  # type: ignore[attr-defined]
     if len(inputs) != 1 or inputs[0].name != manifest.input.name:
-        raise ModelLoadError(f"{path}: model inputs {[i.name for i in inputs]} are not [{manifest.input.name!r}]")
+        raise ModelLoadError(
+            f"{path}: model inputs {[i.name for i in inputs]} are not [{manifest.input.name!r}]"
+        )
     actual = list(inputs[0].shape)
     declared = manifest.input.shape
     if len(actual) != len(declared) or manifest.input.layout != "NCHW" or len(declared) != 4:
         raise ModelLoadError(f"{path}: model input shape {actual} does not match the manifest's {declared}")
     for got, want in zip(actual[1:], declared[1:], strict=True):
         if got != want:
-            raise ModelLoadError(f"{path}: model input shape {actual} does not match the manifest's {declared}")
+            raise ModelLoadError(
+                f"{path}: model input shape {actual} does not match the manifest's {declared}"
+            )
     if declared[1] != 3 or declared[2] != declared[3]:
         raise ModelLoadError(f"{path}: input shape {declared} is not a square 3-channel image")
     outputs = {o.name: o.shape for o in session.get_outputs()}  # type: ignore[attr-defined]
@@ -129,7 +133,9 @@ class Classifier:
              None if loaded_gallery is None else loaded_gallery.backbone),
         ):  # fmt: skip
             if dim is not None and dim != spec.embedding.dim:
-                raise ModelLoadError(f"{what} expects {dim}-d embeddings, model {spec.version} gives {spec.embedding.dim}")
+                raise ModelLoadError(
+                    f"{what} expects {dim}-d embeddings, model {spec.version} gives {spec.embedding.dim}"
+                )
             if backbone is not None and backbone != spec.version:
                 # A shadow model may share the live model's head and gallery; say so, but only once.
                 log.warning("%s was made with model %s, now used with %s", what, backbone, spec.version)
@@ -201,9 +207,9 @@ class Classifier:
             label=label,
         )
 
-    def top_classes(self, image: bytes | npt.NDArray[np.generic], k: int = 5, kind: str = "camera") -> list[
-        tuple[str, float]
-    ]:
+    def top_classes(
+        self, image: bytes | npt.NDArray[np.generic], k: int = 5, kind: str = "camera"
+    ) -> list[tuple[str, float]]:
         """The k most probable ImageNet classes (short names) for a sanity check."""
         probs = softmax(self.run(self.preprocess(image, kind))[1][0])
         top = np.argsort(-probs)[:k]

@@ -62,15 +62,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from models.train import scan_folder
 
     clf = _load(args)
-    result = evaluate_head(clf, load_head(args.head), scan_folder(args.data), args.kind, args.target_precision)
+    result = evaluate_head(
+        clf, load_head(args.head), scan_folder(args.data), args.kind, args.target_precision
+    )
     if args.json:
         _print_json(result)
     else:
         cov = result["coverage_at_precision"]
-        print(f"accuracy {result['accuracy']:.4f} on {result['samples']} images; ECE {result['calibration']['ece']:.4f}")
+        ece = result["calibration"]["ece"]
+        print(f"accuracy {result['accuracy']:.4f} on {result['samples']} images; ECE {ece:.4f}")
         print(f"coverage at precision {cov['target_precision']}: {cov['coverage']:.4f}")
         for label, row in result["per_class"].items():
-            print(f"  {label}: precision {row['precision']:.4f} recall {row['recall']:.4f} ({row['support']})")
+            print(
+                f"  {label}: precision {row['precision']:.4f} recall {row['recall']:.4f} ({row['support']})"
+            )
     return 0
 
 
@@ -84,8 +89,10 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"series held out: mean accuracy {result['mean_accuracy']:.4f}, "
-              f"mean coverage at precision {args.target_precision}: {result['mean_coverage_at_precision']:.4f}")
+        print(
+            f"series held out: mean accuracy {result['mean_accuracy']:.4f}, "
+            f"mean coverage at precision {args.target_precision}: {result['mean_coverage_at_precision']:.4f}"
+        )
     return 0
 
 
@@ -125,7 +132,9 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         else Gallery.empty(clf.manifest.embedding.dim, clf.manifest.version)
     )
     if gallery.backbone != clf.manifest.version:
-        raise ValueError(f"gallery {args.gallery} was built with model {gallery.backbone}, not {clf.manifest.version}")
+        raise ValueError(
+            f"gallery {args.gallery} was built with model {gallery.backbone}, not {clf.manifest.version}"
+        )
     emb = clf.embed([clf.preprocess(args.image.read_bytes(), args.kind)])[0]
     gallery = gallery.add(emb, args.ref_id, args.label, args.source or args.image.name)
     save_gallery(gallery, args.gallery)
@@ -136,10 +145,16 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from models.bench import run_bench
 
-    result = run_bench(args.manifest, args.images, args.kind, args.runs, args.threads, args.out, args.head, args.gallery)
+    result = run_bench(
+        args.manifest, args.images, args.kind, args.runs, args.threads, args.out, args.head, args.gallery
+    )
     json.dump(result["summary"], sys.stdout, indent=1)
     print()
     return 0
+
+
+def _optional_path(text: str) -> Path | None:
+    return None if text.lower() == "none" else Path(text)
 
 
 def _common(p: argparse.ArgumentParser, threads: int = 2) -> None:
@@ -166,7 +181,9 @@ def register(
     p.add_argument("--kind", choices=KINDS, default="camera")
     p.add_argument("--views", type=int, default=3, help="augmented views per training image")
     p.add_argument("--target-precision", type=float, default=0.99)
-    p.add_argument("--suspect", action="append", default=[], help="label that counts as counterfeit suspicion")
+    p.add_argument(
+        "--suspect", action="append", default=[], help="label that counts as counterfeit suspicion"
+    )
     p.add_argument("--version", default=None)
     p.set_defaults(func=cmd_train)
 
@@ -181,7 +198,9 @@ def register(
 
     p = sub.add_parser("crossval", help="hold out whole image series (file-name prefix) and measure")
     _common(p)
-    p.add_argument("--data", type=Path, required=True, nargs="+", help="one or more class-folder roots, pooled")
+    p.add_argument(
+        "--data", type=Path, required=True, nargs="+", help="one or more class-folder roots, pooled"
+    )
     p.add_argument("--kind", choices=KINDS, default="camera")
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--views", type=int, default=3)
@@ -221,10 +240,13 @@ def register(
 
     p = bench.add_parser("classifier", help="bare onnxruntime inference vs the full classification")
     _common(p, threads=1)
-    p.add_argument("--images", type=Path, default=None, help="folder of images (default: bundled sample photos)")
+    p.add_argument(
+        "--images", type=Path, default=None, help="folder of images (default: bundled sample photos)"
+    )
     p.add_argument("--kind", choices=KINDS, default="camera")
     p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--head", type=Path, default=ARTIFACTS / "demo" / "demo_head.npz")
-    p.add_argument("--gallery", type=Path, default=ARTIFACTS / "demo" / "demo_gallery.npz")
+    demo = ARTIFACTS / "demo"
+    p.add_argument("--head", type=_optional_path, default=demo / "demo_head.npz", help="head file, or none")
+    p.add_argument("--gallery", type=_optional_path, default=demo / "demo_gallery.npz", help="or none")
     p.add_argument("--out", type=Path, default=Path("bench-classifier.json"), help="results file (JSON)")
     p.set_defaults(func=cmd_bench)

@@ -38,7 +38,11 @@ def render_label(rng: np.random.Generator, counterfeit: bool) -> npt.NDArray[np.
     w, h = int(rng.integers(270, 320)), int(rng.integers(180, 220))
     cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (245, 245, 240), -1)
     cx, cy, r = x0 + 45, y0 + 50, 30
-    logo = (200, 30, 40) if not counterfeit else tuple(int(v) for v in rng.integers([190, 70, 20], [240, 140, 80]))
+    logo = (
+        (200, 30, 40)
+        if not counterfeit
+        else tuple(int(v) for v in rng.integers([190, 70, 20], [240, 140, 80]))
+    )
     cv2.circle(img, (cx, cy), r, logo, -1)
     angles = -np.pi / 2 + np.arange(5) * 4 * np.pi / 5  # pentagram vertex order
     star = np.stack([cx + r * 0.8 * np.cos(angles), cy + r * 0.8 * np.sin(angles)], axis=1)
@@ -50,7 +54,14 @@ def render_label(rng: np.random.Generator, counterfeit: bool) -> npt.NDArray[np.
     strip_y = y0 + 100
     if not counterfeit:  # holographic strip: a rainbow gradient
         hue = ((np.arange(w - 40) * 180 / (w - 40) + rng.integers(0, 180)) % 180).astype(np.uint8)
-        hsv = np.stack([np.tile(hue, (25, 1)), np.full((25, w - 40), 200, np.uint8), np.full((25, w - 40), 230, np.uint8)], 2)
+        hsv = np.stack(
+            [
+                np.tile(hue, (25, 1)),
+                np.full((25, w - 40), 200, np.uint8),
+                np.full((25, w - 40), 230, np.uint8),
+            ],
+            2,
+        )
         img[strip_y : strip_y + 25, x0 + 20 : x0 + w - 20] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     else:
         grey = int(rng.integers(150, 200))
@@ -62,9 +73,11 @@ def render_label(rng: np.random.Generator, counterfeit: bool) -> npt.NDArray[np.
             cv2.rectangle(img, (bx, y0 + 140), (bx + 3, y0 + h - 15), (15, 15, 15), -1)
     angle = rng.uniform(-8, 8)
     matrix = cv2.getRotationMatrix2D((WIDTH / 2, HEIGHT / 2), angle, rng.uniform(0.9, 1.05))
-    img = cv2.warpAffine(img, matrix, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT)
+    img = np.asarray(
+        cv2.warpAffine(img, matrix, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT), dtype=np.uint8
+    )
     if counterfeit:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 1.6))
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 1.6)), dtype=np.uint8)
     gain = rng.uniform(0.8, 1.15)
     noisy = img.astype(np.float32) * gain + rng.normal(0, 4, img.shape)
     return np.asarray(np.clip(noisy, 0, 255), dtype=np.uint8)
@@ -96,7 +109,9 @@ def train_demo_head(clf: Classifier) -> Head:
         "kind": "camera",
         "data": "generated NORDLUX label drawings (models/demo.py), no third-party images",
     }
-    head = fit_head(x["train"], y["train"], LABELS, x["validation"], y["validation"], 0.99, None, meta, quiet=True)
+    head = fit_head(
+        x["train"], y["train"], LABELS, x["validation"], y["validation"], 0.99, None, meta, quiet=True
+    )
     probs = head.predict_proba(x["test"])
     accuracy = float((probs.argmax(axis=1) == y["test"]).mean())
     meta = dict(head.meta, test={"samples": len(y["test"]), "accuracy": accuracy})
@@ -116,7 +131,9 @@ def build_demo_assets(manifest: Path, out: Path) -> list[Path]:
     gallery = Gallery.empty(clf.manifest.embedding.dim, clf.manifest.version)
     for i in range(3):
         ref = render_label(rng, counterfeit=True)
-        gallery = gallery.add(_embed(clf, [ref])[0], f"demo-ref-{i + 1}", f"counterfeit {BRAND} label (demo)", "generated")
+        gallery = gallery.add(
+            _embed(clf, [ref])[0], f"demo-ref-{i + 1}", f"counterfeit {BRAND} label (demo)", "generated"
+        )
     gallery_path = out / "demo_gallery.npz"
     save_gallery(gallery, gallery_path)
     paths = [head_path, gallery_path]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
@@ -20,14 +21,16 @@ def expected_calibration_error(top_prob: F32, correct: npt.NDArray[np.bool_], bi
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (top_prob > lo) & (top_prob <= hi)
         if in_bin.any():
             ece += float(in_bin.mean()) * abs(float(correct[in_bin].mean()) - float(top_prob[in_bin].mean()))
     return ece
 
 
-def metrics(probs: F32, y: npt.NDArray[np.int64], labels: tuple[str, ...], head: Head, target: float) -> dict[str, Any]:
+def metrics(
+    probs: F32, y: npt.NDArray[np.int64], labels: tuple[str, ...], head: Head, target: float
+) -> dict[str, Any]:
     """All evaluation figures for predicted probabilities `probs` against true labels `y`."""
     pred = probs.argmax(axis=1)
     top = probs.max(axis=1)
@@ -90,7 +93,9 @@ def series_folds(samples: list[Sample], folds: int) -> list[list[int]]:
     for label in sorted({s.label for s in samples}):
         series = sorted({s.series for s in samples if s.label == label})
         if len(series) < folds:
-            raise DatasetError(f"class {label} has {len(series)} image series ({series}); {folds} folds need more")
+            raise DatasetError(
+                f"class {label} has {len(series)} image series ({series}); {folds} folds need more"
+            )
         for i, s in enumerate(samples):
             if s.label == label:
                 groups[series.index(s.series) % folds].append(i)
@@ -98,7 +103,12 @@ def series_folds(samples: list[Sample], folds: int) -> list[list[int]]:
 
 
 def crossval_series(
-    clf: Classifier, samples: list[Sample], kind: str, folds: int = 2, views: int = DEFAULT_VIEWS, target: float = 0.99
+    clf: Classifier,
+    samples: list[Sample],
+    kind: str,
+    folds: int = 2,
+    views: int = DEFAULT_VIEWS,
+    target: float = 0.99,
 ) -> dict[str, Any]:
     """Train on some whole series, test on the others: how the head holds when the objects change."""
     groups = series_folds(samples, folds)
@@ -112,10 +122,15 @@ def crossval_series(
         result["held_out_series"] = sorted({s.series for s in test})
         result["train_series"] = sorted({s.series for s in train})
         results.append(result)
-        print(f"fold {f + 1}/{folds}: held out {result['held_out_series']}, accuracy {result['accuracy']:.4f}", file=sys.stderr)
+        print(
+            f"fold {f + 1}/{folds}: held out {result['held_out_series']}, accuracy {result['accuracy']:.4f}",
+            file=sys.stderr,
+        )
     return {
         "folds": results,
         "mean_accuracy": float(np.mean([r["accuracy"] for r in results])),
-        "mean_coverage_at_precision": float(np.mean([r["coverage_at_precision"]["coverage"] for r in results])),
+        "mean_coverage_at_precision": float(
+            np.mean([r["coverage_at_precision"]["coverage"] for r in results])
+        ),
         "augmented_views": views,
     }

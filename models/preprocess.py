@@ -19,6 +19,10 @@ CAMERA_CROP_FRACTION = 0.875
 UInt8Image = npt.NDArray[np.uint8]
 
 
+def _u8(image: object) -> UInt8Image:
+    return np.asarray(image, dtype=np.uint8)
+
+
 class ImageDecodeError(ValueError):
     """An image is empty, corrupt, of an unsupported format, or too large to decode safely."""
 
@@ -56,7 +60,9 @@ def sniff_size(data: bytes) -> tuple[int, int] | None:
 
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
-        raise ImageDecodeError(f"image of {width}x{height} pixels is larger than the {MAX_PIXELS} pixel limit")
+        raise ImageDecodeError(
+            f"image of {width}x{height} pixels is larger than the {MAX_PIXELS} pixel limit"
+        )
     if min(width, height) < MIN_SIDE:
         raise ImageDecodeError(f"image of {width}x{height} pixels is too small to classify")
 
@@ -75,7 +81,9 @@ def _to_uint8(image: npt.NDArray[np.generic], stretch: bool) -> UInt8Image:
     if not np.isfinite(data).all():
         raise ImageDecodeError("image contains NaN or infinite values")
     if stretch:
-        low, high = np.percentile(data[:: max(1, data.shape[0] // 256), :: max(1, data.shape[1] // 256)], (0.5, 99.5))
+        low, high = np.percentile(
+            data[:: max(1, data.shape[0] // 256), :: max(1, data.shape[1] // 256)], (0.5, 99.5)
+        )
     elif image.dtype == np.uint16:
         low, high = 0.0, 65535.0
     elif np.issubdtype(image.dtype, np.floating):
@@ -85,7 +93,7 @@ def _to_uint8(image: npt.NDArray[np.generic], stretch: bool) -> UInt8Image:
     if high <= low:
         high = low + 1.0
     out = (data - low) * (255.0 / (high - low))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
 
 
 def _decode_bytes(data: bytes, target: int, grey: bool) -> npt.NDArray[np.generic]:
@@ -120,8 +128,10 @@ def _decode_bytes(data: bytes, target: int, grey: bool) -> npt.NDArray[np.generi
     return np.asarray(image)
 
 
-def to_rgb_or_grey(image: npt.NDArray[np.generic], grey: bool, stretch: bool, bgr: bool = False) -> UInt8Image:
-    """An 8-bit image, colour (HxWx3, same channel order as given) or grey (HxW), from any supported layout."""
+def to_rgb_or_grey(
+    image: npt.NDArray[np.generic], grey: bool, stretch: bool, bgr: bool = False
+) -> UInt8Image:
+    """An 8-bit image, colour (HxWx3, channel order as given) or grey (HxW), from any supported layout."""
     if image.ndim == 3 and image.shape[2] in (1, 2):  # grey, or grey + alpha
         image = image[:, :, 0]
     if image.ndim == 3 and image.shape[2] == 4:  # drop alpha
@@ -131,9 +141,9 @@ def to_rgb_or_grey(image: npt.NDArray[np.generic], grey: bool, stretch: bool, bg
     _check_size(image.shape[1], image.shape[0])
     out = np.ascontiguousarray(_to_uint8(image, stretch))
     if grey and out.ndim == 3:
-        out = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
+        out = _u8(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY))
     if not grey and out.ndim == 2:
-        out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
+        out = _u8(cv2.cvtColor(out, cv2.COLOR_GRAY2BGR))
     return out
 
 
@@ -157,7 +167,7 @@ def load_image(image: bytes | npt.NDArray[np.generic], kind: str, size: int) -> 
     stretch = xray and raw.dtype != np.uint8
     pixels = to_rgb_or_grey(raw, grey=xray, stretch=stretch, bgr=bgr)
     square = square_for_kind(pixels, kind, size)
-    return cv2.cvtColor(square, cv2.COLOR_BGR2RGB) if bgr and not xray else square
+    return _u8(cv2.cvtColor(square, cv2.COLOR_BGR2RGB)) if bgr and not xray else square
 
 
 def _interpolation(side: int, size: int) -> int:
@@ -167,7 +177,7 @@ def _interpolation(side: int, size: int) -> int:
 
 
 def square_for_kind(pixels: UInt8Image, kind: str, size: int) -> UInt8Image:
-    """Camera: centre crop of the shorter side's 0.875, resized. X-ray: padded to a square with the background.
+    """Camera: centre crop (0.875 of the shorter side), resized. X-ray: padded square, background fill.
 
     Grey input gives a 3-channel result; colour keeps its channel order.
     """
@@ -195,11 +205,15 @@ def square_for_kind(pixels: UInt8Image, kind: str, size: int) -> UInt8Image:
     return np.ascontiguousarray(out)
 
 
-def normalise(square: UInt8Image, mean: npt.NDArray[np.float32], inv_std: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def normalise(
+    square: UInt8Image, mean: npt.NDArray[np.float32], inv_std: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     """HxWx3 uint8 RGB -> 1x3xHxW float32, (pixel - mean) / std per channel."""
     if np.all(inv_std == inv_std[0]):
         # One C++ pass (subtract, scale, HWC->NCHW) instead of four numpy passes.
-        blob = cv2.dnn.blobFromImage(square, scalefactor=float(inv_std[0]), mean=tuple(float(m) for m in mean))
+        blob = cv2.dnn.blobFromImage(
+            square, scalefactor=float(inv_std[0]), mean=tuple(float(m) for m in mean)
+        )
         return np.asarray(blob, dtype=np.float32)
     chw = square.transpose(2, 0, 1).astype(np.float32)
     chw -= mean[:, None, None]

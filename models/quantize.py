@@ -1,4 +1,4 @@
-"""`parcelguard model quantize`: static int8 (QDQ) quantisation of the backbone, calibrated on shippable photos."""
+"""`parcelguard model quantize`: static int8 (QDQ) quantisation of the backbone, shippable calibration."""
 
 from __future__ import annotations
 

@@ -65,7 +65,9 @@ def scan_folder(root: Path) -> list[Sample]:
     ]
     labels = {s.label for s in samples}
     if len(labels) < 2:
-        raise DatasetError(f"data folder {root} needs at least two class sub-folders with images, found {sorted(labels)}")
+        raise DatasetError(
+            f"data folder {root} needs at least two class sub-folders with images, found {sorted(labels)}"
+        )
     return samples
 
 
@@ -85,7 +87,10 @@ def augment(square: npt.NDArray[np.uint8], rng: np.random.Generator, kind: str) 
         return np.ascontiguousarray(out)
     size = square.shape[0]
     matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-10, 10), rng.uniform(0.9, 1.05))
-    out = cv2.warpAffine(square, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    out = np.asarray(
+        cv2.warpAffine(square, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT),
+        dtype=np.uint8,
+    )
     if rng.random() < 0.5:
         out = out[:, ::-1]
     return np.ascontiguousarray(out)
@@ -123,7 +128,12 @@ def embed_samples(
 def print_progress(prefix: str) -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
         if done == total or done % 25 == 0:
-            print(f"\r{prefix}: {done}/{total} images", end="\n" if done == total else "", file=sys.stderr, flush=True)
+            print(
+                f"\r{prefix}: {done}/{total} images",
+                end="\n" if done == total else "",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return show
 
@@ -156,7 +166,9 @@ def fit_head(
     val_logits = head.logits(x_val)
     temperature = fit_temperature(val_logits, y_val)
     probs = softmax(val_logits / temperature)
-    threshold, coverage = threshold_for_precision(probs.max(axis=1), probs.argmax(axis=1) == y_val, target_precision)
+    threshold, coverage = threshold_for_precision(
+        probs.max(axis=1), probs.argmax(axis=1) == y_val, target_precision
+    )
     meta = dict(
         meta,
         validation={
@@ -202,7 +214,9 @@ def train_head(
     train_idx, val_idx = split_validation(samples, val_fraction, seed)
     train_samples = [samples[i] for i in train_idx]
     val_samples = [samples[i] for i in val_idx]
-    x, owners = embed_samples(clf, train_samples, kind, views, seed, None if quiet else print_progress("embedding"))
+    x, owners = embed_samples(
+        clf, train_samples, kind, views, seed, None if quiet else print_progress("embedding")
+    )
     y = np.asarray([labels.index(train_samples[i].label) for i in owners], dtype=np.int64)
     x_val, _ = embed_samples(clf, val_samples, kind, 0, seed, None if quiet else print_progress("validation"))
     y_val = np.asarray([labels.index(s.label) for s in val_samples], dtype=np.int64)
