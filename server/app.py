@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -110,11 +112,11 @@ def _log_requests(app: FastAPI) -> None:
 
 
 def _include_web(app: FastAPI) -> None:
-    """Mount the server pages when their package is installed: `server/web/router.py` exposing `router`."""
-    try:
-        from server.web import router as web_router  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("server.web", "server.web.router"):
-            raise
+    """Mount the server pages when they are installed: module `server.web.router` exposing `router`."""
+    if (
+        importlib.util.find_spec("server.web") is None
+        or importlib.util.find_spec("server.web.router") is None
+    ):
         return
-    app.include_router(web_router.router)
+    module = importlib.import_module("server.web.router")
+    app.include_router(module.router)

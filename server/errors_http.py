@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.errors import ApiError
@@ -63,6 +64,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _status_code_name(exc.status_code)
         return error_response(exc.status_code, _status_code_name(exc.status_code), detail, exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _data(_req: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (NUL character, number out of range): bad input, not a fault.
+        # The driver's message may quote the value, so it is neither returned nor logged.
+        log.info("database refused a value: %s", type(exc.orig).__name__)
+        return error_response(422, "invalid_value", "a value is not storable (NUL character or out of range)")
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:

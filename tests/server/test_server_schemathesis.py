@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+import sqlalchemy
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
@@ -19,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from server import admin
 from server.app import create_app
-from server.db import migrate
+from server.db import migrate, normalise_url
 from server.settings import generate_key
 
 STATION_PATHS = ("/api/v1/sync", "/api/v1/images/{sha256}", "/api/v1/orders/poll")
@@ -34,13 +36,25 @@ SETTINGS: dict[str, Any] = {
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, dict[str, str]]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, dict[str, dict[str, str]]]]:
     from server.settings import LimitsConfig, OrdersConfig, ServerSettings
 
-    db = Path(tmp_path_factory.mktemp("schema")) / "server.db"
+    pg: tuple[sqlalchemy.Engine, str] | None = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{Path(tmp_path_factory.mktemp('schema')) / 'server.db'}"
+    else:
+        # PostgreSQL enforces types and column widths that SQLite lets through.
+        base: str = request.getfixturevalue("pg_url")
+        schema_name = "t_" + uuid.uuid4().hex[:12]
+        pg = (sqlalchemy.create_engine(normalise_url(base)), schema_name)
+        with pg[0].begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema_name}")
+        url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema_name}"
     s = ServerSettings(
-        database_url=f"sqlite:///{db}",
+        database_url=url,
         secret_key=generate_key(),
         hmac_key=generate_key(),
         encryption_key=generate_key(),
@@ -48,16 +62,23 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, dict[s
         orders=OrdersConfig(max_poll_seconds=0.05),
         limits=LimitsConfig(max_body_bytes=256 * 1024, max_image_bytes=256 * 1024),
     )
-    migrate(s.database_url)
-    admin.create_user(s, "root", "a long password 123", "admin", ["*"])
-    admin.create_user(s, "olga", "a long password 123", "officer", ["*"])
-    tokens = {
-        "admin": admin.create_api_token(s, "root"),
-        "officer": admin.create_api_token(s, "olga"),
-        "station": admin.register_station(s, "st-a", "site1", "line1"),
-    }
-    app = create_app(s)
-    return app, {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+    try:
+        migrate(s.database_url)
+        admin.create_user(s, "root", "a long password 123", "admin", ["*"])
+        admin.create_user(s, "olga", "a long password 123", "officer", ["*"])
+        tokens = {
+            "admin": admin.create_api_token(s, "root"),
+            "officer": admin.create_api_token(s, "olga"),
+            "station": admin.register_station(s, "st-a", "site1", "line1"),
+        }
+        app = create_app(s)
+        yield app, {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+        app.state.services.db.dispose()
+    finally:
+        if pg is not None:
+            with pg[0].begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {pg[1]} CASCADE")
+            pg[0].dispose()
 
 
 def _who(path: str, method: str) -> str:
