@@ -39,11 +39,14 @@ class FakeSerialScanner:
         chunk_seed: int | None = None,
         disconnect_after: int | None = None,
         on_command: bool = False,
+        repeat: bool = False,
     ) -> None:
         self.frames = list(frames)
         self.chunk_seed = chunk_seed
         self.disconnect_after = disconnect_after
         self.on_command = on_command
+        # Replay the whole recording to every new client (a demo scanner for `devices listen`).
+        self.repeat = repeat
         self.received = bytearray()
         self.sent = 0
         self.connections = 0
@@ -87,7 +90,7 @@ class FakeSerialScanner:
 
     def _run(self) -> None:
         rng = random.Random(self.chunk_seed) if self.chunk_seed is not None else None
-        while not self._stop.is_set() and self.sent < len(self.frames):
+        while not self._stop.is_set() and (self.repeat or self.sent < len(self.frames)):
             try:
                 client, _ = self._server.accept()
             except TimeoutError:
@@ -95,6 +98,8 @@ class FakeSerialScanner:
             except OSError:
                 return
             self.connections += 1
+            if self.repeat:
+                self.sent = 0
             client.settimeout(0.1)
             # pyserial's socket:// flushes its input right after connecting; a scanner that spoke
             # in that instant would be lost, so the fake (like a real idle line) waits a moment.
@@ -133,9 +138,10 @@ class FakeSerialScanner:
             self.sent += 1
             this_connection += 1
         self.done.set()
-        # All sent: keep the line open until stopped.
+        # All sent: keep the line open until stopped or the client goes away.
         while not self._stop.is_set():
-            self._read_command(client)
+            if self._read_command(client) is False:
+                return
 
     def _read_command(self, client: socket.socket) -> bool | None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from scanner_drivers.framing import FrameAssembler
 from scanner_drivers.presets import FramingConfig, PresetError, parse_bytes, preset
 from scanner_drivers.scanner import ReadCallback, StatusCallback
-from scanner_drivers.serial_messages import CompiledFraming, interpret
+from scanner_drivers.serial_messages import CompiledFraming, Message, interpret
 from scanner_drivers.types import DeviceError, DeviceUrlError, ScanRead
 from scanner_drivers.urlopts import UrlOptions, host_port
 
@@ -131,6 +132,8 @@ class SerialScanner:
         self._port: serial.SerialBase | None = None
         self._write_lock = threading.Lock()
         self._trigger_id: int | None = None
+        # Site diagnostics (`parcelguard devices listen`): sees every frame, heartbeats included.
+        self.on_frame: Callable[[bytes, Message], None] | None = None
 
     def start(self, on_read: ReadCallback, on_status: StatusCallback) -> None:
         if self._thread is not None:
@@ -263,6 +266,8 @@ class SerialScanner:
 
     def _deliver(self, payload: bytes, on_read: ReadCallback) -> None:
         msg = interpret(payload, self._framing)
+        if self.on_frame is not None:
+            self.on_frame(payload, msg)
         if msg.bad_text:
             self.stats.bad_text += 1
             log.warning(
