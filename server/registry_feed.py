@@ -28,7 +28,9 @@ def registry_changes(conn: Connection, cursor: int, limit: int, now: datetime) -
         refs.setdefault(row.kind, set()).add(row.ref)
     out_senders = []
     if refs["sender"]:
-        for r in conn.execute(select(senders).where(senders.c.sender_token.in_(refs["sender"]))):
+        for r in conn.execute(
+            select(senders).where(senders.c.sender_token.in_(refs["sender"])).order_by(senders.c.sender_token)
+        ):
             out_senders.append(
                 SenderWire(
                     sender_token=r.sender_token,
@@ -41,7 +43,9 @@ def registry_changes(conn: Connection, cursor: int, limit: int, now: datetime) -
             )
     out_manifests = []
     if refs["manifest"]:
-        for r in conn.execute(select(manifests).where(manifests.c.waybill.in_(refs["manifest"]))):
+        for r in conn.execute(
+            select(manifests).where(manifests.c.waybill.in_(refs["manifest"])).order_by(manifests.c.waybill)
+        ):
             out_manifests.append(
                 ManifestWire(
                     waybill=r.waybill,
@@ -55,7 +59,9 @@ def registry_changes(conn: Connection, cursor: int, limit: int, now: datetime) -
     out_watch = []
     now_s = iso(now)
     if refs["watch"]:
-        for r in conn.execute(select(watchlist).where(watchlist.c.entry_id.in_(refs["watch"]))):
+        for r in conn.execute(
+            select(watchlist).where(watchlist.c.entry_id.in_(refs["watch"])).order_by(watchlist.c.entry_id)
+        ):
             expired = r.expires_at is not None and r.expires_at <= now_s
             withdrawn = r.appeal_status == "overturned"
             out_watch.append(
