@@ -73,7 +73,7 @@ class ReaderTally:
             "labelled": labelled,
             "read_rate_pct": round(100.0 * self.read / labelled, 2) if labelled else 0.0,
             "wrong_reads": self.wrong,
-            "errors": self.errors,
+            "errors": self.errors,  # unreadable files, or the reader failing on an image
             "median_ms": round(statistics.median(self.ms), 3) if self.ms else 0.0,
             "p95_ms": round(float(np.percentile(self.ms, 95)), 3) if self.ms else 0.0,
             "missed": self.missed,
@@ -119,6 +119,14 @@ def _project_reader(settings: BarcodeSettings) -> Callable[[GreyImage], list[Cod
     return read
 
 
+def _call(reader: Callable[[GreyImage], list[Code]], grey: GreyImage) -> list[Code] | None:
+    """Run one reader; None when it fails on the image (pyzbar raises on symbols it cannot orient)."""
+    try:
+        return reader(grey)
+    except ValueError:
+        return None
+
+
 def _tally(tally: ReaderTally, sample: Sample, codes: Sequence[Code], name: str) -> None:
     if sample.expected is None:
         wrong = list(codes)
@@ -161,7 +169,7 @@ def run_bench(
         if grey is not None and not warmed:
             # First calls load libraries and build tables; keep that out of the medians.
             for reader in readers.values():
-                reader(grey)
+                _call(reader, grey)
             warmed = True
         for reader_name, reader in readers.items():
             tally = tallies[reader_name]
@@ -171,8 +179,11 @@ def run_bench(
                 elapsed = 0.0
             else:
                 began = time.perf_counter()
-                codes = reader(grey)
+                result = _call(reader, grey)
                 elapsed = (time.perf_counter() - began) * 1000.0
+                if result is None:
+                    tally.errors += 1
+                codes = result or []
             tally.ms.append(elapsed)
             _tally(tally, sample, codes, name)
     labelled = sum(s.expected is not None for s in samples)
@@ -210,7 +221,10 @@ def _codes_without_expectation(
             grey = load_image((root / name).read_bytes(), settings)
         except BarcodeImageError:
             continue
-        found[name] = {reader_name: [c.text for c in reader(grey)] for reader_name, reader in readers.items()}
+        found[name] = {
+            reader_name: [c.text for c in _call(reader, grey) or []]
+            for reader_name, reader in readers.items()
+        }
     return found
 
 

@@ -54,16 +54,16 @@ StepName = Literal[
     "pyzbar/threshold",
 ]
 
-# Ordered by what photographed labels most often need, cheap before dear: local contrast, a diagonal
-# turn (linear codes are scanned along rows and columns only), the second engine, scale, inversion
+# Ordered by what photographed labels most often need, cheap before dear: local contrast, the second
+# engine, diagonal turns (linear codes are scanned along rows and columns only), scale, inversion
 # (zxing-cpp's own try_invert misses light-on-dark linear codes), thresholding, then upscaling.
 DEFAULT_LADDER: tuple[StepName, ...] = (
     "zxing/raw",
     "zxing/contrast",
+    "pyzbar/raw",
     "zxing/rotate45",
     "zxing/rotate22",
     "zxing/rotate-22",
-    "pyzbar/raw",
     "pyzbar/downscale",
     "zxing/invert",
     "zxing/adaptive",
@@ -256,10 +256,33 @@ def _to_original(read: EngineRead, affine: Affine) -> EngineRead:
 # ---------------------------------------------------------------- the ladder
 
 
+def _near(a: EngineRead, b: EngineRead) -> bool:
+    """True when two reads are of one place: the centre of either lies in the other's box, give or
+    take a margin (reads of one code from different variants land a little apart, and a thin
+    linear read is a line across the code)."""
+    box_a, box_b = engines.bounding_box(a.corners), engines.bounding_box(b.corners)
+    if box_a is None or box_b is None:
+        return True
+    margin = max(8.0, 0.15 * max(box_a[2], box_a[3], box_b[2], box_b[3]))
+
+    def centre_in(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> bool:
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        return (
+            other[0] - margin <= cx <= other[0] + other[2] + margin
+            and other[1] - margin <= cy <= other[1] + other[3] + margin
+        )
+
+    return centre_in(box_a, box_b) or centre_in(box_b, box_a)
+
+
 def _same_code(a: EngineRead, b: EngineRead) -> bool:
-    # Engines disagree on UPC-A versus EAN-13, so only the linear/matrix family must match.
+    """The same physical code: same content (modulo presentation), same family, same place.
+
+    Engines disagree on UPC-A versus EAN-13, so only the linear/matrix family must match; two labels
+    with one content at two places are two codes.
+    """
     same_family = engines.is_matrix(a.symbology) == engines.is_matrix(b.symbology)
-    return same_family and engines.same_text(a.text, b.text)
+    return same_family and engines.same_text(a.text, b.text) and _near(a, b)
 
 
 _warned_no_pyzbar = False
