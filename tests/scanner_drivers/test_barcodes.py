@@ -90,6 +90,13 @@ def test_reads_several_codes_in_one_image() -> None:
     assert "PG1234567890CN" in {c.text for c in found}
 
 
+def test_one_content_printed_twice_is_two_codes() -> None:
+    canvas = on_canvas([(QR, 20, 20), (QR, 20, 260), (EAN13, 250, 20), (EAN13, 250, 420)], (500, 800))
+    found = read_frozen(canvas).codes
+    assert sorted(c.symbology for c in found) == ["EAN13", "EAN13", "QRCode", "QRCode"]
+    assert len({c.position for c in found}) == 4
+
+
 def test_text_is_exactly_as_encoded_control_characters_included() -> None:
     content = "[)>\x1e06\x1dP445\x1d1PT\x1e\x04\r\nend"
     found = texts(on_canvas([(render(content, zxingcpp.BarcodeFormat.DataMatrix, 6), 50, 50)]))
