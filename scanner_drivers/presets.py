@@ -106,7 +106,7 @@ class FramingConfig(BaseModel):
 _DMCC_REPLY = r"\|\|\d+(:\d+)?\[.*\].*"
 
 PRESETS: dict[str, FramingConfig] = {
-    "generic": FramingConfig(),
+    "generic": FramingConfig(no_read=("NoRead", "?????")),
     # Xenon / Granit / Vuquest on RS-232 or USB-CDC: CR suffix, SYN T CR / SYN U CR serial trigger.
     "honeywell": FramingConfig(
         baudrate=115200, suffix="CR", no_read=("NR",), trigger_on="SYN+T+CR", trigger_off="SYN+U+CR"
