@@ -1,0 +1,1 @@
+"""Server pages: login, the officer's review desk and the supervisor's daily report (HTML, SVG, small JS)."""
