@@ -43,9 +43,15 @@ def _decode_with_pillow(data: bytes) -> npt.NDArray[np.generic] | None:
         return None
 
 
+# zxing-cpp refuses images with a side beyond 16 bits.
+MAX_SIDE = 65535
+
+
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise BarcodeImageError(f"empty image ({width}x{height} pixels)")
+    if max(width, height) > MAX_SIDE:
+        raise BarcodeImageError(f"image is {width}x{height} pixels: a side is over {MAX_SIDE}")
     if width * height > max_pixels:
         raise BarcodeImageError(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -326,6 +327,8 @@ def load_image(image: bytes | npt.NDArray[np.generic], settings: BarcodeSettings
     """Encoded bytes or a pixel array to 8-bit grey, refusing what is over the settings' limits."""
     if isinstance(image, bytes | bytearray):
         return decode_image(bytes(image), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels)
+    if isinstance(image, str | os.PathLike):
+        raise BarcodeImageError(f"got a path ({image!s}); pass the image's bytes or its pixels")
     return to_grey(np.asarray(image), max_pixels=settings.max_pixels)
 
 

@@ -215,6 +215,8 @@ def bad_images() -> Iterator[tuple[str, bytes | npt.NDArray[np.generic], str]]:
     yield "two channels", np.zeros((8, 8, 2), np.uint8), "unsupported image shape"
     yield "complex pixels", np.zeros((8, 8), np.complex64), "unsupported pixel type"
     yield "NaN pixels", np.full((8, 8), np.nan, np.float32), "NaN"
+    yield "side over 16 bits", np.full((1, 70_000), 255, np.uint8), "a side is over 65535"
+    yield "a path, not the image", "label.png", "got a path"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(("label", "image", "message"), list(bad_images()), ids=[b[0] for b in bad_images()])
