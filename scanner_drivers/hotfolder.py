@@ -126,7 +126,11 @@ class HotFolderDriver:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.poll(time.monotonic())
+            try:
+                self.poll(time.monotonic())
+            except Exception:
+                # A failing consumer must not stop the folder; the image itself is already in done/.
+                log.exception("hot folder %s: pass failed", self.config.folder)
             self._stop.wait(self.config.poll_s)
         if self._up:
             self.on_status(self.url, False, "stopped")

@@ -238,7 +238,11 @@ class SerialScanner:
             if not data:
                 continue
             for payload in frames.feed(data):
-                self._deliver(payload, on_read)
+                try:
+                    self._deliver(payload, on_read)
+                except Exception:
+                    # The consumer's bug must not stop the scanner: the next parcel still needs reading.
+                    log.exception("scanner %s: read handler failed on %r", self.url, payload[:64])
                 if host_ack:
                     try:
                         self.write(host_ack)

@@ -124,7 +124,8 @@ class _Connection:
         while self.alive:
             try:
                 data = self.transport.recv()
-            except OSError as exc:
+            except (OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial's state after the device node vanished.
                 why = f"connection lost: {exc}"
                 break
             if data is None:

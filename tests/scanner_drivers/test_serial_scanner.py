@@ -210,3 +210,23 @@ def test_trigger_without_command_or_connection_is_a_device_error(sink: Sink) -> 
         drv.trigger()
     with pytest.raises(DeviceError):
         SerialScanner("serial:///dev/serial/by-id/no-such-scanner?preset=honeywell").trigger()
+
+
+def test_a_failing_read_handler_does_not_stop_the_scanner(sink: Sink) -> None:
+    calls: list[str] = []
+
+    def on_read(read: ScanRead) -> None:
+        calls.append(read.codes[0].text)
+        if len(calls) == 1:
+            raise RuntimeError("consumer bug")
+        sink.on_read(read)
+
+    drv = SerialScanner("loop://")
+    drv.start(on_read, sink.on_status)
+    try:
+        assert sink.status()[0] is True
+        drv.write(b"FIRST\rSECOND\r")
+        assert sink.read().codes[0].text == "SECOND"
+    finally:
+        _stop(drv)
+    assert calls == ["FIRST", "SECOND"]

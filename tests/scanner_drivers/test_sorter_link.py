@@ -246,3 +246,38 @@ def test_simulator_naks_garbage_and_ignores_replies() -> None:
     assert sim.handle(b"nonsense")[0][1].startswith(b"\x02NAK|0|")
     assert sim.handle(b"ACK|5") == []
     assert sim.diverts_received == 0
+
+
+def test_a_flood_of_junk_from_the_controller_is_survived() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def controller() -> None:
+        conn, _ = server.accept()
+        seq = telegram.decode(conn.recv(1024)[1:-1]).seq
+        junk = b"\x02" + b"Z" * 100_000 + b"\xff" * 1000 + b"\x03\x03\x02\x02"
+        conn.sendall(junk + telegram.encode("ACK", seq) + telegram.encode("RES", seq, "DIVERTED", "R1"))
+        conn.recv(1024)
+        conn.close()
+
+    t = threading.Thread(target=controller, daemon=True)
+    t.start()
+    link = open_sorter(f"tcp://127.0.0.1:{server.getsockname()[1]}")
+    try:
+        assert link.divert("EA1", 5.0).outcome == "DIVERTED"
+    finally:
+        link.close()
+        server.close()
+
+
+def test_serial_line_vanishing_gives_timeouts_not_exceptions() -> None:
+    sim = SimulatedSorter("serial")
+    link = open_sorter(sim.start() + "&ack_timeout=0.2")
+    try:
+        assert link.divert("A", 2.0).outcome == "DIVERTED"
+        sim.stop()
+        for _ in range(2):
+            assert link.divert("B", 0.5).outcome == "TIMEOUT"
+    finally:
+        link.close()
