@@ -151,4 +151,5 @@ def test_no_plaintext_id_in_database_logs_or_responses(server: Any, caplog: pyte
             for row in conn.execute(sqlalchemy.text(f"SELECT * FROM {table}")):
                 flat = " ".join(str(v) for v in row)
                 assert ID not in flat and ID.lower() not in flat and PHONE not in flat, table
+                assert "张三" not in flat and "东城区" not in flat, table
     engine.dispose()
