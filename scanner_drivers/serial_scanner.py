@@ -190,7 +190,8 @@ class SerialScanner:
             rtscts=cfg.rtscts,
             xonxoff=cfg.xonxoff,
             timeout=POLL_S,
-            write_timeout=1.0,
+            # pyserial's RFC 2217 client refuses a write timeout.
+            write_timeout=None if cfg.port_url.startswith("rfc2217:") else 1.0,
             exclusive=cfg.exclusive,
         )
         port.open()
@@ -207,7 +208,7 @@ class SerialScanner:
             if self._port is None:
                 try:
                     port = self._open()
-                except (serial.SerialException, OSError, ValueError) as exc:
+                except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
                     failures += 1
                     if failures == 1:
                         log.warning("scanner %s: cannot open: %s (retrying quietly)", self.url, exc)

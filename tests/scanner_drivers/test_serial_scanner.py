@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import queue
 import tty
 from collections.abc import Iterator
@@ -230,3 +232,65 @@ def test_a_failing_read_handler_does_not_stop_the_scanner(sink: Sink) -> None:
     finally:
         _stop(drv)
     assert calls == ["FIRST", "SECOND"]
+
+
+class _Writer:
+    """PortManager writes its telnet negotiation through `.write`."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+
+    def write(self, data: bytes) -> None:
+        self.conn.sendall(data)
+
+
+class _Rfc2217Server:
+    """pyserial's RFC 2217 port manager in front of a loop:// port, as a serial device server would be."""
+
+    def __init__(self) -> None:
+        import serial
+        import serial.rfc2217
+
+        self.port = serial.serial_for_url("loop://", timeout=0.05)
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.stop = threading.Event()
+        self._rfc2217 = serial.rfc2217
+        threading.Thread(target=self._run, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"rfc2217://127.0.0.1:{self.server.getsockname()[1]}"
+
+    def _run(self) -> None:
+        conn, _ = self.server.accept()
+        conn.settimeout(0.05)
+        manager = self._rfc2217.PortManager(self.port, _Writer(conn))
+        while not self.stop.is_set():
+            data = self.port.read(self.port.in_waiting or 1)
+            if data:
+                conn.sendall(b"".join(manager.escape(data)))
+            try:
+                incoming = conn.recv(1024)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not incoming:
+                break
+            self.port.write(b"".join(manager.filter(incoming)))
+        conn.close()
+
+
+def test_rfc2217_serial_server(sink: Sink) -> None:
+    srv = _Rfc2217Server()
+    drv = _start(f"{srv.url}?preset=honeywell", sink)
+    try:
+        assert sink.status()[0] is True
+        srv.port.write(b"EA123456785CN\r")
+        assert sink.texts(1) == [["EA123456785CN"]]
+    finally:
+        _stop(drv)
+        srv.stop.set()
+        srv.server.close()
