@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
-import queue
 import tty
 from collections.abc import Iterator
 
@@ -266,7 +266,7 @@ class _Rfc2217Server:
     def _run(self) -> None:
         conn, _ = self.server.accept()
         conn.settimeout(0.05)
-        manager = self._rfc2217.PortManager(self.port, _Writer(conn))
+        manager = self._rfc2217.PortManager(self.port, _Writer(conn))  # type: ignore[arg-type]
         while not self.stop.is_set():
             data = self.port.read(self.port.in_waiting or 1)
             if data:
