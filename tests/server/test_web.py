@@ -87,10 +87,16 @@ def seed(settings: ServerSettings, http: httpx.Client | TestClient) -> Site:
     )
     assert r.json()["imported"] == 1, r.text
     manifests = [
-        {"waybill": w, "sender_id_type": "resident_id", "sender_id_number": ID, "quantity": "12",
-         "declared_name": "运动鞋 sports shoes", "declared_category": "footwear_clothing"}
+        {
+            "waybill": w,
+            "sender_id_type": "resident_id",
+            "sender_id_number": ID,
+            "quantity": "12",
+            "declared_name": "运动鞋 sports shoes",
+            "declared_category": "footwear_clothing",
+        }
         for w in (WAYBILL, WAYBILL2)
-    ]  # fmt: skip
+    ]
     assert http.post("/api/v1/manifests/import", json=manifests, headers=root).json()["imported"] == 2
     reply = http.post(
         "/api/v1/sync", json={"station_id": "st-a", "boot_id": "b1", "events": []}, headers=station
@@ -98,9 +104,19 @@ def seed(settings: ServerSettings, http: httpx.Client | TestClient) -> Site:
     token = reply.json()["registry"]["senders"][0]["sender_token"]
     xray, photo = png("xray"), png("camera")
     imgs = [
-        {"sha256": hashlib.sha256(xray).hexdigest(), "kind": "xray", "content_type": "image/png", "size": len(xray)},
-        {"sha256": hashlib.sha256(photo).hexdigest(), "kind": "camera", "content_type": "image/png", "size": len(photo)},
-    ]  # fmt: skip
+        {
+            "sha256": hashlib.sha256(xray).hexdigest(),
+            "kind": "xray",
+            "content_type": "image/png",
+            "size": len(xray),
+        },
+        {
+            "sha256": hashlib.sha256(photo).hexdigest(),
+            "kind": "camera",
+            "content_type": "image/png",
+            "size": len(photo),
+        },
+    ]
     at = datetime.now(UTC).replace(microsecond=0)
     base = {
         "station_id": "st-a",
@@ -108,18 +124,57 @@ def seed(settings: ServerSettings, http: httpx.Client | TestClient) -> Site:
         "at": at.isoformat(),
         "classifier": "efficientnet-lite0 v1",
     }
-    cls = [{"image_sha256": imgs[0]["sha256"], "category": "footwear_clothing", "category_prob": 0.91, "counterfeit_score": 0.87,
-            "gallery": [], "model_version": "v1"}]  # fmt: skip
+    cls = [
+        {
+            "image_sha256": imgs[0]["sha256"],
+            "category": "footwear_clothing",
+            "category_prob": 0.91,
+            "counterfeit_score": 0.87,
+            "gallery": [],
+            "model_version": "v1",
+        }
+    ]
     evs = [
-        {**base, "type": "parcel", "key": "st-a:b1:1", "seq": 1, "tracking_id": "t1", "waybill": WAYBILL,
-         "decision": "PULL", "reasons": ["COUNTERFEIT_SUSPECT", "DECLARED_MISMATCH"], "risk": 0.9,
-         "sender_token": token, "declared_category": "footwear_clothing", "classifications": cls, "images": imgs,
-         "divert": {"outcome": "DIVERTED", "chute": "P1"}},
-        {**base, "type": "parcel", "key": "st-a:b1:2", "seq": 2, "tracking_id": "t2", "waybill": WAYBILL2,
-         "decision": "HOLD", "reasons": ["REALNAME_UNVERIFIED"], "risk": 0.4, "sender_token": token},
-        {**base, "type": "parcel", "key": "st-a:b1:3", "seq": 3, "tracking_id": "t3", "waybill": "SF1234567890",
-         "decision": "CLEAR", "reasons": [], "risk": 0.0},
-    ]  # fmt: skip
+        {
+            **base,
+            "type": "parcel",
+            "key": "st-a:b1:1",
+            "seq": 1,
+            "tracking_id": "t1",
+            "waybill": WAYBILL,
+            "decision": "PULL",
+            "reasons": ["COUNTERFEIT_SUSPECT", "DECLARED_MISMATCH"],
+            "risk": 0.9,
+            "sender_token": token,
+            "declared_category": "footwear_clothing",
+            "classifications": cls,
+            "images": imgs,
+            "divert": {"outcome": "DIVERTED", "chute": "P1"},
+        },
+        {
+            **base,
+            "type": "parcel",
+            "key": "st-a:b1:2",
+            "seq": 2,
+            "tracking_id": "t2",
+            "waybill": WAYBILL2,
+            "decision": "HOLD",
+            "reasons": ["REALNAME_UNVERIFIED"],
+            "risk": 0.4,
+            "sender_token": token,
+        },
+        {
+            **base,
+            "type": "parcel",
+            "key": "st-a:b1:3",
+            "seq": 3,
+            "tracking_id": "t3",
+            "waybill": "SF1234567890",
+            "decision": "CLEAR",
+            "reasons": [],
+            "risk": 0.0,
+        },
+    ]
     batch = {"station_id": "st-a", "boot_id": "b1", "events": evs}
     synced = http.post("/api/v1/sync", json=batch, headers=station)
     assert synced.is_success, synced.text
@@ -143,9 +198,10 @@ def site(tmp_path: Path) -> Iterator[tuple[Site, TestClient]]:
 
 def login(client: TestClient, name: str, next_: str = "/") -> httpx.Response:
     client.cookies.clear()
-    return client.post(
+    resp: httpx.Response = client.post(
         "/login", data={"username": name, "password": PASSWORD, "next": next_}, follow_redirects=False
     )
+    return resp
 
 
 def csrf_of(page: str) -> str:
@@ -173,11 +229,7 @@ def test_login_menus_and_redirects(site: tuple[Site, TestClient]) -> None:
     report = c.get("/report").text
     assert 'href="/report"' in report and 'href="/desk"' not in report
     denied = c.get("/desk")
-    assert (
-        denied.status_code == 403
-        and "role has no pages" in denied.text.lower()
-        or "没有可用页面" in denied.text
-    )
+    assert denied.status_code == 403 and "没有可用页面" in denied.text
     login(c, "opal")
     assert "没有可用页面" in c.get("/", follow_redirects=True).text
     # Logout needs the session's CSRF token.
@@ -271,3 +323,192 @@ def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient
     assert c.get("/web/static/web.css").status_code == 200
     assert c.get("/web/static/..%2Fcommon.py").status_code == 404
     assert c.get("/web/static/nothing.js").json()["error"]["code"]
+
+
+# ---- in a real browser -------------------------------------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+NO_BROWSER = not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists())
+
+UNLABELLED_JS = """
+const bad = [];
+for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+  if (!(el.labels.length || el.getAttribute("aria-label"))) bad.push(el.id || el.name);
+}
+for (const el of document.querySelectorAll("button, a[href]")) {
+  if (!(el.textContent.trim() || el.getAttribute("aria-label"))) bad.push(el.outerHTML.slice(0, 60));
+}
+return bad;
+"""
+CONTRAST_JS = """
+function lum(c) {
+  const m = c.match(/[\\d.]+/g).map(Number);
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(m[0]) + 0.7152 * f(m[1]) + 0.0722 * f(m[2]);
+}
+function bg(el) {
+  for (; el; el = el.parentElement) {
+    const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g);
+    if (m && (m.length < 4 || Number(m[3]) > 0.9)) return getComputedStyle(el).backgroundColor;
+  }
+  return "rgb(255,255,255)";
+}
+const low = [];
+const seen = "h1, h2, label, td, th, a, button, dt, dd, .chip, .label, .error";
+for (const el of document.querySelectorAll(seen)) {
+  if (!el.offsetParent || !el.textContent.trim()) continue;
+  const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+  const r = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (r < 4.5) low.push([el.textContent.trim().slice(0, 30), r]);
+}
+return low;
+"""
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
+    import socket
+    import threading
+
+    import uvicorn
+
+    settings = make_settings(tmp_path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            for _ in range(500):
+                if server.started:
+                    break
+                thread.join(0.02)
+            yield seed(settings, http), url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    for flag in flags:
+        opts.add_argument(flag)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.downloads = downloads  # type: ignore[attr-defined]
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def check_page(driver: Any) -> None:
+    assert driver.execute_script(UNLABELLED_JS) == []
+    assert driver.execute_script(CONTRAST_JS) == []
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(NO_BROWSER, reason="browser tests need Debian's chromium and chromium-driver")
+def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_root: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    s, url = live
+    shots = repo_root / "artifacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    wait = WebDriverWait(browser, 15)
+
+    def by_id(i: str) -> Any:
+        return browser.find_element(By.ID, i)
+
+    def log_in(name: str, lang: str = "en") -> None:
+        browser.delete_all_cookies()
+        browser.get(f"{url}/login?lang={lang}")
+        by_id("username").send_keys(name)
+        by_id("password").send_keys(PASSWORD)
+        by_id("password").submit()
+        wait.until(lambda d: "/login" not in d.current_url)
+
+    browser.get(f"{url}/login")
+    check_page(browser)
+    browser.save_screenshot(str(shots / "server-login-zh.png"))
+
+    # Officer: queue, hit page, reveal with a reason, decide by keyboard, see the audit entries.
+    log_in("olga")
+    assert browser.current_url.endswith("/desk")
+    wait.until(ec.presence_of_element_located((By.LINK_TEXT, WAYBILL)))
+    check_page(browser)
+    browser.save_screenshot(str(shots / "desk-queue.png"))
+    browser.find_element(By.LINK_TEXT, WAYBILL).click()
+    wait.until(ec.presence_of_element_located((By.ID, "xray")))
+    assert browser.execute_script("return document.getElementById('xray').naturalWidth") == 320
+    by_id("invert").click()
+    assert "invert(1)" in by_id("xray").get_attribute("style")
+    check_page(browser)
+    by_id("reveal-reason").send_keys("case 2026-17: counterfeit shoes")
+    by_id("reveal-form").find_element(By.TAG_NAME, "button").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "sender-id"), ID))
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(shots / "desk-hit-revealed.png"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "audit"), "case 2026-17: counterfeit shoes"))
+    # A pull order the server refuses shows its error message, readable.
+    by_id("order-reason").send_keys("tip-off from brand owner")
+    browser.find_element(By.CSS_SELECTOR, "#order-form button[value=waybill]").click()
+    err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
+    assert "an equal live order already exists" in err.text
+    browser.find_element(By.TAG_NAME, "body").send_keys("s")
+    wait.until(ec.visibility_of_element_located((By.ID, "f-legal_basis")))
+    assert browser.switch_to.active_element.get_attribute("id") == "f-legal_basis"
+    by_id("f-legal_basis").send_keys("Trademark Law art. 60")
+    by_id("f-seizure_record").send_keys("S-2026-0017")
+    by_id("f-rights_holder").send_keys("Brand Co")
+    by_id("decision-form").submit()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "item-state"), "seized"))
+    audit = by_id("audit").text
+    assert "review_claim" in audit and "review_seize" in audit and "reveal" in audit
+    browser.execute_script("document.getElementById('audit').scrollIntoView()")
+    browser.save_screenshot(str(shots / "desk-decided-audit.png"))
+
+    # Supervisor: the report, a different date, the CSV download.
+    log_in("sam")
+    assert browser.current_url.endswith("/report")
+    assert by_id("fig-parcels").text == "3"
+    check_page(browser)
+    browser.save_screenshot(str(shots / "report-today.png"))
+    browser.execute_script(
+        "const d = document.getElementById('date'); d.value = '2001-01-01';"
+        "d.dispatchEvent(new Event('change'));"
+    )
+    wait.until(lambda d: "date=2001-01-01" in d.current_url)
+    assert by_id("fig-parcels").text == "0"
+    browser.save_screenshot(str(shots / "report-other-date.png"))
+    browser.get(f"{url}/report?date={s.day}")
+    by_id("csv").click()
+    target = browser.downloads / f"parcelguard-report-{s.day}.csv"
+    WebDriverWait(browser, 15).until(lambda _d: target.exists() and target.stat().st_size > 0)
+    assert target.read_text(encoding="utf-8").splitlines()[-1].startswith("TOTAL,")
+
+    # Admin sees both pages in the menu; an operator gets the readable "no pages" message.
+    log_in("root")
+    menu = browser.find_element(By.CSS_SELECTOR, "nav .menu").text
+    assert "Review desk" in menu and "Daily report" in menu
+    log_in("opal", "zh")
+    assert "没有可用页面" in browser.find_element(By.TAG_NAME, "main").text
+    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    wait.until(lambda d: d.current_url.endswith("/login"))
