@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
@@ -234,8 +235,11 @@ class HotFolderDriver:
             else:
                 self._taken.add(path.name, size, mtime_ns)
         except OSError as exc:
-            # Emitting a file we cannot mark as taken would emit it again on every pass.
+            # Emitting a file we cannot mark as taken would emit it again on every pass; remember
+            # it in memory so it is neither emitted nor retried, and say so once.
             log.error("hot folder %s: cannot mark %s as taken: %s", self.config.folder, path.name, exc)
+            self._taken.remember(path.name, size, mtime_ns)
+            self.on_reject(path.name, f"not taken: cannot move or record it ({exc.strerror or exc})")
             return False
         self._seen.pop(path.name, None)
         return True
@@ -248,11 +252,9 @@ class HotFolderDriver:
         except OSError as exc:
             log.error("hot folder %s: cannot quarantine %s: %s", self.config.folder, path.name, exc)
             # Remember it anyway (in memory at least) so one bad file is not retried every pass.
-            try:
+            with contextlib.suppress(OSError):
                 st = path.stat()
-                self._taken.add(path.name, st.st_size, st.st_mtime_ns)
-            except OSError:
-                pass
+                self._taken.remember(path.name, st.st_size, st.st_mtime_ns)
         self._seen.pop(path.name, None)
         self.on_reject(path.name, reason)
 

@@ -39,12 +39,16 @@ class TakenFiles:
     def contains(self, name: str, size: int, mtime_ns: int) -> bool:
         return self._items.get(name) == (size, mtime_ns)
 
-    def add(self, name: str, size: int, mtime_ns: int) -> None:
-        """Remember and persist at once (write to a temporary file, then rename over the old one)."""
+    def remember(self, name: str, size: int, mtime_ns: int) -> None:
+        """Remember in memory only (when the folder cannot be written)."""
         self._items[name] = (size, mtime_ns)
         self._items.move_to_end(name)
         while len(self._items) > MAX_REMEMBERED:
             self._items.popitem(last=False)
+
+    def add(self, name: str, size: int, mtime_ns: int) -> None:
+        """Remember and persist at once (write to a temporary file, then rename over the old one)."""
+        self.remember(name, size, mtime_ns)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps([[k, *v] for k, v in self._items.items()]), encoding="utf-8")
         os.replace(tmp, self.path)

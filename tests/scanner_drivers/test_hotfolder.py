@@ -246,3 +246,16 @@ def test_image_check_rejects_garbage_directly() -> None:
 def test_bad_folder_urls(url: str) -> None:
     with pytest.raises(DeviceUrlError):
         parse_folder_url(url)
+
+
+def test_a_file_that_cannot_be_moved_is_reported_once_and_not_emitted(tmp_path: Path) -> None:
+    (tmp_path / "done").write_text("in the way")
+    (tmp_path / "quarantine").write_text("in the way too")
+    _png(tmp_path / "stuck.png")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    d, r = _driver(tmp_path, "settle_ms=0")
+    d.poll(0.0)
+    d.poll(1.0)
+    assert r.shots == []
+    assert sorted(n for n, _ in r.rejects) == ["bad.png", "stuck.png"]
+    assert "cannot move" in dict(r.rejects)["stuck.png"]
