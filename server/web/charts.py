@@ -9,7 +9,7 @@ BAR_COLOURS = ("#1d4ed8", "#b91c1c", "#15803d", "#a16207", "#6d28d9", "#0f766e",
 
 def bar_chart(title: str, bars: list[tuple[str, int]], empty: str, colour: str | None = None) -> str:
     """Horizontal bars, one per (label, value); the title doubles as the accessible name."""
-    row_h, label_w, bar_w, pad = 26, 210, 330, 8
+    row_h, label_w, bar_w, pad = 26, 290, 260, 8
     height = pad * 2 + max(1, len(bars)) * row_h
     width = label_w + bar_w + 70
     parts = [
