@@ -72,6 +72,17 @@ def queue(conn: Connection, principal: Principal, now: datetime, limit: int = 10
     return [item_summary(r) for r in rows]
 
 
+def followups(conn: Connection, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
+    """Decided items with a statutory deadline (notify the rights holder, hand over), earliest first."""
+    rows = conn.execute(
+        select(reviews)
+        .where(reviews.c.statutory_due_at.is_not(None), _scope(principal))
+        .order_by(reviews.c.statutory_due_at, reviews.c.id)
+        .limit(limit)
+    ).fetchall()
+    return [item_summary(r) for r in rows]
+
+
 def _load(conn: Connection, item_id: int, principal: Principal) -> Any:
     row = conn.execute(select(reviews).where(reviews.c.id == item_id, _scope(principal))).first()
     if row is None:

@@ -14,7 +14,7 @@ from server.audit import append_audit
 from server.db import utcnow
 from server.deps import PrincipalDep, ServicesDep, require
 from server.errors import Forbidden, NotFound
-from server.reviews import act, evidence, queue
+from server.reviews import act, evidence, followups, queue
 from server.schema import gallery, images
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"])
@@ -46,11 +46,19 @@ class DecisionRequest(BaseModel):
     )
 
 
-@router.get("/reviews", summary="The review queue: most urgent first")
+@router.get("/reviews", summary="The review queue (most urgent first) or the statutory follow-ups due")
 def get_queue(
-    who: ReviewReader, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    who: ReviewReader,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    view: Annotated[
+        Literal["queue", "followups"],
+        Query(description="queue: awaiting a decision; followups: by statutory date"),
+    ] = "queue",
 ) -> list[dict[str, Any]]:
     with svc.db.read() as conn:
+        if view == "followups":
+            return followups(conn, who, limit)
         return queue(conn, who, utcnow(), limit)
 
 

@@ -58,6 +58,8 @@ def test_decision_flow_and_gallery(server: Any, parcel: Factory, make_batch: Fac
     assert done.status_code == 200, done.text
     assert done.json()["state"] == "seized" and done.json()["statutory_due_at"] is not None
     assert c.get("/api/v1/reviews", headers=olga).json() == []
+    due = c.get("/api/v1/reviews?view=followups", headers=olga).json()
+    assert [(i["id"], i["outcome"]) for i in due] == [(item, "seize")]
     gallery = c.get("/api/v1/models/gallery", headers=server.station_b).json()
     assert [(r["image_sha256"], r["label"]) for r in gallery["refs"]] == [(SHA, "fake sneaker")]
     assert c.get(gallery["refs"][0]["image_url"], headers=server.station_b).content == PNG
