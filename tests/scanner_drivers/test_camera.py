@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import queue
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -114,3 +117,42 @@ def test_stream_options_ride_after_the_hash() -> None:
 def test_bad_camera_urls(url: str) -> None:
     with pytest.raises(DeviceUrlError):
         parse_camera_url(url)
+
+
+class _MjpegCamera(BaseHTTPRequestHandler):
+    """An IP camera's MJPEG-over-HTTP stream (multipart/x-mixed-replace), bounded to 250 frames."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for i in range(250):
+                _ok, buf = cv2.imencode(".jpg", np.full((48, 64, 3), (i * 10) % 250, np.uint8))
+                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
+                self.wfile.write(head + buf.tobytes() + b"\r\n")
+                time.sleep(0.04)  # the camera's frame rate, not the test's clock
+        except OSError:
+            pass
+
+
+def test_http_mjpeg_stream() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MjpegCamera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cam = CameraDriver(f"http://127.0.0.1:{server.server_address[1]}/video.mjpg#encode=png")
+    statuses: queue.Queue[tuple[bool, str]] = queue.Queue()
+    cam.start(lambda _d, up, detail: statuses.put((up, detail)))
+    try:
+        assert statuses.get(timeout=10) == (True, "streaming")
+        first = cam.capture(timeout_s=10)
+        second = cam.capture(timeout_s=10)
+        assert first.content_type == "image/png" and _decode(second).shape == (48, 64, 3)
+        assert first.name != second.name
+    finally:
+        cam.stop()
+        assert cam.join(10)
+        server.shutdown()
+        server.server_close()
