@@ -57,9 +57,7 @@ class Site:
     day: str
 
 
-def make_settings(tmp_path: Path) -> ServerSettings:
-    url = f"sqlite:///{tmp_path / 'server.db'}"
-    migrate(url)
+def make_settings(url: str) -> ServerSettings:
     return ServerSettings(
         database_url=url,
         secret_key=generate_key(),
@@ -190,8 +188,9 @@ def seed(settings: ServerSettings, http: httpx.Client | TestClient) -> Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Site, TestClient]]:
-    settings = make_settings(tmp_path)
+def site(db_url: str) -> Iterator[tuple[Site, TestClient]]:
+    # db_url (tests/server/conftest.py): a migrated SQLite file, and PostgreSQL where the suite has one.
+    settings = make_settings(db_url)
     with TestClient(create_app(settings)) as client:
         yield seed(settings, client), client
 
@@ -372,7 +371,9 @@ def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
 
     import uvicorn
 
-    settings = make_settings(tmp_path)
+    database = f"sqlite:///{tmp_path / 'server.db'}"
+    migrate(database)
+    settings = make_settings(database)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
