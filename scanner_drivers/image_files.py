@@ -55,19 +55,12 @@ def check_image_bytes(data: bytes, name: str) -> np.ndarray:
 
 
 def _header_pixels(buf: np.ndarray) -> int:
-    try:
-        ok, w, h = _probe(buf)
-    except cv2.error:
-        return 0
-    return w * h if ok else 0
-
-
-def _probe(buf: np.ndarray) -> tuple[bool, int, int]:
-    # PNG: IHDR width/height at fixed offsets; other formats are bounded by the file size limit.
+    # PNG keeps width and height at fixed offsets of its IHDR chunk; other formats are bounded by
+    # the file size limit.
     raw = buf[:24].tobytes()
     if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
-        return True, int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
-    return False, 0, 0
+        return int.from_bytes(raw[16:20], "big") * int.from_bytes(raw[20:24], "big")
+    return 0
 
 
 def _dicom_to_png(path: Path) -> bytes:
