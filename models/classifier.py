@@ -174,9 +174,16 @@ class Classifier:
     def classify(self, image: bytes | npt.NDArray[np.generic], kind: str = "camera") -> Classification:
         """One image (encoded bytes, or an RGB/grey array) -> one Classification."""
         emb, logits = self.run(self.preprocess(image, kind))
-        return self.interpret(emb[0], logits[0])
+        return self.interpret(emb[0], logits[0], kind)
 
-    def interpret(self, embedding: F32, logits: F32) -> Classification:
+    def applies_head(self, kind: str | None) -> bool:
+        """A head speaks only for the image kind it was trained on (a camera head knows no X-rays)."""
+        if self.head is None:
+            return False
+        trained_on = self.head.meta.get("kind")
+        return kind is None or trained_on is None or trained_on == kind
+
+    def interpret(self, embedding: F32, logits: F32, kind: str | None = None) -> Classification:
         """Category, head and gallery evidence from one image's raw outputs."""
         cat_probs = softmax(logits) @ self.categories
         cat = int(cat_probs.argmax())
@@ -184,7 +191,7 @@ class Classifier:
         uncertain = category_prob < self.manifest.thresholds.category_min_prob
         label: str | None = None
         score: float | None = None
-        if self.head is not None:
+        if self.head is not None and self.applies_head(kind):
             probs = self.head.predict_proba(embedding[None])[0]
             top = int(probs.argmax())
             label = self.head.labels[top]
