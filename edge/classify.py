@@ -46,6 +46,7 @@ class ClassifierStage:
 
     def __init__(self, cfg: ClassifierConfig) -> None:
         self.enabled = cfg.enabled
+        self.kinds = frozenset(cfg.kinds)
         self.live: Classifier | None = None
         self.shadow: Classifier | None = None
         if not cfg.enabled:
@@ -76,6 +77,8 @@ class ClassifierStage:
         wire: list[ClassificationWire] = []
         views: list[ImageView] = []
         for sha, kind, data in images:
+            if kind not in self.kinds:
+                continue
             try:
                 c = self.live.classify(data, kind=kind)
             except ValueError as exc:
@@ -84,7 +87,11 @@ class ClassifierStage:
                 continue
             wire.append(_to_wire(sha, c, shadow=False))
             best = max((g.similarity for g in c.gallery), default=None)
-            views.append(ImageView(c.category, c.category_prob, c.counterfeit_score, best, c.uncertain, kind))
+            # Only a trained head's rejection means "cannot tell if counterfeit"; a category guess
+            # below its floor (an X-ray under the ImageNet mapping) is just no category evidence.
+            head_unsure = c.uncertain and c.counterfeit_score is not None
+            category = c.category if not c.uncertain else "other"
+            views.append(ImageView(category, c.category_prob, c.counterfeit_score, best, head_unsure, kind))
             if self.shadow is not None:
                 try:
                     wire.append(_to_wire(sha, self.shadow.classify(data, kind=kind), shadow=True))

@@ -108,6 +108,10 @@ class ClassifierConfig(Strict):
         None, description="A second model run in shadow mode: results recorded, never acted on."
     )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads.")
+    kinds: list[Literal["xray", "xray_low", "camera"]] = Field(
+        default_factory=lambda: ["xray", "camera"],
+        description="Image kinds the classifier runs on (label photos are only read for the waybill).",
+    )
 
     @model_validator(mode="after")
     def _manifest_when_enabled(self) -> ClassifierConfig:

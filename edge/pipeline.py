@@ -132,7 +132,7 @@ class Pipeline:
         """The label as the camera saw it: a second chance when the scanner line read nothing usable."""
         found: list[str] = []
         for img in read.images:
-            if img.kind != "camera":
+            if img.kind not in ("label", "camera"):
                 continue
             try:
                 result = read_barcodes(img.data, self.barcode_settings)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 WIRE_VERSION = 1
 
 Decision = Literal["CLEAR", "HOLD", "PULL"]
-ImageKindWire = Literal["xray", "xray_low", "camera"]
+ImageKindWire = Literal["xray", "xray_low", "camera", "label"]
 OrderState = Literal["pending", "delivered", "diverted", "missed", "expired"]
 OrderScope = Literal["waybill", "sender"]
 DivertOutcome = Literal["DIVERTED", "MISSED", "TIMEOUT", "NOT_SENT"]

@@ -19,7 +19,7 @@ from scanner_drivers.types import Code, DeviceUrlError, ImageCapture, ImageKind,
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
-IMAGE_KINDS: tuple[ImageKind, ...] = ("xray", "xray_low", "camera")
+IMAGE_KINDS: tuple[ImageKind, ...] = ("xray", "xray_low", "camera", "label")
 
 
 class ReplayLineError(ValueError):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ImageKind = Literal["xray", "xray_low", "camera"]
+# "label" is the shipping label as a label camera saw it (read for the waybill, never classified);
+# "camera" is a photo of the package or of its goods.
+ImageKind = Literal["xray", "xray_low", "camera", "label"]
 
 
 @dataclass(frozen=True)
