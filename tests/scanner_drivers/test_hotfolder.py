@@ -259,3 +259,20 @@ def test_a_file_that_cannot_be_moved_is_reported_once_and_not_emitted(tmp_path: 
     assert r.shots == []
     assert sorted(n for n, _ in r.rejects) == ["bad.png", "stuck.png"]
     assert "cannot move" in dict(r.rejects)["stuck.png"]
+
+
+def test_fake_xray_machine_feeds_the_hot_folder(tmp_path: Path) -> None:
+    from scanner_drivers.fake_xray import FakeXrayMachine
+
+    machine = FakeXrayMachine(tmp_path, dual=True)
+    d, r = _driver(tmp_path, "settle_ms=0&dual=1")
+    machine.scan(token="EA123456785CN")
+    machine.scan()
+    d.poll(0.0)
+    assert r.names == [
+        ["XR000001_EA123456785CN_H.png", "XR000001_EA123456785CN_L.png"],
+        ["XR000002_H.png", "XR000002_L.png"],
+    ]
+    assert r.rejects == []
+    with pytest.raises(ValueError):
+        FakeXrayMachine(tmp_path, ext="gif")
