@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from starlette.concurrency import run_in_threadpool
 
 from server.accounts import Principal
+from server.api.responses import Gallery, ModelArtefact
 from server.audit import append_audit
 from server.db import iso, utcnow
 from server.deps import ServicesDep, require
@@ -49,7 +50,13 @@ def _listing(row: Any) -> dict[str, Any]:
     }
 
 
-@router.put("/{name}/{version}", status_code=201, openapi_extra=ARTEFACT_BODY, summary="Publish an artefact")
+@router.put(
+    "/{name}/{version}",
+    status_code=201,
+    response_model=ModelArtefact,
+    openapi_extra=ARTEFACT_BODY,
+    summary="Publish an artefact",
+)
 async def put_artefact(
     name: Name,
     version: Version,
@@ -119,7 +126,11 @@ class ModeRequest(BaseModel):
     mode: Literal["active", "shadow"] = Field(description="new mode")
 
 
-@router.post("/{name}/{version}/mode", summary="Switch an artefact between shadow and active")
+@router.post(
+    "/{name}/{version}/mode",
+    response_model=ModelArtefact,
+    summary="Switch an artefact between shadow and active",
+)
 def set_mode(name: Name, version: Version, body: ModeRequest, who: Admin, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.write() as conn:
         where = (model_artifacts.c.name == name) & (model_artifacts.c.version == version)
@@ -129,7 +140,11 @@ def set_mode(name: Name, version: Version, body: ModeRequest, who: Admin, svc: S
         return _listing(conn.execute(select(model_artifacts).where(where)).one())
 
 
-@router.get("", summary="The newest version of each artefact per mode (what edges should run)")
+@router.get(
+    "",
+    response_model=list[ModelArtefact],
+    summary="The newest version of each artefact per mode (what edges should run)",
+)
 def list_artefacts(who: Reader, svc: ServicesDep) -> list[dict[str, Any]]:
     newest = (
         select(func.max(model_artifacts.c.id))
@@ -144,7 +159,9 @@ def list_artefacts(who: Reader, svc: ServicesDep) -> list[dict[str, Any]]:
     return [_listing(r) for r in rows]
 
 
-@router.get("/gallery", summary="Counterfeit reference gallery: image references with labels")
+@router.get(
+    "/gallery", response_model=Gallery, summary="Counterfeit reference gallery: image references with labels"
+)
 def list_gallery(
     who: Reader,
     svc: ServicesDep,

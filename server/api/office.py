@@ -10,7 +10,9 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from edge.wire import PullOrderWire
 from server.accounts import Principal
+from server.api.responses import DailyReport, OrderItem, WatchEntry
 from server.audit import append_audit
 from server.db import utcnow
 from server.deps import ServicesDep, require
@@ -80,7 +82,9 @@ async def import_manifests(request: Request, who: Officer, svc: ServicesDep) -> 
     return await _import("manifests", request, who, svc)
 
 
-@router.post("/watchlist", status_code=201, summary="Add a blacklist or watchlist entry")
+@router.post(
+    "/watchlist", status_code=201, response_model=WatchEntry, summary="Add a blacklist or watchlist entry"
+)
 def add_watch(body: WatchRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.write() as conn:
         entry = add_entry(conn, svc.privacy, body, who.name)
@@ -90,7 +94,9 @@ def add_watch(body: WatchRequest, who: Officer, svc: ServicesDep) -> dict[str, A
     return entry
 
 
-@router.get("/watchlist", summary="List watchlist entries (token and masked forms)")
+@router.get(
+    "/watchlist", response_model=list[WatchEntry], summary="List watchlist entries (token and masked forms)"
+)
 def get_watch(
     who: WatchReader,
     svc: ServicesDep,
@@ -101,7 +107,11 @@ def get_watch(
         return list_entries(conn, limit, offset)
 
 
-@router.patch("/watchlist/{entry_id}", summary="Change an entry's appeal status or withdraw it")
+@router.patch(
+    "/watchlist/{entry_id}",
+    response_model=WatchEntry,
+    summary="Change an entry's appeal status or withdraw it",
+)
 def patch_watch(entry_id: str, body: WatchUpdate, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.write() as conn:
         entry = update_entry(conn, entry_id, body)
@@ -149,7 +159,7 @@ def _sender_token(svc: ServicesDep, body: OrderRequest) -> str:
     return svc.privacy.sender_token(body.id_type, body.id_number)
 
 
-@router.post("/orders", status_code=201, summary="Issue a pull order")
+@router.post("/orders", status_code=201, response_model=PullOrderWire, summary="Issue a pull order")
 def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     if not who.sees_site(body.site_id):
         raise Forbidden("your sites do not include " + (body.site_id or "the whole network"))
@@ -187,7 +197,7 @@ def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str
     return order.model_dump(mode="json")
 
 
-@router.get("/orders", summary="Orders with each station's state")
+@router.get("/orders", response_model=list[OrderItem], summary="Orders with each station's state")
 def get_orders(
     who: OrderReader, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500
 ) -> list[dict[str, Any]]:
@@ -198,7 +208,9 @@ def get_orders(
 @router.get(
     "/reports/daily",
     summary="Daily report per site, line and station (JSON or CSV)",
-    responses={200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"model": DailyReport, "content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
 )
 def get_daily_report(
     who: Supervisor,

@@ -18,6 +18,21 @@ from server.accounts import (
     revoke_station_tokens,
     upsert_station,
 )
+from server.api.responses import (
+    AuditCheck,
+    AuditEntry,
+    Deactivated,
+    LoggedOut,
+    LoginReply,
+    Me,
+    Revoked,
+    SenderMasked,
+    SenderRevealed,
+    StationItem,
+    StationRegistered,
+    TokenReply,
+    UserItem,
+)
 from server.audit import append_audit, verify_audit
 from server.deps import SESSION_COOKIE, PrincipalDep, ServicesDep, require
 from server.errors import BadInput as ApiBadInput
@@ -42,7 +57,9 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=256, description="password")
 
 
-@router.post("/auth/login", summary="Open a browser session (cookie) and get its CSRF token")
+@router.post(
+    "/auth/login", response_model=LoginReply, summary="Open a browser session (cookie) and get its CSRF token"
+)
 def post_login(body: LoginRequest, request: Request, svc: ServicesDep) -> JSONResponse:
     client = request.client.host if request.client else "unknown"
     session = login(svc, body.username, body.password, client)
@@ -61,7 +78,7 @@ def post_login(body: LoginRequest, request: Request, svc: ServicesDep) -> JSONRe
     return resp
 
 
-@router.post("/auth/logout", summary="Close the browser session")
+@router.post("/auth/logout", response_model=LoggedOut, summary="Close the browser session")
 def post_logout(request: Request, who: PrincipalDep, svc: ServicesDep) -> JSONResponse:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -71,7 +88,7 @@ def post_logout(request: Request, who: PrincipalDep, svc: ServicesDep) -> JSONRe
     return resp
 
 
-@router.get("/auth/me", summary="Who the caller is")
+@router.get("/auth/me", response_model=Me, summary="Who the caller is")
 def get_me(who: PrincipalDep) -> dict[str, Any]:
     return {"name": who.name, "kind": who.kind, "role": who.role, "sites": list(who.sites)}
 
@@ -89,7 +106,7 @@ class UserRequest(BaseModel):
     )
 
 
-@router.get("/users", summary="List users")
+@router.get("/users", response_model=list[UserItem], summary="List users")
 def get_users(who: Admin, svc: ServicesDep) -> list[dict[str, Any]]:
     with svc.db.read() as conn:
         rows = conn.execute(select(users).order_by(users.c.username)).fetchall()
@@ -99,7 +116,7 @@ def get_users(who: Admin, svc: ServicesDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/users", status_code=201, summary="Add a user")
+@router.post("/users", status_code=201, response_model=UserItem, summary="Add a user")
 def post_user(body: UserRequest, who: Admin, svc: ServicesDep) -> dict[str, Any]:
     assert body.role in ROLES
     with svc.db.write() as conn:
@@ -113,7 +130,12 @@ def post_user(body: UserRequest, who: Admin, svc: ServicesDep) -> dict[str, Any]
     return {"username": body.username, "role": body.role, "sites": body.sites, "active": True}
 
 
-@router.post("/users/{username}/tokens", status_code=201, summary="Issue an API token for a user")
+@router.post(
+    "/users/{username}/tokens",
+    status_code=201,
+    response_model=TokenReply,
+    summary="Issue an API token for a user",
+)
 def post_user_token(
     username: Annotated[str, Path(max_length=64)], who: Admin, svc: ServicesDep
 ) -> dict[str, str]:
@@ -126,7 +148,7 @@ def post_user_token(
     return {"token": token}
 
 
-@router.post("/users/{username}/deactivate", summary="Deactivate a user")
+@router.post("/users/{username}/deactivate", response_model=Deactivated, summary="Deactivate a user")
 def deactivate_user(
     username: Annotated[str, Path(max_length=64)], who: Admin, svc: ServicesDep
 ) -> dict[str, Any]:
@@ -148,7 +170,7 @@ class StationRequest(BaseModel):
     line_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="sorting line of the station")
 
 
-@router.get("/stations", summary="List stations")
+@router.get("/stations", response_model=list[StationItem], summary="List stations")
 def get_stations(who: Admin, svc: ServicesDep) -> list[dict[str, Any]]:
     with svc.db.read() as conn:
         rows = conn.execute(select(stations).order_by(stations.c.station_id)).fetchall()
@@ -164,7 +186,12 @@ def get_stations(who: Admin, svc: ServicesDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/stations", status_code=201, summary="Register a station and issue its token")
+@router.post(
+    "/stations",
+    status_code=201,
+    response_model=StationRegistered,
+    summary="Register a station and issue its token",
+)
 def post_station(body: StationRequest, who: Admin, svc: ServicesDep) -> dict[str, str]:
     with svc.db.write() as conn:
         token = upsert_station(conn, svc.secret, body.station_id, body.site_id, body.line_id)
@@ -172,7 +199,7 @@ def post_station(body: StationRequest, who: Admin, svc: ServicesDep) -> dict[str
     return {**body.model_dump(), "token": token}
 
 
-@router.post("/stations/{station_id}/revoke", summary="Revoke a station's token")
+@router.post("/stations/{station_id}/revoke", response_model=Revoked, summary="Revoke a station's token")
 def revoke_station(
     station_id: Annotated[str, Path(max_length=64)], who: Admin, svc: ServicesDep
 ) -> dict[str, Any]:
@@ -200,7 +227,7 @@ def _masked(row: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/senders/{token}", summary="A sender record, masked")
+@router.get("/senders/{token}", response_model=SenderMasked, summary="A sender record, masked")
 def get_sender(token: Token, who: SenderReader, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.read() as conn:
         row = conn.execute(select(senders).where(senders.c.sender_token == token)).first()
@@ -219,7 +246,11 @@ class RevealRequest(BaseModel):
     )
 
 
-@router.post("/senders/{token}/reveal", summary="Reveal a full sender record (officers; audited)")
+@router.post(
+    "/senders/{token}/reveal",
+    response_model=SenderRevealed,
+    summary="Reveal a full sender record (officers; audited)",
+)
 def reveal_sender(token: Token, body: RevealRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     if not body.reason.strip() or len(body.reason.strip()) < 10:
         raise ApiBadInput("reason must say why (at least 10 characters)", "reason")
@@ -232,7 +263,7 @@ def reveal_sender(token: Token, body: RevealRequest, who: Officer, svc: Services
     return {**_masked(row), **full}
 
 
-@router.get("/audit", summary="Audit log entries, newest first")
+@router.get("/audit", response_model=list[AuditEntry], summary="Audit log entries, newest first")
 def get_audit(
     who: Admin,
     svc: ServicesDep,
@@ -258,7 +289,7 @@ def get_audit(
     ]
 
 
-@router.get("/audit/verify", summary="Check the audit hash chain")
+@router.get("/audit/verify", response_model=AuditCheck, summary="Check the audit hash chain")
 def get_audit_verify(who: Admin, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.read() as conn:
         report = verify_audit(conn, svc.secret)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from server.accounts import Principal
+from server.api.responses import ReviewEvidence, ReviewItem
 from server.audit import append_audit
 from server.db import utcnow
 from server.deps import PrincipalDep, ServicesDep, require
@@ -46,7 +47,11 @@ class DecisionRequest(BaseModel):
     )
 
 
-@router.get("/reviews", summary="The review queue (most urgent first) or the statutory follow-ups due")
+@router.get(
+    "/reviews",
+    response_model=list[ReviewItem],
+    summary="The review queue (most urgent first) or the statutory follow-ups due",
+)
 def get_queue(
     who: ReviewReader,
     svc: ServicesDep,
@@ -62,7 +67,7 @@ def get_queue(
         return queue(conn, who, utcnow(), limit)
 
 
-@router.get("/reviews/{item_id}", summary="One review item with its evidence")
+@router.get("/reviews/{item_id}", response_model=ReviewEvidence, summary="One review item with its evidence")
 def get_item(item_id: ItemId, who: ReviewReader, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.read() as conn:
         return evidence(conn, item_id, who)
@@ -90,17 +95,19 @@ def _act(
     return item
 
 
-@router.post("/reviews/{item_id}/claim", summary="Claim an item (lease)")
+@router.post("/reviews/{item_id}/claim", response_model=ReviewItem, summary="Claim an item (lease)")
 def claim(item_id: ItemId, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, "claim", None)
 
 
-@router.post("/reviews/{item_id}/unclaim", summary="Give a claimed item back to the queue")
+@router.post(
+    "/reviews/{item_id}/unclaim", response_model=ReviewItem, summary="Give a claimed item back to the queue"
+)
 def unclaim(item_id: ItemId, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, "unclaim", None)
 
 
-@router.post("/reviews/{item_id}/decision", summary="Decide a claimed item")
+@router.post("/reviews/{item_id}/decision", response_model=ReviewItem, summary="Decide a claimed item")
 def decide(item_id: ItemId, body: DecisionRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, body.action, body)
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from edge.wire import OrdersPollReply, PullOrderWire, SyncReply, SyncRequest
+from server.api.responses import ImageStored
 from server.db import iso, utcnow
 from server.deps import Services, ServicesDep, StationDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
@@ -75,6 +76,7 @@ IMAGE_BODY = {
 @router.put(
     "/images/{sha256}",
     status_code=201,
+    response_model=ImageStored,
     openapi_extra=IMAGE_BODY,
     summary="Upload a hit image, addressed by its sha256",
     responses={200: {"description": "already held"}},
