@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,7 @@ def bench_fanout(url: str, orders: int, two_processes: bool) -> dict[str, Any]:
     stop = threading.Event()
     with (
         _ServerThread(s) as base_a,
-        _ServerThread(_settings_copy(s)) if two_processes else _Same(base_a) as base_b,
+        _ServerThread(s.model_copy()) if two_processes else nullcontext(base_a) as base_b,
     ):
 
         def edge(token: str) -> None:
@@ -240,21 +240,6 @@ def bench_fanout(url: str, orders: int, two_processes: bool) -> dict[str, Any]:
         "ratio_to_bare": round(statistics.median(ms) / (statistics.median(floor) * 1000), 2) if ms else None,
         "servers": 2 if two_processes else 1,
     }
-
-
-class _Same:
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def __enter__(self) -> str:
-        return self.base
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _settings_copy(s: ServerSettings) -> ServerSettings:
-    return s.model_copy()
 
 
 def bench_report(url: str, total: int) -> dict[str, Any]:
