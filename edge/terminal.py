@@ -261,7 +261,7 @@ class TerminalServer:
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        return f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread = threading.Thread(

@@ -151,7 +151,7 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
     server.start()
     wait = WebDriverWait(browser, 15)
     try:
-        browser.get(server.url + "?lang=en")
+        browser.get(server.url + "/?lang=en")
         # The page is live before any parcel: the health panel comes from the stream.
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#health li[data-device=scanner]")))
         assert browser.find_element(By.ID, "no-parcels").is_displayed()
@@ -232,7 +232,7 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
 
         # The default language comes from the configuration: Simplified Chinese.
         browser.delete_all_cookies()
-        browser.get(server.url)
+        browser.get(server.url + "/")
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "安检操作终端"))
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")) == 3)
         wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#parcel-rows tr"), "拦截"))
