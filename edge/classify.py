@@ -24,6 +24,8 @@ class StageResult:
     state: StageState
     wire: tuple[ClassificationWire, ...]
     views: tuple[ImageView, ...]
+    # Images of a classified kind: each should have produced a view.
+    expected: int = 0
 
 
 def _to_wire(sha: str, c: Classification, shadow: bool) -> ClassificationWire:
@@ -97,7 +99,8 @@ class ClassifierStage:
                     wire.append(_to_wire(sha, self.shadow.classify(data, kind=kind), shadow=True))
                 except ValueError as exc:
                     log.warning("shadow model failed on %s: %s", sha[:12], exc)
-        return StageResult(state, tuple(wire), tuple(views))
+        expected = sum(1 for _, kind, _ in images if kind in self.kinds)
+        return StageResult(state, tuple(wire), tuple(views), expected)
 
 
 def sha256_hex(data: bytes) -> str:

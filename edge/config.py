@@ -99,6 +99,13 @@ class IdentifyConfig(Strict):
     )
 
 
+ClassifiedKind = Literal["xray", "xray_low", "camera"]
+
+
+def _classified_kinds() -> list[ClassifiedKind]:
+    return ["xray", "camera"]
+
+
 class ClassifierConfig(Strict):
     enabled: bool = Field(False, description="Run the counterfeit classifier on every image.")
     manifest: Path | None = Field(None, description="Model manifest (JSON) of the live model.")
@@ -108,8 +115,8 @@ class ClassifierConfig(Strict):
         None, description="A second model run in shadow mode: results recorded, never acted on."
     )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads.")
-    kinds: list[Literal["xray", "xray_low", "camera"]] = Field(
-        default_factory=lambda: ["xray", "camera"],
+    kinds: list[ClassifiedKind] = Field(
+        default_factory=_classified_kinds,
         description="Image kinds the classifier runs on (label photos are only read for the waybill).",
     )
 

@@ -124,8 +124,8 @@ def demo_classifier(enabled: bool) -> ClassifierConfig:
     manifest = artifacts / "efficientnet_lite0.manifest.json"
     if not manifest.is_file():
         raise DemoError(f"classifier model not found at {manifest}; run with --no-classifier")
-    head = artifacts / "demo_head.npz"
-    gallery = artifacts / "demo_gallery.npz"
+    head = artifacts / "demo" / "demo_head.npz"
+    gallery = artifacts / "demo" / "demo_gallery.npz"
     return ClassifierConfig(
         enabled=True,
         manifest=manifest,
@@ -245,6 +245,11 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     progress.say(f"central server up at {base_url} (SQLite)")
     password = secrets.token_urlsafe(12)
     admin.create_user(settings, ADMIN, password, "admin", [SITE])
+    # People to log in as on the web pages: one of each role, all on the demo's site.
+    logins = {ADMIN: password}
+    for role in ("officer", "supervisor", "operator"):
+        logins[f"demo-{role}"] = secrets.token_urlsafe(9)
+        admin.create_user(settings, f"demo-{role}", logins[f"demo-{role}"], role, [SITE])
     api = Api(base_url, admin.create_api_token(settings, ADMIN))
     stack.callback(api.client.close)
     tokens = {
@@ -279,10 +284,13 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     progress.say(f"blacklisted {len(scenario.blacklist)} senders")
 
     diverts = {"n": 0}
+    diverts_lock = threading.Lock()
 
     def miss(_tracking_id: str) -> bool:
-        diverts["n"] += 1
-        return opts.miss_every > 0 and diverts["n"] % opts.miss_every == 0
+        # Called from the simulator's connection threads: one count across both stations' links.
+        with diverts_lock:
+            diverts["n"] += 1
+            return opts.miss_every > 0 and diverts["n"] % opts.miss_every == 0
 
     sorter = SimulatedSorter(miss=miss)
     sorter_url = sorter.start()
@@ -334,7 +342,21 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     summary = summarise(api, [agent_a, agent_b], sorter, classifier)
     progress.say(format_summary(summary))
     if not opts.exit_after:
-        progress.say(f"web pages at {base_url}/ (user {ADMIN}, password {password}); Ctrl-C to stop")
+        from edge.terminal import TerminalServer
+
+        terminals = []
+        for agent, port in ((agent_a, opts.port + 100 if opts.port else 0), (agent_b, 0)):
+            try:
+                terminal = TerminalServer(agent, "127.0.0.1", port)
+            except OSError:
+                terminal = TerminalServer(agent, "127.0.0.1", 0)
+            terminal.start()
+            stack.callback(terminal.stop)
+            terminals.append(terminal.url)
+        progress.say(f"operator terminals: station A {terminals[0]}/  station B {terminals[1]}/")
+        progress.say(f"web pages at {base_url}/ ; Ctrl-C to stop. Logins:")
+        for user, secret in logins.items():
+            progress.say(f"  {user:<16} {secret}")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return summary

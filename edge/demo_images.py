@@ -78,3 +78,14 @@ def xray_scan(seed: int, size: tuple[int, int] = (400, 520)) -> bytes:
     if not ok:
         raise ValueError("could not encode the synthetic X-ray")
     return bytes(buf)
+
+
+def goods_photo(seed: int, counterfeit: bool) -> bytes:
+    """A photo of the goods' brand label, drawn by the classifier's demo generator (genuine or fake)."""
+    from models.demo import render_label
+
+    rgb = render_label(np.random.default_rng(seed), counterfeit)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise ValueError("could not encode the synthetic goods photo")
+    return bytes(buf)

@@ -20,6 +20,7 @@ Kind = Literal[
     "blacklisted",
     "no_read",
     "bad_check",
+    "counterfeit",
 ]
 
 # Share of each kind of parcel in the scenario; the rest are verified senders.
@@ -32,6 +33,8 @@ MIX: dict[Kind, float] = {
     "blacklisted": 0.04,
     "no_read": 0.03,
     "bad_check": 0.01,
+    # A verified sender whose goods photo at acceptance shows a counterfeit brand label.
+    "counterfeit": 0.03,
 }
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -87,6 +90,8 @@ class Parcel:
     sender_id: str | None
     declared_category: str
     codes: list[str] = field(default_factory=list)
+    # Photo of the goods taken at acceptance inspection: none, a genuine or a counterfeit brand label.
+    goods: Literal["none", "genuine", "counterfeit"] = "none"
 
 
 @dataclass
@@ -145,6 +150,7 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
         sender: Sender | None = {
             "verified": rng.choice(clean),
             "camera_read": rng.choice(clean),
+            "counterfeit": rng.choice(clean),
             "bad_check": rng.choice(clean),
             "no_read": rng.choice(clean),
             "unverified": rng.choice(unverified) if unverified else rng.choice(clean),
@@ -168,17 +174,23 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
                     "inspected_on_receipt": True,
                 }
             )
-        parcels.append(Parcel(kind, waybill, sender.id_number if sender else None, category, codes))
+        goods: Literal["none", "genuine", "counterfeit"] = "none"
+        if kind == "counterfeit":
+            goods = "counterfeit"
+        elif kind == "verified" and rng.random() < 0.25:
+            goods = "genuine"
+        parcels.append(Parcel(kind, waybill, sender.id_number if sender else None, category, codes, goods))
     return Scenario(senders, manifests, [s.id_number for s in blacklisted], parcels)
 
 
 def write_replay(parcels: list[Parcel], path: Path, delay: float = 0.0, images: bool = False) -> None:
     """The fake:// scanner's file: one read per line, with the expected kind kept for checking.
 
-    With `images`, each parcel also gets a camera photo of its label and an X-ray image, written
-    beside the file; an unreadable label is torn in the photo too.
+    With `images`, each parcel also gets a label-camera photo, an X-ray image and, when it was
+    photographed at acceptance, a photo of its goods, written beside the file; an unreadable label
+    is torn in the photo too.
     """
-    from edge.demo_images import parcel_photo, xray_scan
+    from edge.demo_images import goods_photo, parcel_photo, xray_scan
 
     folder = path.parent / f"{path.stem}-images"
     if images:
@@ -188,15 +200,21 @@ def write_replay(parcels: list[Parcel], path: Path, delay: float = 0.0, images: 
             line: dict[str, object] = {"codes": p.codes, "delay": delay, "expect": p.kind}
             if images:
                 seed = int.from_bytes(p.waybill.encode()[-6:], "big")
-                cam, xray = folder / f"{p.waybill}-camera.jpg", folder / f"{p.waybill}-xray.png"
-                if not cam.exists():
+                label, xray = folder / f"{p.waybill}-label.jpg", folder / f"{p.waybill}-xray.png"
+                goods = folder / f"{p.waybill}-goods.jpg"
+                if not label.exists():
                     shown = corrupt_check(p.waybill) if p.kind == "bad_check" else p.waybill
-                    cam.write_bytes(parcel_photo(shown, seed, damaged=p.kind == "no_read"))
+                    label.write_bytes(parcel_photo(shown, seed, damaged=p.kind == "no_read"))
                     xray.write_bytes(xray_scan(seed))
-                line["images"] = [
-                    {"path": f"{folder.name}/{cam.name}", "kind": "camera"},
+                    if p.goods != "none":
+                        goods.write_bytes(goods_photo(seed, counterfeit=p.goods == "counterfeit"))
+                shots = [
+                    {"path": f"{folder.name}/{label.name}", "kind": "label"},
                     {"path": f"{folder.name}/{xray.name}", "kind": "xray"},
                 ]
+                if p.goods != "none":
+                    shots.append({"path": f"{folder.name}/{goods.name}", "kind": "camera"})
+                line["images"] = shots
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 

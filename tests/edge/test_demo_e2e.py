@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,14 @@ from edge.scenario import Parcel, build_scenario
 MISS_EVERY = 7
 
 
-def expected_counts(n: int, seed: int) -> dict[str, int]:
-    """What the scenario implies, worked out without the product: kinds, the sorter's miss rule, routing."""
+def expected_counts(
+    n: int, seed: int, classifier: bool, unsure: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """What the scenario implies, worked out without the product: kinds, the sorter's miss rule, routing.
+
+    `unsure` are the photographed parcels whose goods photo the head declined to judge (its reject
+    option): they are held for a person to look at instead of being cleared or pulled.
+    """
     scenario = build_scenario(n, seed=seed)
     diverts = 0
 
@@ -23,9 +31,14 @@ def expected_counts(n: int, seed: int) -> dict[str, int]:
         return diverts % MISS_EVERY != 0
 
     def decision(p: Parcel, ordered: set[str]) -> str:
+        # The demo head knows the generated brand labels: a counterfeit one is a suspect, a genuine one not.
         if p.kind == "blacklisted" or p.waybill in ordered:
             return "PULL"
-        return "CLEAR" if p.kind in ("verified", "camera_read") else "HOLD"
+        if classifier and p.waybill in unsure:
+            return "HOLD"
+        if classifier and p.kind == "counterfeit":
+            return "PULL"
+        return "CLEAR" if p.kind in ("verified", "camera_read", "counterfeit") else "HOLD"
 
     totals = {"CLEAR": 0, "HOLD": 0, "PULL": 0}
     no_reads = diverted = 0
@@ -67,24 +80,47 @@ def expected_counts(n: int, seed: int) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_demo_matches_the_scenario(tmp_path: Path) -> None:
-    n, seed = 150, 7
+@pytest.mark.parametrize(
+    ("n", "classifier"), [(150, False), (60, True)], ids=["classifier-off", "classifier-on"]
+)
+def test_demo_matches_the_scenario(tmp_path: Path, n: int, classifier: bool) -> None:
+    seed = 7
     summary = run_demo(
         DemoOptions(
             parcels=n,
             port=0,
             workdir=tmp_path,
-            classifier=False,
+            classifier=classifier,
             quiet=True,
             miss_every=MISS_EVERY,
             seed=seed,
         )
     )
     assert summary["failed_checks"] == []
-    assert summary["classifier"] == "off"
-    got = {k: summary[k] for k in expected_counts(n, seed)}
-    assert got == expected_counts(n, seed)
-    kinds = {p.kind for p in build_scenario(n, seed=seed).parcels}
+    assert summary["classifier"] == ("on" if classifier else "off")
+    unsure = frozenset(unsure_waybills(tmp_path))
+    photographed = [p for p in build_scenario(n, seed=seed).parcels if p.goods != "none"]
+    if classifier:
+        # The reject option may decline a few photos, never most of them.
+        assert len(unsure) <= len(photographed) // 3
+        assert unsure <= {p.waybill for p in photographed}
+    else:
+        assert unsure == set()
+    expected = expected_counts(n, seed, classifier, unsure)
+    assert {k: summary[k] for k in expected} == expected
+
+
+def unsure_waybills(work: Path) -> set[str]:
+    found: set[str] = set()
+    for db in work.glob("*/station.db"):
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT waybill, body FROM events WHERE type = 'parcel'").fetchall()
+        found |= {w for w, body in rows if "MODEL_UNCERTAIN" in json.loads(body)["reasons"]}
+    return found
+
+
+def test_scenario_covers_every_kind() -> None:
+    kinds = {p.kind for p in build_scenario(60, seed=7).parcels}
     assert kinds == {
         "verified",
         "camera_read",
@@ -94,4 +130,5 @@ def test_demo_matches_the_scenario(tmp_path: Path) -> None:
         "blacklisted",
         "no_read",
         "bad_check",
+        "counterfeit",
     }
