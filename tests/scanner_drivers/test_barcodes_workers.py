@@ -19,14 +19,18 @@ def test_finished_jobs_reuse_one_thread() -> None:
 def test_a_job_past_its_deadline_keeps_its_thread_and_the_next_gets_another() -> None:
     pool = WorkerPool()
     gate = threading.Event()
+    started = threading.Event()
     idents: list[int] = []
 
     def stuck() -> None:
         idents.append(threading.get_ident())
+        started.set()
         gate.wait(30.0)
 
     assert pool.run(stuck, timeout_s=0.01) is False
     assert pool.busy == 1
+    # On a loaded machine the stuck job may only start after run() gave up waiting for it.
+    assert started.wait(30.0)
     assert pool.run(lambda: idents.append(threading.get_ident()), timeout_s=30.0)
     assert len(set(idents)) == 2
     gate.set()
