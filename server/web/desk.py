@@ -134,14 +134,16 @@ def allowed_decisions(item: dict[str, Any], who: Principal) -> list[str]:
     return []
 
 
-@router.get("/desk/items/{item_id}")
-def desk_item(request: Request, item_id: int) -> Response:
+@router.get("/desk/items/{item_ref}")
+def desk_item(request: Request, item_ref: str) -> Response:
     try:
         who = need_user(request, *DESK_ROLES)
         if not isinstance(who, Principal):
             return who
+        # Parsed here, not by FastAPI, so that a mistyped address gets the page, not a JSON error.
+        item_id = int(item_ref) if item_ref.isdigit() and len(item_ref) < 19 else 0
         if not 1 <= item_id <= 2**62:
-            return error_page(request, 404, f"no review item {item_id}")
+            return error_page(request, 404, f"no review item {item_ref[:40]!r}")
         svc = get_services(request)
         with svc.db.read() as conn:
             item = evidence(conn, item_id, who)

@@ -55,6 +55,8 @@ class Site:
     sender_token: str
     item_id: int
     day: str
+    station: dict[str, str]
+    root: dict[str, str]
 
 
 def make_settings(url: str) -> ServerSettings:
@@ -184,7 +186,7 @@ def seed(settings: ServerSettings, http: httpx.Client | TestClient) -> Site:
         assert put.status_code == 201
     items = http.get("/api/v1/reviews", headers=root).json()
     pull = next(i for i in items if i["waybill"] == WAYBILL)
-    return Site(settings, token, int(pull["id"]), at.date().isoformat())
+    return Site(settings, token, int(pull["id"]), at.date().isoformat(), station, root)
 
 
 @pytest.fixture
@@ -258,12 +260,14 @@ def test_desk_queue_filters_search_and_hit_page(site: tuple[Site, TestClient]) -
         "/api/v1/images/",
     ):
         assert expected in page
-    assert ID not in page
+    assert ID not in page and 'id="observed">footwear_clothing (0.91)' in page
     # Another site's officer does not see the item; a readable error page, same message as the API.
     login(c, "otto")
     other = c.get(f"/desk/items/{s.item_id}")
     assert other.status_code == 404 and f"no review item {s.item_id}" in other.text
-    assert c.get("/desk/items/0").status_code == 404
+    for ref in ("0", "abc", "9" * 30):
+        wrong = c.get(f"/desk/items/{ref}")
+        assert wrong.status_code == 404 and "no review item" in wrong.text and "<html" in wrong.text
 
 
 def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> None:
@@ -280,9 +284,8 @@ def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> N
     assert full.json()["id_number"] == ID
     assert c.post(f"/api/v1/reviews/{s.item_id}/claim", headers=headers).json()["state"] == "claimed"
     fields = {"legal_basis": "TM law art 60", "seizure_record": "S-1", "rights_holder": "Brand Co"}
-    done = c.post(
-        f"/api/v1/reviews/{s.item_id}/decision", json={"action": "seize", "fields": fields}, headers=headers
-    )
+    seize = {"action": "seize", "fields": fields, "add_to_gallery": True, "gallery_label": "fake sneaker"}
+    done = c.post(f"/api/v1/reviews/{s.item_id}/decision", json=seize, headers=headers)
     assert done.status_code == 200, done.text
     order = c.post(
         "/api/v1/orders",
@@ -294,6 +297,41 @@ def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> N
     for action in ("reveal", "review_claim", "review_seize", "order_issue"):
         assert f"<td>{action}</td>" in trail
     assert "case 2026-17 counterfeit" in trail and ID not in trail
+    # The seized parcel's images are now a gallery reference; a later hit shows them as thumbnails.
+    ref = c.get("/api/v1/models/gallery", headers=s.station).json()["refs"][0]
+    later = {
+        "type": "parcel",
+        "key": "st-a:b1:9",
+        "station_id": "st-a",
+        "boot_id": "b1",
+        "seq": 9,
+        "at": datetime.now(UTC).isoformat(),
+        "tracking_id": "t9",
+        "waybill": "SF9999999999",
+        "decision": "PULL",
+        "reasons": ["GALLERY_MATCH"],
+        "risk": 0.9,
+        "sender_token": s.sender_token,
+        "classifier": "v1",
+        "classifications": [
+            {
+                "image_sha256": ref["image_sha256"],
+                "category": "footwear_clothing",
+                "category_prob": 0.8,
+                "model_version": "v1",
+                "gallery": [{"ref_id": ref["ref_id"], "similarity": 0.97, "label": "fake sneaker"}],
+            }
+        ],
+    }
+    batch = {"station_id": "st-a", "boot_id": "b1", "events": [later]}
+    assert c.post("/api/v1/sync", json=batch, headers=s.station).is_success
+    new_id = next(
+        i["id"] for i in c.get("/api/v1/reviews", headers=s.root).json() if i["waybill"] == "SF9999999999"
+    )
+    hit = c.get(f"/desk/items/{new_id}").text
+    assert f'src="/api/v1/images/{ref["image_sha256"]}" alt="fake sneaker"' in hit and "0.97" in hit
+    # Both hits are in the sender's history on each other's page.
+    assert f'href="/desk/items/{s.item_id}"' in hit
 
 
 def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient]) -> None:
