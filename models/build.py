@@ -59,13 +59,15 @@ def sample_photos() -> dict[str, npt.NDArray[np.uint8]]:
     return {name: np.asarray(getattr(data, name)(), dtype=np.uint8) for name in names}
 
 
-def export_onnx(out: Path, opset: int = 17) -> Any:
-    """Export the pretrained network to `out`; returns the torch module for comparisons."""
+def export_onnx(out: Path, opset: int = 17, net: Any = None) -> Any:
+    """Export `net` (default: the pretrained network) to `out`; returns the torch module for comparisons."""
     import torch
 
     from models.network import load_pretrained
 
-    net = load_pretrained(IMAGE_SIZE)
+    if net is None:
+        net = load_pretrained(IMAGE_SIZE)
+    net.eval()
     dummy = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(

@@ -85,7 +85,16 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
     clf = _load(args)
     samples = [s for d in args.data for s in scan_folder(d)]
-    result = crossval_series(clf, samples, args.kind, args.folds, args.views, args.target_precision)
+    result = crossval_series(
+        clf,
+        samples,
+        args.kind,
+        args.folds,
+        args.views,
+        args.target_precision,
+        args.finetune_epochs,
+        args.manifest,
+    )
     if args.json:
         _print_json(result)
     else:
@@ -93,6 +102,15 @@ def cmd_crossval(args: argparse.Namespace) -> int:
             f"series held out: mean accuracy {result['mean_accuracy']:.4f}, "
             f"mean coverage at precision {args.target_precision}: {result['mean_coverage_at_precision']:.4f}"
         )
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from models.finetune import finetune_backbone
+    from models.train import scan_folder
+
+    samples = [s for d in args.data for s in scan_folder(d)]
+    print(finetune_backbone(args.manifest, samples, args.kind, args.out, args.version, args.epochs))
     return 0
 
 
@@ -203,10 +221,24 @@ def register(
     )
     p.add_argument("--kind", choices=KINDS, default="camera")
     p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--finetune-epochs", type=int, default=0, help="also fine-tune the backbone in each fold")
     p.add_argument("--views", type=int, default=3)
     p.add_argument("--target-precision", type=float, default=0.99)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_crossval)
+
+    p = sub.add_parser(
+        "finetune", help="fine-tune the backbone's last stages on labelled folders (needs torch)"
+    )
+    _common(p)
+    p.add_argument(
+        "--data", type=Path, required=True, nargs="+", help="one or more class-folder roots, pooled"
+    )
+    p.add_argument("--kind", choices=KINDS, default="camera")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--out", type=Path, required=True, help="folder for the new ONNX file and manifest")
+    p.add_argument("--version", required=True, help="version of the new backbone (must be new)")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("quantize", help="static int8 quantisation of a model, with its own manifest")
     _common(p)

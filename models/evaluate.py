@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,16 +111,32 @@ def crossval_series(
     folds: int = 2,
     views: int = DEFAULT_VIEWS,
     target: float = 0.99,
+    finetune_epochs: int = 0,
+    base_manifest: Path | None = None,
 ) -> dict[str, Any]:
-    """Train on some whole series, test on the others: how the head holds when the objects change."""
+    """Train on some whole series, test on the others: how the head holds when the objects change.
+
+    With `finetune_epochs`, each fold also fine-tunes the backbone on its own training series only.
+    """
     groups = series_folds(samples, folds)
     results: list[dict[str, Any]] = []
     for f, held in enumerate(groups):
         held_set = set(held)
         train = [s for i, s in enumerate(samples) if i not in held_set]
         test = [samples[i] for i in held]
-        head = train_head(clf, train, kind, views=views, target_precision=target, quiet=True)
-        result = evaluate_head(clf, head, test, kind, target, quiet=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            fold_clf = clf
+            if finetune_epochs > 0:
+                from models.finetune import finetune_backbone
+
+                if base_manifest is None:
+                    raise ValueError("fine-tuning in cross-validation needs the base model's manifest")
+                path = finetune_backbone(
+                    base_manifest, train, kind, Path(tmp), f"finetune-fold{f + 1}", finetune_epochs
+                )
+                fold_clf = Classifier.load(path, threads=2)
+            head = train_head(fold_clf, train, kind, views=views, target_precision=target, quiet=True)
+            result = evaluate_head(fold_clf, head, test, kind, target, quiet=True)
         result["held_out_series"] = sorted({s.series for s in test})
         result["train_series"] = sorted({s.series for s in train})
         results.append(result)
@@ -133,4 +151,5 @@ def crossval_series(
             np.mean([r["coverage_at_precision"]["coverage"] for r in results])
         ),
         "augmented_views": views,
+        "finetune_epochs": finetune_epochs,
     }

