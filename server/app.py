@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
+from server.api import models, office, people, reviews, station
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
-from server.deps import Services
 from server.errors_http import install_error_handlers, install_openapi
 from server.notify import OrderNotifier, PgListenWorker
 from server.privacy import Privacy
+from server.services import Services
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ def _limit_for(settings: ServerSettings) -> Callable[[str], int]:
 
 
 def api_routers() -> list[APIRouter]:
-    from server.api import models, office, people, reviews, station
-
     return [station.router, office.router, reviews.router, people.router, models.router]
 
 

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from server.accounts import Principal, resolve_token
-from server.db import Database
 from server.errors import Forbidden, NotAuthenticated
-from server.notify import OrderNotifier
-from server.privacy import Privacy
-from server.settings import ServerSettings
+from server.services import Services
+from server.sessions import check_csrf, principal_from_session
+
+__all__ = [
+    "SESSION_COOKIE",
+    "PrincipalDep",
+    "Services",
+    "ServicesDep",
+    "get_principal",
+    "get_services",
+    "require",
+]
 
 SESSION_COOKIE = "pg_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass
-class Services:
-    """Everything a request handler may use; built once by create_app."""
-
-    settings: ServerSettings
-    db: Database
-    privacy: Privacy
-    notifier: OrderNotifier
-
-    @property
-    def secret(self) -> str:
-        return self.settings.secret_key.get_secret_value()
 
 
 def get_services(request: Request) -> Services:
@@ -43,9 +36,6 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def _session_principal(request: Request, svc: Services) -> Principal | None:
-    # Imported here so that the sessions module can depend on deps without a cycle.
-    from server.sessions import principal_from_session
-
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -53,8 +43,6 @@ def _session_principal(request: Request, svc: Services) -> Principal | None:
     if principal is None:
         return None
     if request.method not in SAFE_METHODS:
-        from server.sessions import check_csrf
-
         check_csrf(svc, cookie, request.headers.get(CSRF_HEADER, ""))
     return principal
 

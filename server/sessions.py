@@ -12,9 +12,9 @@ from sqlalchemy import delete, func, select
 from server.accounts import Principal, load_user, token_digest, verify_password
 from server.audit import append_audit
 from server.db import iso, utcnow
-from server.deps import Services
 from server.errors import Forbidden, NotAuthenticated, RateLimited
 from server.schema import login_failures, sessions, users
+from server.services import Services
 
 
 @dataclass(frozen=True)

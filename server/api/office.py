@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -164,8 +164,6 @@ def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str
     if not who.sees_site(body.site_id):
         raise Forbidden("your sites do not include " + (body.site_id or "the whole network"))
     now = utcnow()
-    from datetime import timedelta
-
     expires = body.expires_at or now + timedelta(hours=svc.settings.orders.default_ttl_hours)
     if expires.tzinfo is None:
         raise BadInput("expires_at must carry a time zone", "naive_time")
@@ -225,6 +223,4 @@ def get_daily_report(
         report = daily_report(conn, date_, None if who.all_sites else who.sites, site)
     if format == "csv":
         return PlainTextResponse(report_csv(report), media_type="text/csv")
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(report)
