@@ -95,7 +95,9 @@ class Pipeline:
         facts, token, declared = self._facts(ident, now)
         images = [(sha256_hex(img.data), img.kind, img.data, img.content_type) for img in read.images]
         stage = self.classifier.run([(sha, kind, data) for sha, kind, data, _ in images])
-        facts = replace(facts, classifier_state=stage.state, images=stage.views, images_expected=stage.expected)
+        facts = replace(
+            facts, classifier_state=stage.state, images=stage.views, images_expected=stage.expected
+        )
         decision = decide(facts, self.cfg.policy)
         divert = self._act(tracking_id, ident.waybill, decision)
         event = ParcelEvent(
