@@ -69,6 +69,10 @@ def review_priority(event: ParcelEvent) -> int:
 def ingest_batch(
     conn: Connection, settings: ServerSettings, station: Principal, req: SyncRequest, now: datetime
 ) -> IngestResult:
+    """Store the new events of one batch in the caller's transaction; replays are reported, not stored.
+
+    Everything is checked before anything is written, so a refused batch (403/409/422) leaves no trace.
+    """
     check_batch(req, station)
     result = IngestResult()
     hashes: dict[str, str] = {}
@@ -77,7 +81,9 @@ def ingest_batch(
         digest = payload_hash(ev)
         if ev.key in hashes:
             if hashes[ev.key] != digest:
-                raise Conflict(f"event {ev.key!r} appears twice in the batch with different payloads")
+                raise Conflict(
+                    f"event {ev.key!r} appears twice in the batch with different payloads", "event_conflict"
+                )
             result.duplicates.append(ev.key)
             continue
         hashes[ev.key] = digest
