@@ -135,7 +135,11 @@ def report_page(request: Request) -> Response:
             t["no_data"],
         ),
         "outcomes": bar_chart(
-            t["review_outcomes"], sorted(report["review_outcomes"].items(), key=lambda x: -x[1]), t["no_data"]
+            t["review_outcomes"],
+            sorted(
+                ((t.get(f"act_{k}", k), v) for k, v in report["review_outcomes"].items()), key=lambda x: -x[1]
+            ),
+            t["no_data"],
         ),
     }
     query = urlencode({"date": day.isoformat(), "site": site or "", "line": line or ""})

@@ -241,6 +241,11 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
         # L switches language from the keyboard.
         browser.find_element(By.TAG_NAME, "body").send_keys("l")
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Operator terminal"))
+        # The station program goes away: within seconds the page says so and greys the health panel.
+        server.stop()
+        wait.until(ec.visibility_of_element_located((By.ID, "connection")))
+        assert "stale" in browser.find_element(By.ID, "health").get_attribute("class")
+        browser.save_screenshot(str(shots / "terminal-connection-lost.png"))
     finally:
         server.stop()
         agent.stop()

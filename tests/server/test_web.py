@@ -486,6 +486,9 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
 
     browser.get(f"{url}/login")
     check_page(browser)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "username"
+    assert browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle", focused) != "none"
     browser.save_screenshot(str(shots / "server-login-zh.png"))
 
     # Officer: queue, hit page, reveal with a reason, decide by keyboard, see the audit entries.
@@ -530,6 +533,11 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     assert by_id("fig-parcels").text == "3"
     check_page(browser)
     browser.save_screenshot(str(shots / "report-today.png"))
+    # The print layout drops the pickers and the menu, keeps figures, charts and the table.
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    assert not by_id("report-form").is_displayed() and by_id("stations").is_displayed()
+    browser.save_screenshot(str(shots / "report-print.png"))
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     browser.execute_script(
         "const d = document.getElementById('date'); d.value = '2001-01-01';"
         "d.dispatchEvent(new Event('change'));"
