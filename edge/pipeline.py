@@ -62,7 +62,8 @@ class Pipeline:
         manifest = self.store.manifest(ident.waybill)
         token = manifest.sender_token if manifest else None
         sender = self.store.sender(token) if token else None
-        lists = self.store.watch_lists([t for t in (token, sender.phone_token if sender else None) if t], now)
+        tokens = [token] + ([sender.phone_token, sender.address_token] if sender else [])
+        lists = self.store.watch_lists([t for t in tokens if t], now)
         orders = self.store.matching_orders(ident.waybill, token, now)
         facts = ParcelFacts(
             identify_status="ok",

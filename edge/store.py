@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS images (
     sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS senders (
     sender_token TEXT PRIMARY KEY, id_masked TEXT NOT NULL, name_masked TEXT NOT NULL,
-    phone_token TEXT, verified INTEGER NOT NULL, agreement_customer INTEGER NOT NULL);
+    phone_token TEXT, verified INTEGER NOT NULL, agreement_customer INTEGER NOT NULL,
+    address_token TEXT);
 CREATE TABLE IF NOT EXISTS manifests (
     waybill TEXT PRIMARY KEY, sender_token TEXT NOT NULL, declared_name TEXT NOT NULL,
     declared_category TEXT NOT NULL, quantity INTEGER NOT NULL, inspected_on_receipt INTEGER NOT NULL);
@@ -96,6 +97,7 @@ class EdgeStore:
             self._wconn.execute("PRAGMA synchronous=NORMAL")
             self._wconn.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            self._upgrade()
             self._rconn = sqlite3.connect(str(path), check_same_thread=False)
             self._rconn.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
@@ -109,6 +111,12 @@ class EdgeStore:
         self._seq = max(int(row[0]), int(self.get_meta("seq", "0")))
         self._writer = threading.Thread(target=self._write_loop, name="edge-store-writer", daemon=True)
         self._writer.start()
+
+    def _upgrade(self) -> None:
+        """Bring a database made by an earlier release up to this schema (columns only ever added)."""
+        cols = {r[1] for r in self._wconn.execute("PRAGMA table_info(senders)")}
+        if "address_token" not in cols:
+            self._wconn.execute("ALTER TABLE senders ADD COLUMN address_token TEXT")
 
     # -- writer thread -------------------------------------------------------------------------
 
@@ -280,7 +288,9 @@ class EdgeStore:
     def apply_registry(self, changes: RegistryChanges) -> None:
         def tx(db: sqlite_utils.Database) -> None:
             db.conn.executemany(
-                "INSERT OR REPLACE INTO senders VALUES (?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO senders"
+                " (sender_token, id_masked, name_masked, phone_token, verified, agreement_customer,"
+                " address_token) VALUES (?,?,?,?,?,?,?)",
                 [
                     (
                         s.sender_token,
@@ -289,6 +299,7 @@ class EdgeStore:
                         s.phone_token,
                         s.verified,
                         s.agreement_customer,
+                        s.address_token,
                     )
                     for s in changes.senders
                 ],
@@ -344,7 +355,11 @@ class EdgeStore:
         )
 
     def sender(self, token: str) -> SenderWire | None:
-        rows = self.query("SELECT * FROM senders WHERE sender_token = ?", (token,))
+        rows = self.query(
+            "SELECT sender_token, id_masked, name_masked, phone_token, verified, agreement_customer,"
+            " address_token FROM senders WHERE sender_token = ?",
+            (token,),
+        )
         if not rows:
             return None
         r = rows[0]
@@ -355,6 +370,7 @@ class EdgeStore:
             phone_token=r[3],
             verified=bool(r[4]),
             agreement_customer=bool(r[5]),
+            address_token=r[6],
         )
 
     def watch_lists(self, tokens: Sequence[str], now: datetime) -> set[str]:

@@ -156,6 +156,8 @@ class SenderWire(WireModel):
     id_masked: str
     name_masked: str = ""
     phone_token: str | None = None
+    # Keyed token of the sender's address, for address entries on the black- and watchlists.
+    address_token: str | None = None
     verified: bool
     agreement_customer: bool = False
 

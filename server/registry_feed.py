@@ -37,6 +37,7 @@ def registry_changes(conn: Connection, cursor: int, limit: int, now: datetime) -
                     id_masked=r.id_masked,
                     name_masked=r.name_masked,
                     phone_token=r.phone_token,
+                    address_token=r.address_token,
                     verified=bool(r.verified),
                     agreement_customer=bool(r.agreement_customer),
                 )

@@ -18,7 +18,7 @@ from scanner_drivers.sorter_sim import SimulatedSorter
 
 NOW = datetime.now(UTC)
 RNG = random.Random(11)
-W_OK, W_UNVERIFIED, W_NOREC, W_BLACK, W_ORDER, W_UNKNOWN = (s10_waybill(RNG) for _ in range(6))
+W_OK, W_UNVERIFIED, W_NOREC, W_BLACK, W_ORDER, W_UNKNOWN, W_ADDR = (s10_waybill(RNG) for _ in range(7))
 
 
 @pytest.fixture
@@ -51,6 +51,12 @@ def make_agent(tmp_path: Path, lines: list[str], sorter_url: str) -> EdgeAgent:
                 SenderWire(sender_token="good", id_masked="110***********1234", verified=True),
                 SenderWire(sender_token="unver", id_masked="310***********5678", verified=False),
                 SenderWire(sender_token="black", id_masked="440***********0001", verified=True),
+                SenderWire(
+                    sender_token="moved",
+                    id_masked="510***********0002",
+                    verified=True,
+                    address_token="addr-warehouse-9",
+                ),
             ],
             manifests=[
                 ManifestWire(waybill=W_OK, sender_token="good"),
@@ -58,9 +64,17 @@ def make_agent(tmp_path: Path, lines: list[str], sorter_url: str) -> EdgeAgent:
                 ManifestWire(waybill=W_NOREC, sender_token="nobody"),
                 ManifestWire(waybill=W_BLACK, sender_token="black"),
                 ManifestWire(waybill=W_ORDER, sender_token="good"),
+                ManifestWire(waybill=W_ADDR, sender_token="moved"),
             ],
             watchlist=[
-                WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud")
+                WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud"),
+                WatchWire(
+                    entry_id="b2",
+                    list="blacklist",
+                    kind="address",
+                    token="addr-warehouse-9",
+                    reason="counterfeit warehouse",
+                ),
             ],
         )
     )
@@ -131,6 +145,15 @@ def test_every_kind_of_parcel_offline(tmp_path: Path, sorter: SimulatedSorter) -
         if item["type"] == "alert":
             kinds.append((item["kind"], item["waybill"]))
     assert ("pull", W_BLACK) in kinds and ("divert_failed", W_ORDER) in kinds
+    agent.stop()
+
+
+def test_blacklisted_address_pulls_the_parcel(tmp_path: Path, sorter: SimulatedSorter) -> None:
+    agent = make_agent(tmp_path, [read(W_ADDR)], sorter.url)
+    agent.start()
+    assert agent.scanner.join(10)
+    ev = next(e for e in agent.store.events(10) if e.type == "parcel")
+    assert (ev.decision, ev.reasons) == ("PULL", ["SENDER_BLACKLISTED"])
     agent.stop()
 
 

@@ -185,3 +185,26 @@ def test_disk_full_is_reported_not_swallowed(tmp_path: Path) -> None:
     s.close()
     assert isinstance(StoreError("x"), OSError)
     assert sqlite3.sqlite_version
+
+
+def test_database_from_an_earlier_release_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE senders (sender_token TEXT PRIMARY KEY, id_masked TEXT NOT NULL,"
+            " name_masked TEXT NOT NULL, phone_token TEXT, verified INTEGER NOT NULL,"
+            " agreement_customer INTEGER NOT NULL)"
+        )
+        conn.execute("INSERT INTO senders VALUES ('t1', '110***1234', '王*', NULL, 1, 0)")
+    s = EdgeStore(path)
+    old = s.sender("t1")
+    assert old is not None and old.address_token is None
+    s.apply_registry(
+        RegistryChanges(
+            cursor=1,
+            senders=[SenderWire(sender_token="t2", id_masked="x", address_token="addr", verified=True)],
+        )
+    )
+    new = s.sender("t2")
+    assert new is not None and new.address_token == "addr"
+    s.close()
