@@ -102,7 +102,7 @@ def is_matrix(symbology: str) -> bool:
     return symbology in MATRIX_SYMBOLOGIES
 
 
-def _linear_lines(corners: tuple[Point, ...]) -> float:
+def linear_rows(corners: tuple[Point, ...]) -> float:
     """How far a linear code's detection extends across its bars (zxing-cpp: top edge to bottom edge)."""
     if len(corners) != 4:
         return 0.0
@@ -140,7 +140,7 @@ def read_zxing(
         symbology = barcode.format.name
         # A linear code found on a sliver of one or two scan lines is how zxing-cpp misreads
         # damaged retail codes; it stays a candidate until another read agrees.
-        confident = is_matrix(symbology) or _linear_lines(corners) >= min_linear_lines
+        confident = is_matrix(symbology) or linear_rows(corners) >= min_linear_lines
         reads.append(EngineRead(barcode.text, symbology, ENGINE_ZXING, corners, confident))
     return reads
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scanner_drivers import barcode_engines as engines
 from scanner_drivers.barcode_engines import EngineRead, GreyImage
+from scanner_drivers.barcode_evidence import Evidence
 from scanner_drivers.barcode_image import BarcodeImageError, decode_image, to_grey
 from scanner_drivers.barcode_workers import WorkerPool
 from scanner_drivers.types import Code
@@ -27,7 +28,6 @@ __all__ = [
     "BarcodeResult",
     "BarcodeSettings",
     "load_image",
-    "merge_reads",
     "prepare",
     "read_barcodes",
 ]
@@ -122,6 +122,25 @@ class BarcodeSettings(BaseModel):
         description="pixels a zxing-cpp linear read must span across its bars to be trusted alone; "
         "thinner reads are kept only when another step or engine reads the same code",
     )
+    settled_rows: float = Field(
+        20.0,
+        ge=0,
+        description="pixel rows of the image a linear code's agreeing reads must span, with no rival "
+        "text on its bars, for the ladder to stop at it; a thinner or contested read lets the ladder go "
+        "on, since a later step may outweigh it",
+    )
+    contest_ratio: float = Field(
+        3.0,
+        ge=1,
+        description="when reads of one linear code disagree, the text kept must outweigh all the others "
+        "together this many times (weights are scan rows); otherwise the code is dropped as misread",
+    )
+    pyzbar_weight: float = Field(
+        2.0,
+        ge=0,
+        description="scan rows a pyzbar linear read counts for when weighing disagreeing reads (pyzbar "
+        "reports no detection height, and its linear reads are never trusted alone)",
+    )
     pyzbar_linear_alone: bool = Field(
         False,
         description="trust a pyzbar linear read without a second read; off because zbar misreads "
@@ -135,7 +154,7 @@ class BarcodeResult:
 
     codes: tuple[Code, ...]
     ms: float
-    # The step whose read ended the ladder, None when nothing confident was found.
+    # The step after which the codes returned were first as returned, None when nothing was accepted.
     step: str | None
     steps_tried: tuple[str, ...]
     budget_spent: bool
@@ -257,57 +276,7 @@ def _to_original(read: EngineRead, affine: Affine) -> EngineRead:
 # ---------------------------------------------------------------- the ladder
 
 
-def _near(a: EngineRead, b: EngineRead) -> bool:
-    """True when two reads are of one place: the centre of either lies in the other's box, give or
-    take a margin (reads of one code from different variants land a little apart, and a thin
-    linear read is a line across the code)."""
-    box_a, box_b = engines.bounding_box(a.corners), engines.bounding_box(b.corners)
-    if box_a is None or box_b is None:
-        return True
-    margin = max(8.0, 0.15 * max(box_a[2], box_a[3], box_b[2], box_b[3]))
-
-    def centre_in(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> bool:
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        return (
-            other[0] - margin <= cx <= other[0] + other[2] + margin
-            and other[1] - margin <= cy <= other[1] + other[3] + margin
-        )
-
-    return centre_in(box_a, box_b) or centre_in(box_b, box_a)
-
-
-def _same_code(a: EngineRead, b: EngineRead) -> bool:
-    """The same physical code: same content (modulo presentation), same family, same place.
-
-    Engines disagree on UPC-A versus EAN-13, so only the linear/matrix family must match; two labels
-    with one content at two places are two codes.
-    """
-    same_family = engines.is_matrix(a.symbology) == engines.is_matrix(b.symbology)
-    return same_family and engines.same_text(a.text, b.text) and _near(a, b)
-
-
 _warned_no_pyzbar = False
-
-
-def merge_reads(accepted: list[EngineRead], doubtful: list[EngineRead], reads: list[EngineRead]) -> None:
-    """Fold one step's reads into the codes accepted so far and the doubtful ones awaiting a second read.
-
-    A doubtful read is accepted when a later step (any engine) reads the same code; the step's own
-    duplicates do not count, since one engine on one image repeats its own mistakes.
-    """
-    earlier_doubts = list(doubtful)
-    for read in reads:
-        if any(_same_code(read, seen) for seen in accepted):
-            continue
-        twin = next((seen for seen in earlier_doubts if _same_code(read, seen)), None)
-        if twin is not None:
-            earlier_doubts.remove(twin)
-            doubtful.remove(twin)
-            accepted.append(twin)
-        elif read.confident:
-            accepted.append(read)
-        elif not any(_same_code(read, seen) for seen in doubtful):
-            doubtful.append(read)
 
 
 def _usable_steps(settings: BarcodeSettings) -> list[StepName]:
@@ -343,8 +312,12 @@ class _LadderRun:
         self.clock = clock
         self.started = started
         self.lock = threading.Lock()
+        self.evidence = Evidence(
+            settled_rows=settings.settled_rows,
+            contest_ratio=settings.contest_ratio,
+            pyzbar_weight=settings.pyzbar_weight,
+        )
         self.accepted: list[EngineRead] = []
-        self.doubtful: list[EngineRead] = []
         self.tried: list[str] = []
         self.winner: str | None = None
         self.budget_spent = False
@@ -376,9 +349,12 @@ class _LadderRun:
                 # A step that finishes after the caller gave up must not change what it was told.
                 if self.abandoned:
                     return
-                merge_reads(self.accepted, self.doubtful, reads)
-                if self.accepted:
-                    self.winner = step
+                self.evidence.add(step, reads)
+                accepted = self.evidence.accepted()
+                if [r.text for r in accepted] != [r.text for r in self.accepted]:
+                    self.winner = step if accepted else None
+                self.accepted = accepted
+                if self.evidence.settled():
                     return
 
 
@@ -391,11 +367,14 @@ def read_barcodes(
     *,
     clock: Callable[[], float] = time.monotonic,
 ) -> BarcodeResult:
-    """Read every barcode in an image, trying the ladder's steps until one gives a confident read.
+    """Read every barcode in an image, trying the ladder's steps until the codes found are settled.
 
-    A read is confident when its symbology has error correction (QR, Data Matrix, PDF417, Aztec),
-    when a linear code was seen across enough scan lines, or when two steps or engines agree on it.
-    Doubtful reads that nothing confirms are dropped: a wrong waybill is worse than a no-read.
+    A code is accepted when its symbology has error correction (QR, Data Matrix, PDF417, Aztec),
+    when a linear code was seen across enough scan lines, or when two steps or engines agree on it,
+    and no rival text on the same bars comes close to it in weight (see barcode_evidence.Evidence).
+    The ladder stops once every accepted code is settled (seen across settings.settled_rows rows,
+    uncontested); otherwise it goes on while the budget lasts and returns what is accepted then.
+    Doubtful or contested reads are dropped: a wrong waybill is worse than a no-read.
 
     No step starts once settings.budget_ms is spent (measured with clock). With a deadline set,
     the ladder runs in a worker thread and the caller waits at most settings.deadline_ms of real

@@ -14,13 +14,12 @@ import pydantic
 import pytest
 import zxingcpp
 
-from scanner_drivers.barcode_engines import EngineRead, same_text, text_forms
+from scanner_drivers.barcode_engines import same_text, text_forms
 from scanner_drivers.barcodes import (
     BarcodeImageError,
     BarcodeResult,
     BarcodeSettings,
     load_image,
-    merge_reads,
     read_barcodes,
 )
 
@@ -319,35 +318,22 @@ def test_engine_choice_limits_the_steps() -> None:
 # ---------------------------------------------------------------- confidence rules
 
 
-def _read(
-    text: str, symbology: str = "EAN13", engine: str = "zxing-cpp", confident: bool = False
-) -> EngineRead:
-    return EngineRead(text, symbology, engine, ((0.0, 0.0), (10.0, 0.0), (10.0, 1.0), (0.0, 1.0)), confident)
-
-
-def test_doubtful_linear_read_needs_a_second_step() -> None:
-    accepted: list[EngineRead] = []
-    doubtful: list[EngineRead] = []
-    merge_reads(accepted, doubtful, [_read("0012345678905"), _read("0012345678905")])
-    assert accepted == [] and len(doubtful) == 1
-    merge_reads(accepted, doubtful, [_read("012345678905", "UPCA", "pyzbar")])
-    assert [r.text for r in accepted] == ["0012345678905"] and doubtful == []
-
-
-def test_confident_reads_are_kept_once_and_disagreeing_doubts_stay_out() -> None:
-    accepted: list[EngineRead] = []
-    doubtful: list[EngineRead] = []
-    merge_reads(accepted, doubtful, [_read("4006381333931")])
-    merge_reads(accepted, doubtful, [_read("4006381333986", confident=True), _read("4006381333986")])
-    assert [r.text for r in accepted] == ["4006381333986"]
-    assert [r.text for r in doubtful] == ["4006381333931"]
-
-
 def test_single_scan_line_code_is_confirmed_by_another_step() -> None:
     strip = np.ascontiguousarray(EAN13[EAN13.shape[0] // 2 : EAN13.shape[0] // 2 + 1, :])
     result = read_frozen(strip)
     assert [c.text for c in result.codes] == ["5901234123457"]
     assert result.step != "zxing/raw"
+    # A read one row thick never settles: the ladder goes on to its end looking for a rival text.
+    ladder = BarcodeSettings(ladder=("zxing/raw", "zxing/contrast", "pyzbar/raw", "zxing/upscale"))
+    result = read_frozen(strip, ladder)
+    assert [c.text for c in result.codes] == ["5901234123457"]
+    assert result.steps_tried == ladder.ladder and result.step == "zxing/contrast"
+
+
+def test_tall_clean_code_settles_at_the_first_step() -> None:
+    result = read_frozen(on_canvas([(EAN13, 100, 150)]))
+    assert [c.text for c in result.codes] == ["5901234123457"]
+    assert result.steps_tried == ("zxing/raw",)
 
 
 @pytest.mark.parametrize(
