@@ -9,20 +9,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
-
-GOODS_CATEGORIES = (
-    "footwear_clothing",
-    "bags_leather",
-    "watches_jewellery",
-    "electronics",
-    "cosmetics",
-    "medicines_medical",
-    "food",
-    "children_toys",
-    "auto_parts",
-    "printed_matter",
-    "other",
-)
+from models.categories import GOODS_CATEGORIES
 
 
 class Strict(BaseModel):

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from edge.config import GOODS_CATEGORIES
 from edge.identify import S10_WEIGHTS
+from models.categories import GOODS_CATEGORIES
 
 Kind = Literal[
     "verified",
