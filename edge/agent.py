@@ -94,13 +94,8 @@ class EdgeAgent:
 
     def on_status(self, device: str, up: bool, detail: str) -> None:
         self.health.report("scanner", up, detail)
-        seq = self.store.allocate_seq()
         ev = DeviceStatusEvent(
-            key=f"{self.cfg.station.id}:{self.boot_id}:{seq}",
-            station_id=self.cfg.station.id,
-            boot_id=self.boot_id,
-            seq=seq,
-            at=self.clock(),
+            **self.store.stamp(self.cfg.station.id, self.boot_id, self.clock()),
             device=device,
             up=up,
             detail=detail[:200],

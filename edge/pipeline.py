@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.classify import ClassifierStage, sha256_hex
 from edge.config import EdgeConfig
@@ -53,8 +53,8 @@ class Pipeline:
         # Records that could not be written (disk full): kept and retried, never dropped.
         self._unsaved: list[tuple[ParcelEvent, list[ImageBlob], list[OrderStatusEvent]]] = []
 
-    def _key(self, seq: int) -> str:
-        return f"{self.cfg.station.id}:{self.boot_id}:{seq}"
+    def _stamp(self, at: datetime) -> dict[str, Any]:
+        return self.store.stamp(self.cfg.station.id, self.boot_id, at)
 
     def _facts(self, ident: Identification, now: datetime) -> tuple[ParcelFacts, str | None, str | None]:
         if ident.status != "ok" or ident.waybill is None:
@@ -84,8 +84,8 @@ class Pipeline:
 
     def _process(self, read: ScanRead) -> ParcelEvent:
         now = self.clock()
-        seq = self.store.allocate_seq()
-        tracking_id = f"{self.cfg.station.id}-{self.boot_id}-{seq}"
+        envelope = self._stamp(now)
+        tracking_id = f"{self.cfg.station.id}-{self.boot_id}-{envelope['seq']}"
         codes = [c.text for c in read.codes]
         ident = self.matcher.identify(codes)
         if ident.status in ("no_read", "no_valid_waybill") and self.cfg.identify.read_images:
@@ -102,11 +102,7 @@ class Pipeline:
         decision = decide(facts, self.cfg.policy)
         divert = self._act(tracking_id, ident.waybill, decision)
         event = ParcelEvent(
-            key=self._key(seq),
-            station_id=self.cfg.station.id,
-            boot_id=self.boot_id,
-            seq=seq,
-            at=now,
+            **envelope,
             tracking_id=tracking_id,
             waybill=ident.waybill,
             codes=codes,
@@ -183,14 +179,9 @@ class Pipeline:
             state = "missed"
         out = []
         for order_id in event.order_ids:
-            seq = self.store.allocate_seq()
             out.append(
                 OrderStatusEvent(
-                    key=self._key(seq),
-                    station_id=event.station_id,
-                    boot_id=self.boot_id,
-                    seq=seq,
-                    at=event.at,
+                    **self._stamp(event.at),
                     order_id=order_id,
                     state=state,
                     tracking_id=event.tracking_id,
@@ -230,13 +221,8 @@ class Pipeline:
             raise LookupError(f"no parcel with tracking id {tracking_id}")
         if action not in ("pulled", "not_found", "open_box"):
             raise ValueError(f"unknown operator action {action!r}")
-        seq = self.store.allocate_seq()
         ev = OperatorEvent(
-            key=self._key(seq),
-            station_id=self.cfg.station.id,
-            boot_id=self.boot_id,
-            seq=seq,
-            at=self.clock(),
+            **self._stamp(self.clock()),
             tracking_id=tracking_id,
             waybill=rows[0][0],
             action=action,

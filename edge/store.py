@@ -167,6 +167,17 @@ class EdgeStore:
             self._seq += 1
             return self._seq
 
+    def stamp(self, station_id: str, boot_id: str, at: datetime) -> dict[str, Any]:
+        """The envelope of a new event: idempotency key `station:boot:seq`, sequence and time."""
+        seq = self.allocate_seq()
+        return {
+            "key": f"{station_id}:{boot_id}:{seq}",
+            "station_id": station_id,
+            "boot_id": boot_id,
+            "seq": seq,
+            "at": at,
+        }
+
     def start_boot(self) -> int:
         """Count one more boot of the station; the boot id is part of every idempotency key."""
 

@@ -190,14 +190,9 @@ class SyncWorker:
         new = self.store.add_orders(orders)
         events = []
         for order in new:
-            seq = self.store.allocate_seq()
             events.append(
                 OrderStatusEvent(
-                    key=f"{self.station_id}:{self.boot_id}:{seq}",
-                    station_id=self.station_id,
-                    boot_id=self.boot_id,
-                    seq=seq,
-                    at=self.clock(),
+                    **self.store.stamp(self.station_id, self.boot_id, self.clock()),
                     order_id=order.order_id,
                     state="delivered",
                     waybill=order.waybill,
