@@ -66,6 +66,23 @@ def _stats(ms: list[float]) -> dict[str, float]:
     }
 
 
+def _summary(
+    clf: Classifier, threads: int, images: int, bare: list[float], full: list[float]
+) -> dict[str, Any]:
+    bare_stats, full_stats = _stats(bare), _stats(full)
+    return {
+        "model": clf.version,
+        "precision": clf.manifest.precision,
+        "threads": threads,
+        "images": images,
+        "calls_each": len(bare),
+        "bare_inference": bare_stats,
+        "full_classification": full_stats,
+        "ratio_median_full_over_bare": round(full_stats["median_ms"] / bare_stats["median_ms"], 3),
+        "target_ratio": 1.25,
+    }
+
+
 def run_bench(
     manifest: Path,
     images: Path | None,
@@ -75,9 +92,15 @@ def run_bench(
     out: Path,
     head: Path | None = None,
     gallery: Path | None = None,
+    compare: Path | None = None,
 ) -> dict[str, Any]:
-    """Time both paths on the same session and images, interleaved so drift hits both equally."""
-    clf = Classifier.load(manifest, head=head, gallery=gallery, threads=threads)
+    """Time both paths on the same session and images, interleaved so drift hits both equally.
+
+    With `compare`, a second model (e.g. the int8 variant) is timed in the same loop, image by image.
+    """
+    models = [Classifier.load(manifest, head=head, gallery=gallery, threads=threads)]
+    if compare is not None:
+        models.append(Classifier.load(compare, head=head, gallery=gallery, threads=threads))
     if images is None:
         encoded = sample_jpegs()
     else:
@@ -85,33 +108,28 @@ def run_bench(
         encoded = {p.name: p.read_bytes() for p in files}
     if not encoded:
         raise ValueError(f"no images to benchmark in {images}")
-    tensors = {name: clf.preprocess(data, kind) for name, data in encoded.items()}
-    session = clf.session
-    feed_name = clf.manifest.input.name
-    bare: list[float] = []
-    full: list[float] = []
+    tensors = [{name: clf.preprocess(data, kind) for name, data in encoded.items()} for clf in models]
+    bare: list[list[float]] = [[] for _ in models]
+    full: list[list[float]] = [[] for _ in models]
     per_run = max(1, runs // len(encoded))
     for _ in range(per_run):
         for name, data in encoded.items():
-            t0 = time.perf_counter()
-            session.run(None, {feed_name: tensors[name]})  # type: ignore[attr-defined]
-            t1 = time.perf_counter()
-            clf.classify(data, kind)
-            t2 = time.perf_counter()
-            bare.append((t1 - t0) * 1000)
-            full.append((t2 - t1) * 1000)
-    bare_stats, full_stats = _stats(bare), _stats(full)
-    summary = {
-        "model": clf.version,
-        "precision": clf.manifest.precision,
-        "threads": threads,
-        "images": len(encoded),
-        "calls_each": len(bare),
-        "bare_inference": bare_stats,
-        "full_classification": full_stats,
-        "ratio_median_full_over_bare": round(full_stats["median_ms"] / bare_stats["median_ms"], 3),
-        "target_ratio": 1.25,
-    }
+            for m, clf in enumerate(models):
+                feed = {clf.manifest.input.name: tensors[m][name]}
+                t0 = time.perf_counter()
+                clf.session.run(None, feed)  # type: ignore[attr-defined]
+                t1 = time.perf_counter()
+                clf.classify(data, kind)
+                t2 = time.perf_counter()
+                bare[m].append((t1 - t0) * 1000)
+                full[m].append((t2 - t1) * 1000)
+    summary = _summary(models[0], threads, len(encoded), bare[0], full[0])
+    if compare is not None:
+        other = _summary(models[1], threads, len(encoded), bare[1], full[1])
+        summary["compare"] = other
+        summary["bare_speedup_of_compare"] = round(
+            summary["bare_inference"]["median_ms"] / other["bare_inference"]["median_ms"], 3
+        )
     result = {
         "benchmark": "classifier",
         "when_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),

@@ -164,7 +164,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from models.bench import run_bench
 
     result = run_bench(
-        args.manifest, args.images, args.kind, args.runs, args.threads, args.out, args.head, args.gallery
+        args.manifest,
+        args.images,
+        args.kind,
+        args.runs,
+        args.threads,
+        args.out,
+        args.head,
+        args.gallery,
+        args.compare,
     )
     json.dump(result["summary"], sys.stdout, indent=1)
     print()
@@ -280,5 +288,6 @@ def register(
     demo = ARTIFACTS / "demo"
     p.add_argument("--head", type=_optional_path, default=demo / "demo_head.npz", help="head file, or none")
     p.add_argument("--gallery", type=_optional_path, default=demo / "demo_gallery.npz", help="or none")
+    p.add_argument("--compare", type=Path, default=None, help="second manifest timed in the same loop")
     p.add_argument("--out", type=Path, default=Path("bench-classifier.json"), help="results file (JSON)")
     p.set_defaults(func=cmd_bench)
