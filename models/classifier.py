@@ -202,7 +202,7 @@ class Classifier:
         if self.gallery is not None:
             matches = tuple(
                 GalleryMatch(e.ref_id, round(sim, 6), e.label)
-                for e, sim in self.gallery.nearest(embedding, self.manifest.thresholds.gallery_top_k)
+                for e, sim in self.gallery.nearest(embedding, self.manifest.thresholds.gallery_top_k, kind)
             )
         return Classification(
             category=GOODS_CATEGORIES[cat],

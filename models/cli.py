@@ -136,7 +136,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         gallery = load_gallery(args.gallery)
         print(f"{gallery.version}: {len(gallery.entries)} references, model {gallery.backbone}")
         for e in gallery.entries:
-            print(f"{e.ref_id}\t{e.label}\t{e.added_utc}\t{e.source}")
+            print(f"{e.ref_id}\t{e.label}\t{e.kind}\t{e.added_utc}\t{e.source}")
         return 0
     if args.gallery_cmd == "remove":
         gallery = load_gallery(args.gallery).remove(args.ref_id)
@@ -154,7 +154,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             f"gallery {args.gallery} was built with model {gallery.backbone}, not {clf.manifest.version}"
         )
     emb = clf.embed([clf.preprocess(args.image.read_bytes(), args.kind)])[0]
-    gallery = gallery.add(emb, args.ref_id, args.label, args.source or args.image.name)
+    gallery = gallery.add(emb, args.ref_id, args.label, args.source or args.image.name, args.kind)
     save_gallery(gallery, args.gallery)
     print(f"added {args.ref_id}; {len(gallery.entries)} references")
     return 0

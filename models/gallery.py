@@ -30,6 +30,7 @@ class GalleryEntry:
     label: str
     source: str
     added_utc: str
+    kind: str = "camera"  # image kind of the reference: only images of that kind are compared with it
 
 
 @dataclass(frozen=True)
@@ -53,25 +54,28 @@ class Gallery:
     def empty(cls, dim: int, backbone: str) -> Gallery:
         return cls(np.zeros((0, dim), dtype=np.float32), (), backbone)
 
-    def nearest(self, embedding: F32, k: int) -> list[tuple[GalleryEntry, float]]:
-        """The k most similar references, best first, with their cosine similarity."""
-        if not self.entries or k <= 0:
+    def nearest(self, embedding: F32, k: int, kind: str | None = None) -> list[tuple[GalleryEntry, float]]:
+        """The k most similar references (of the given image kind), best first, with cosine similarity."""
+        if kind is None:
+            rows = np.arange(len(self.entries))
+        else:
+            rows = np.asarray([i for i, e in enumerate(self.entries) if e.kind == kind], dtype=np.int64)
+        if len(rows) == 0 or k <= 0:
             return []
-        sims = self.embeddings @ l2_normalise(embedding.reshape(-1))
-        k = min(k, len(self.entries))
+        sims = self.embeddings[rows] @ l2_normalise(embedding.reshape(-1))
+        k = min(k, len(rows))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]
-        return [(self.entries[i], float(sims[i])) for i in top]
+        return [(self.entries[rows[i]], float(sims[i])) for i in top]
 
-    def add(self, embedding: F32, ref_id: str, label: str, source: str) -> Gallery:
+    def add(self, embedding: F32, ref_id: str, label: str, source: str, kind: str = "camera") -> Gallery:
         if any(e.ref_id == ref_id for e in self.entries):
             raise GalleryError(f"reference {ref_id!r} is already in the gallery")
         vec = l2_normalise(embedding.reshape(1, -1))
         if vec.shape[1] != self.dim:
             raise GalleryError(f"embedding has {vec.shape[1]} values, the gallery holds {self.dim}")
-        entry = GalleryEntry(
-            ref_id, label, source, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-        )
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        entry = GalleryEntry(ref_id, label, source, now, kind)
         return Gallery(np.vstack([self.embeddings, vec]), (*self.entries, entry), self.backbone)
 
     def remove(self, ref_id: str) -> Gallery:
@@ -82,7 +86,7 @@ class Gallery:
 
 
 def _arrays(gallery: Gallery) -> dict[str, npt.NDArray[Any]]:
-    table = [[e.ref_id, e.label, e.source, e.added_utc] for e in gallery.entries]
+    table = [[e.ref_id, e.label, e.source, e.added_utc, e.kind] for e in gallery.entries]
     meta = {"format": GALLERY_FORMAT, "backbone": gallery.backbone}
     return {
         "embeddings": gallery.embeddings.astype(np.float32),

@@ -84,6 +84,10 @@ def test_gallery_add_nearest_remove_and_digest(tmp_path: Path) -> None:
     best = g.nearest(np.array([2, 0.1, 0, 0], np.float32), k=2)
     assert [e.ref_id for e, _ in best] == ["a", "c"]
     assert best[0][1] == pytest.approx(2 / np.hypot(2, 0.1), rel=1e-5)
+    g = g.add(np.array([1, 0, 0, 0], np.float32), "x", "fake gun part", "review 3", kind="xray")
+    assert [e.ref_id for e, _ in g.nearest(np.array([1, 0, 0, 0], np.float32), k=5, kind="xray")] == ["x"]
+    assert "x" not in [e.ref_id for e, _ in g.nearest(np.array([1, 0, 0, 0], np.float32), k=5, kind="camera")]
+    g = g.remove("x")
     with pytest.raises(GalleryError, match="already"):
         g.add(np.ones(4, np.float32), "a", "x", "y")
     with pytest.raises(GalleryError, match="values"):
@@ -159,6 +163,9 @@ def test_train_and_evaluate_on_generated_images(tiny_manifest: Path, tmp_path: P
     c = with_head.classify(np.ascontiguousarray(bgr[:, :, ::-1]))
     assert c.label in head.labels and c.counterfeit_score is not None
     assert with_head.version == "tiny-1+h-1"
+    # The head was trained on camera images: it says nothing about an X-ray.
+    xray = with_head.classify(samples[0].path.read_bytes(), kind="xray")
+    assert xray.label is None and xray.counterfeit_score is None
 
 
 def test_model_cli_train_eval_gallery(
@@ -178,7 +185,7 @@ def test_model_cli_train_eval_gallery(
     assert main([*add, "--ref-id", "r1", "--label", "fake"]) == 0
     assert main([*add, "--ref-id", "r1", "--label", "fake"]) == 2  # duplicate id: clear error, exit 2
     assert main(["model", "gallery", "list", "--gallery", str(gallery)]) == 0
-    assert "r1\tfake" in capsys.readouterr().out
+    assert "r1\tfake\tcamera" in capsys.readouterr().out
     clf = Classifier.load(tiny_manifest, head=head, gallery=gallery)
     match = clf.classify(image.read_bytes()).gallery[0]
     assert match.ref_id == "r1" and match.similarity == pytest.approx(1.0, abs=1e-4)
