@@ -61,10 +61,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from models.heads import load_head
     from models.train import scan_folder
 
+    head, samples = load_head(args.head), scan_folder(args.data)
     clf = _load(args)
-    result = evaluate_head(
-        clf, load_head(args.head), scan_folder(args.data), args.kind, args.target_precision
-    )
+    result = evaluate_head(clf, head, samples, args.kind, args.target_precision)
     if args.json:
         _print_json(result)
     else:

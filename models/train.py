@@ -23,7 +23,7 @@ from models.heads import (
     softmax,
     threshold_for_precision,
 )
-from models.preprocess import load_image, normalise
+from models.preprocess import ImageDecodeError, load_image, normalise
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,10 @@ def embed_samples(
     owners: list[int] = []
     chunks: list[F32] = []
     for i, sample in enumerate(samples):
-        square = load_image(sample.path.read_bytes(), kind, clf.size)
+        try:
+            square = load_image(sample.path.read_bytes(), kind, clf.size)
+        except ImageDecodeError as exc:
+            raise DatasetError(f"{sample.path}: {exc}") from exc
         for view in range(views + 1):
             img = square if view == 0 else augment(square, rng, kind)
             tensors.append(normalise(img, clf.mean, clf.inv_std))

@@ -148,6 +148,13 @@ def test_scan_folder_and_series(tmp_path: Path) -> None:
         scan_folder(tmp_path / "one")
 
 
+def test_a_corrupt_training_image_is_named(tiny_manifest: Path, tmp_path: Path) -> None:
+    root = _write_dataset(tmp_path / "data", per_class=4)
+    (root / "genuine" / "S9_broken.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="S9_broken.png"):
+        train_head(Classifier.load(tiny_manifest), scan_folder(root), "camera", views=0, quiet=True)
+
+
 def test_train_and_evaluate_on_generated_images(tiny_manifest: Path, tmp_path: Path) -> None:
     clf = Classifier.load(tiny_manifest)
     samples = scan_folder(_write_dataset(tmp_path / "data"))
