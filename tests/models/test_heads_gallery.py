@@ -151,7 +151,7 @@ def test_scan_folder_and_series(tmp_path: Path) -> None:
 def test_a_corrupt_training_image_is_named(tiny_manifest: Path, tmp_path: Path) -> None:
     root = _write_dataset(tmp_path / "data", per_class=4)
     (root / "genuine" / "S9_broken.png").write_bytes(b"not a png")
-    with pytest.raises(DatasetError, match="S9_broken.png"):
+    with pytest.raises(DatasetError, match=r"S9_broken\.png"):
         train_head(Classifier.load(tiny_manifest), scan_folder(root), "camera", views=0, quiet=True)
 
 
