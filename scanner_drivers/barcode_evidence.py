@@ -59,11 +59,14 @@ def same_bars(a: EngineRead, b: EngineRead) -> bool:
 
 
 def _one_place(a: EngineRead, b: EngineRead) -> bool:
-    if engines.is_matrix(a.symbology) != engines.is_matrix(b.symbology):
-        return False
+    """Reads to weigh together: retail reads across the same bars, whatever their text (rivals);
+    otherwise the same content of the same family near by. Other symbologies carry stronger checks,
+    and shipping labels stack different codes close together, so different texts are different codes.
+    """
     if a.symbology in RETAIL_SYMBOLOGIES and b.symbology in RETAIL_SYMBOLOGIES:
         return same_bars(a, b)
-    return near(a, b)
+    same_family = engines.is_matrix(a.symbology) == engines.is_matrix(b.symbology)
+    return same_family and engines.same_text(a.text, b.text) and near(a, b)
 
 
 @dataclass
@@ -132,25 +135,38 @@ class Evidence:
             best[step] = max(best.get(step, 0.0), rows)
         return sum(best.values())
 
+    def _linear_verdict(self, place: _Place) -> Verdict | None:
+        groups = place.by_text()
+        weights = [self._weight(group) for group in groups]
+        best = max(range(len(groups)), key=weights.__getitem__)
+        group, weight = groups[best], weights[best]
+        others = sum(weights) - weight
+        supported = any(read.confident for _, read in group) or len({step for step, _ in group}) >= 2
+        if not supported or (others > 0 and weight < self.contest_ratio * others):
+            return None
+        # A read across many rows with no rival is final; a thin or contested one may yet be
+        # outweighed by a later step, so the ladder goes on while its budget lasts.
+        return Verdict(group[0][1], weight >= self.settled_rows and len(groups) == 1)
+
     def verdicts(self) -> list[Verdict]:
         """The codes the reads so far support, in the order their places were first seen."""
         out: list[Verdict] = []
         for place in self.places:
-            groups = place.by_text()
             if place.matrix:
-                out.extend(Verdict(group[0][1], True) for group in groups)
-                continue
-            weights = [self._weight(group) for group in groups]
-            best = max(range(len(groups)), key=weights.__getitem__)
-            group, weight = groups[best], weights[best]
-            others = sum(weights) - weight
-            supported = any(read.confident for _, read in group) or len({step for step, _ in group}) >= 2
-            if not supported or (others > 0 and weight < self.contest_ratio * others):
-                continue
-            # A read across many rows with no rival is final; a thin or contested one may yet be
-            # outweighed by a later step, so the ladder goes on while its budget lasts.
-            out.append(Verdict(group[0][1], weight >= self.settled_rows and len(groups) == 1))
+                out.extend(Verdict(group[0][1], True) for group in place.by_text())
+            elif (verdict := self._linear_verdict(place)) is not None:
+                out.append(verdict)
         return out
+
+    def retail_in_doubt(self) -> bool:
+        """True when some retail code was seen but is not settled: unconfirmed, thin, or contested."""
+        for place in self.places:
+            if place.matrix or place.reads[0][1].symbology not in RETAIL_SYMBOLOGIES:
+                continue
+            verdict = self._linear_verdict(place)
+            if verdict is None or not verdict.settled:
+                return True
+        return False
 
     def accepted(self) -> list[EngineRead]:
         return [verdict.read for verdict in self.verdicts()]

@@ -122,6 +122,11 @@ class BarcodeSettings(BaseModel):
         description="pixels a zxing-cpp linear read must span across its bars to be trusted alone; "
         "thinner reads are kept only when another step or engine reads the same code",
     )
+    verify_steps: tuple[StepName, ...] = Field(
+        ("zxing/upscale-contrast", "zxing/upscale"),
+        description="ladder steps tried next, in this order, while a retail code (EAN/UPC) has been "
+        "seen but is not settled (unconfirmed, thin or contested); steps not in the ladder are not run",
+    )
     settled_rows: float = Field(
         20.0,
         ge=0,
@@ -330,9 +335,21 @@ class _LadderRun:
         except BaseException as exc:  # handed to the caller's thread, which raises it
             self.error = exc
 
+    def _next_index(self, todo: list[StepName]) -> int:
+        # A retail code in doubt (unconfirmed, thin, or with a rival text on its bars) is most often
+        # a bar-width misjudgement at two pixels or so per module: a magnified view settles it
+        # soonest, before the budget runs out on steps that would only repeat the same misreading.
+        if self.evidence.retail_in_doubt():
+            for step in self.settings.verify_steps:
+                if step in todo:
+                    return todo.index(step)
+        return 0
+
     def _run(self) -> None:
         budget_s = self.settings.budget_ms / 1000.0
-        for step in _usable_steps(self.settings):
+        todo = _usable_steps(self.settings)
+        while todo:
+            step = todo.pop(self._next_index(todo))
             if self.tried and self.clock() - self.started >= budget_s:
                 self.budget_spent = True
                 return

@@ -57,7 +57,21 @@ def test_rival_texts_on_the_same_bars_give_no_code_until_one_outweighs_the_other
     ev.add("zxing/upscale-contrast", [line("0023942431015", 40, 60)])
     # 70 rows against 6: the heavier text is kept, but a rival was seen, so the ladder may go on.
     assert [r.text for r in ev.accepted()] == ["0023942431015"]
-    assert not ev.settled()
+    assert not ev.settled() and ev.retail_in_doubt()
+
+
+def test_retail_doubt_is_an_unconfirmed_thin_or_contested_code() -> None:
+    ev = evidence()
+    ev.add("zxing/raw", [line("PG1", 40, 30, symbology="Code128"), line("PG2", 140, 2, symbology="Code128")])
+    assert not ev.retail_in_doubt()
+    ev.add("pyzbar/raw", [line("4006381333931", 240, 1, engine="pyzbar", confident=False)])
+    assert ev.retail_in_doubt() and ev.accepted()[0].text == "PG1"
+    ev.add("zxing/raw", [line("4006381333931", 240, 8)])
+    assert ev.retail_in_doubt()
+    ev.add("zxing/upscale", [line("4006381333931", 240, 30)])
+    assert not ev.retail_in_doubt()
+    # The thin, unconfirmed Code 128 is not given and does not hold the ladder.
+    assert [r.text for r in ev.accepted()] == ["PG1", "4006381333931"] and ev.settled()
 
 
 def test_confident_reads_that_disagree_cancel_out() -> None:
@@ -78,12 +92,11 @@ def test_codes_side_by_side_or_stacked_apart_are_separate_places() -> None:
     assert same_bars(line("a", 40, 1), line("b", 130, 1))
 
 
-def test_non_retail_linear_rivals_are_compared_by_place_only() -> None:
+def test_other_linear_codes_with_different_texts_are_different_codes() -> None:
     ev = evidence()
-    ev.add("zxing/raw", [line("PG1", 40, 60, symbology="Code128")])
-    # A Code 128 far down the same column is a second label, not a rival read.
-    ev.add("zxing/raw", [line("PG2", 160, 60, symbology="Code128")])
-    assert sorted(r.text for r in ev.accepted()) == ["PG1", "PG2"]
+    # Shipping labels stack Code 128s close together: a different text near by is a second code.
+    ev.add("zxing/raw", [line("PG1", 40, 30, symbology="Code128"), line("PG2", 75, 30, symbology="Code128")])
+    assert sorted(r.text for r in ev.accepted()) == ["PG1", "PG2"] and ev.settled()
 
 
 def test_matrix_codes_are_kept_as_read() -> None:
