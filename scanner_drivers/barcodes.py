@@ -109,7 +109,8 @@ class BarcodeSettings(BaseModel):
     ladder: tuple[StepName, ...] = Field(
         DEFAULT_LADDER,
         min_length=1,
-        description="preprocessing steps tried in order until one gives a confident read",
+        description="preprocessing steps tried in order until the codes read are settled (verify_steps "
+        "may be moved ahead while a retail code is in doubt)",
     )
     engines: tuple[Literal["zxing-cpp", "pyzbar"], ...] = Field(
         ("zxing-cpp", "pyzbar"),
