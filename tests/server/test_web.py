@@ -471,7 +471,9 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     s, url = live
     shots = repo_root / "artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    wait = WebDriverWait(browser, 15)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    wait = WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,))
 
     def by_id(i: str) -> Any:
         return browser.find_element(By.ID, i)
