@@ -208,6 +208,9 @@ def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: da
     )
     added = 0
     for img in payload.get("images", []):
+        if img.get("kind") == "label":
+            # The shipping label says nothing about the goods: never a counterfeit reference.
+            continue
         exists = conn.execute(
             select(gallery.c.ref_id).where(gallery.c.image_sha256 == img["sha256"], gallery.c.label == label)
         ).first()
@@ -219,6 +222,7 @@ def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: da
                 image_sha256=img["sha256"],
                 label=label[:128],
                 category=row.category,
+                kind=img.get("kind"),
                 review_id=row.id,
                 added_by=actor,
                 created_at=iso(now),

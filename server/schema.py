@@ -264,6 +264,7 @@ gallery = Table(
     Column("image_sha256", String(64), nullable=False),
     Column("label", String(128), nullable=False),
     Column("category", String(64), nullable=True),
+    Column("kind", String(16), nullable=True),
     Column("review_id", BigInteger, nullable=True),
     Column("added_by", String(64), nullable=False),
     Column("created_at", TS, nullable=False),

@@ -178,6 +178,7 @@ def list_gallery(
                 "image_sha256": r.image_sha256,
                 "label": r.label,
                 "category": r.category,
+                "kind": r.kind,
                 "image_url": f"/api/v1/images/{r.image_sha256}",
                 "created_at": r.created_at,
             }

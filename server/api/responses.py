@@ -209,6 +209,7 @@ class GalleryRef(BaseModel):
     image_sha256: str
     label: str
     category: str | None
+    kind: str | None = None
     image_url: str
     created_at: str
 
