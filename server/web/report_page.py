@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
@@ -170,6 +171,8 @@ def report_download(request: Request) -> Response:
     name = (
         f"parcelguard-report-{day.isoformat()}" + (f"-{site}" if site else "") + (f"-{line}" if line else "")
     )
+    # Site and line come from the query: only plain characters reach the header.
+    name = re.sub(r"[^A-Za-z0-9_.@-]", "_", name)
     fmt = request.query_params.get("format", "csv")
     if fmt == "json":
         body, kind, ext = json.dumps(report, ensure_ascii=False, indent=1), "application/json", "json"

@@ -352,6 +352,10 @@ def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient
     data = json.loads(c.get("/report/download", params={"date": s.day, "format": "json"}).text)
     assert data["parcels"] == 3 and data["date"] == s.day
     assert c.get("/report/download", params={"date": s.day, "format": "xml"}).status_code == 422
+    odd = c.get("/report/download", params={"date": s.day, "site": 'x"\r\nSet-Cookie: a=b', "format": "csv"})
+    assert odd.status_code == 200 and "set-cookie" not in odd.headers
+    want = f'attachment; filename="parcelguard-report-{s.day}-x___Set-Cookie__a_b.csv"'
+    assert odd.headers["content-disposition"] == want
     bad = c.get("/report", params={"date": "yesterday"})
     assert bad.status_code == 422 and "is not a date" in bad.text
     login(c, "olga")
