@@ -99,6 +99,19 @@ def _check_io(session: object, manifest: Manifest, path: Path) -> None:
         raise ModelLoadError(f"{path}: input mean/std must be three values with std > 0")
 
 
+def _check_companion(what: str, dim: int, backbone: str, spec: Manifest) -> None:
+    """A head or gallery must fit the model's embedding width; another backbone version is worth a warning.
+
+    Only a warning, because a shadow model is loaded with the live model's head and gallery on purpose.
+    """
+    if dim != spec.embedding.dim:
+        raise ModelLoadError(
+            f"{what} expects {dim}-d embeddings, model {spec.version} gives {spec.embedding.dim}"
+        )
+    if backbone != spec.version:
+        log.warning("%s was made with model %s, now used with %s", what, backbone, spec.version)
+
+
 class Classifier:
     """Load once at start (verifies everything, warms up), then `classify` each image."""
 
@@ -126,19 +139,10 @@ class Classifier:
         _check_io(session, spec, manifest)
         loaded_head = load_head(Path(head)) if head is not None else None
         loaded_gallery = load_gallery(Path(gallery)) if gallery is not None else None
-        for what, dim, backbone in (
-            ("head", None if loaded_head is None else loaded_head.dim, None if loaded_head is None else
-             str(loaded_head.meta.get("backbone", ""))),
-            ("gallery", None if loaded_gallery is None else loaded_gallery.dim,
-             None if loaded_gallery is None else loaded_gallery.backbone),
-        ):  # fmt: skip
-            if dim is not None and dim != spec.embedding.dim:
-                raise ModelLoadError(
-                    f"{what} expects {dim}-d embeddings, model {spec.version} gives {spec.embedding.dim}"
-                )
-            if backbone is not None and backbone != spec.version:
-                # A shadow model may share the live model's head and gallery; say so, but only once.
-                log.warning("%s was made with model %s, now used with %s", what, backbone, spec.version)
+        if loaded_head is not None:
+            _check_companion("head", loaded_head.dim, str(loaded_head.meta.get("backbone", "")), spec)
+        if loaded_gallery is not None:
+            _check_companion("gallery", loaded_gallery.dim, loaded_gallery.backbone, spec)
         clf = cls(spec, session, loaded_head, loaded_gallery)
         clf.warm_up()
         log.info("classifier %s loaded (%s, %d thread(s))", clf.version, model_path.name, threads)
