@@ -123,12 +123,13 @@ def gallery_thumbs(conn: Connection, item: dict[str, Any]) -> dict[str, str]:
     return {str(r.ref_id): IMAGE_URL.format(sha256=r.image_sha256) for r in rows}
 
 
-def allowed_decisions(item: dict[str, Any], who: Principal) -> list[str]:
+def allowed_decisions(item: dict[str, Any], who: Principal, claimed_from: str | None) -> list[str]:
+    """What this officer may decide now; a claimed item follows the state it was claimed from."""
     state = item["state"]
     if state == "claimed":
         if item["claimed_by"] != who.name:
             return []
-        return [d for d in DECISIONS if d in ALLOWED_FROM.get("open", frozenset())]
+        return [d for d in DECISIONS if d in ALLOWED_FROM.get(claimed_from or "open", frozenset())]
     if state in CLAIMABLE:
         return [d for d in DECISIONS if d in ALLOWED_FROM.get(state, frozenset())]
     return []
@@ -149,6 +150,9 @@ def desk_item(request: Request, item_ref: str) -> Response:
             item = evidence(conn, item_id, who)
             trail = audit_trail(conn, item)
             thumbs = gallery_thumbs(conn, item)
+            claimed_from = conn.execute(
+                select(reviews.c.claimed_from).where(reviews.c.id == item_id)
+            ).scalar()
         xray = next((i for i in item["images"] if i["kind"].startswith("xray")), None)
         photo = next((i for i in item["images"] if i["kind"] == "camera"), None)
         page_data = {
@@ -171,7 +175,7 @@ def desk_item(request: Request, item_ref: str) -> Response:
             photo=photo,
             trail=trail,
             thumbs=thumbs,
-            decisions=allowed_decisions(item, who),
+            decisions=allowed_decisions(item, who, claimed_from),
             required=REQUIRED_FIELDS,
             authorities=sorted(AUTHORITIES),
             page_json=json.dumps(page_data, ensure_ascii=False).replace("<", "\\u003c"),

@@ -532,6 +532,10 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     assert "review_claim" in audit and "review_seize" in audit and "reveal" in audit
     browser.execute_script("document.getElementById('audit').scrollIntoView()")
     browser.save_screenshot(str(shots / "desk-decided-audit.png"))
+    browser.get(f"{url}/desk?lang=zh")
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "待审队列"))
+    check_page(browser)
+    browser.save_screenshot(str(shots / "desk-queue-zh.png"))
 
     # Supervisor: the report, a different date, the CSV download.
     log_in("sam")
