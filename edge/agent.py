@@ -15,6 +15,7 @@ from edge.config import EdgeConfig
 from edge.errors import ConfigError
 from edge.feed import StationFeed
 from edge.health import HealthBoard
+from edge.model_updates import ModelUpdater
 from edge.pipeline import Pipeline
 from edge.store import EdgeStore, utc_now
 from edge.sync import SyncLink, SyncWorker
@@ -53,6 +54,7 @@ class EdgeAgent:
             cfg, self.store, self.classifier, self.sorter, self.feed, self.boot_id, clock
         )
         self.sync: SyncWorker | None = None
+        self.models: ModelUpdater | None = None
         if cfg.server.url:
             token = token if token is not None else os.environ.get(cfg.server.token_env, "")
             if not token:
@@ -63,6 +65,14 @@ class EdgeAgent:
             self.sync = SyncWorker(
                 self.store, link, cfg.server, cfg.station.id, self.boot_id, self.health, self.feed, clock
             )
+            if cfg.server.models_interval_s and self.classifier.live is not None:
+                self.models = ModelUpdater(
+                    self.classifier,
+                    link.client,
+                    cfg.station.data_dir / "models",
+                    self.health,
+                    cfg.server.models_interval_s,
+                )
         self.scanner: ScannerDriver = open_scanner(cfg.devices.scanner)
         self.parcels = 0
         self._errors = 0
@@ -71,6 +81,8 @@ class EdgeAgent:
     def start(self, scanner: bool = True) -> None:
         if self.sync is not None:
             self.sync.start()
+        if self.models is not None:
+            self.models.start()
         if scanner:
             self.start_scanner()
 
@@ -111,6 +123,8 @@ class EdgeAgent:
     def stop(self) -> None:
         self.scanner.stop()
         self.scanner.join(5)
+        if self.models is not None:
+            self.models.stop()
         if self.sync is not None:
             self.sync.stop()
             self.sync.link.close()

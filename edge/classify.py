@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from edge.config import ClassifierConfig
@@ -49,8 +50,15 @@ class ClassifierStage:
     def __init__(self, cfg: ClassifierConfig) -> None:
         self.enabled = cfg.enabled
         self.kinds = frozenset(cfg.kinds)
+        self.threads = cfg.threads
         self.live: Classifier | None = None
         self.shadow: Classifier | None = None
+        # What the live model was loaded from; model updates replace one part at a time.
+        self.paths: dict[str, Path | None] = {
+            "manifest": cfg.manifest,
+            "head": cfg.head,
+            "gallery": cfg.gallery,
+        }
         if not cfg.enabled:
             return
         from models.classifier import Classifier
@@ -61,6 +69,25 @@ class ClassifierStage:
             self.shadow = Classifier.load(
                 cfg.shadow_manifest, head=cfg.head, gallery=cfg.gallery, threads=cfg.threads
             )
+
+    def swap(self, paths: dict[str, Path | None], shadow: bool) -> None:
+        """Load a classifier from `paths` (verified as at start) and make it the live or the shadow one.
+
+        Raises ValueError when it does not load; the running classifiers are untouched then.
+        """
+        from models.classifier import Classifier
+
+        manifest = paths.get("manifest")
+        if manifest is None:
+            raise ValueError("no model manifest to load")
+        new = Classifier.load(
+            manifest, head=paths.get("head"), gallery=paths.get("gallery"), threads=self.threads
+        )
+        if shadow:
+            self.shadow = new
+        else:
+            self.live = new
+            self.paths = dict(paths)
 
     @property
     def describe(self) -> str:

@@ -56,6 +56,9 @@ class ServerLinkConfig(Strict):
     timeout_s: float = Field(10.0, gt=0, le=120, description="HTTP timeout of one sync request.")
     max_backoff_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between failed tries.")
     poll_orders: bool = Field(True, description="Long-poll the server for pull orders between syncs.")
+    models_interval_s: float = Field(
+        60.0, ge=0, le=86400, description="Seconds between checks for published models (0: never check)."
+    )
 
 
 class WaybillRule(Strict):
