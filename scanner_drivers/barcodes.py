@@ -175,6 +175,9 @@ def _identity() -> Affine:
     return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
+_IDENTITY = _identity()
+
+
 def _scaled(grey: GreyImage, factor: float) -> tuple[GreyImage, Affine]:
     interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
     out = np.asarray(
@@ -266,7 +269,7 @@ def _decode_step(step: StepName, variant: GreyImage, settings: BarcodeSettings) 
 
 
 def _to_original(read: EngineRead, affine: Affine) -> EngineRead:
-    if np.allclose(affine, _identity()):
+    if np.array_equal(affine, _IDENTITY):
         return read
     inverse = cv2.invertAffineTransform(affine)
     corners = tuple(
