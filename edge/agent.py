@@ -44,7 +44,7 @@ class EdgeAgent:
         self.boot_id = f"b{self.store.start_boot()}"
         self.feed = StationFeed()
         self.health = HealthBoard()
-        self.health.register("scanner")
+        self.health.register("scanner", quiet_after_s=cfg.devices.scanner_quiet_s)
         self.classifier = ClassifierStage(cfg.classifier)
         self.health.report("model", True, self.classifier.describe)
         self.sorter: SorterLink | None = open_sorter(cfg.sorter.url) if cfg.sorter.url else None

@@ -42,7 +42,9 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
         except ImportError:
             log.warning("operator terminal not available in this build")
         else:
-            terminal = TerminalServer(agent, cfg.terminal.host, cfg.terminal.port)
+            terminal = TerminalServer(
+                agent, cfg.terminal.host, cfg.terminal.port, cfg.terminal.confirm_within_s
+            )
             terminal.start()
             log.info("operator terminal at %s", terminal.url)
     try:

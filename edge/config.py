@@ -33,6 +33,12 @@ class DevicesConfig(Strict):
     xray: str | None = Field(
         None, description="X-ray feed URL (folder:///var/spool/xray); none: no X-ray feed."
     )
+    scanner_quiet_s: float | None = Field(
+        None,
+        gt=0,
+        description="Show the scanner red when it has sent nothing (not even a heartbeat) for this long;"
+        " none: only when it reports itself down. Set it for scanners that send heartbeats.",
+    )
 
 
 class SorterConfig(Strict):
@@ -144,6 +150,12 @@ class TerminalConfig(Strict):
     host: str = Field("127.0.0.1", description="Address the operator terminal listens on.")
     port: int = Field(8700, ge=0, le=65535, description="Port of the operator terminal (0: pick a free one).")
     enabled: bool = Field(True, description="Serve the operator terminal.")
+    confirm_within_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds the operator has to confirm a pull before it counts as overdue.",
+    )
     language: Literal["zh", "en"] = Field(
         "zh", description="Default language of the terminal (zh: Simplified Chinese, en: English)."
     )

@@ -6,7 +6,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -135,6 +135,9 @@ class ServerSettings(BaseModel):
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="review workflow")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
+    ui_language: Literal["zh", "en"] = Field(
+        "zh", description="language the web pages open in (zh: Simplified Chinese, en: English)"
+    )
 
     @field_validator("secret_key", "hmac_key", "encryption_key")
     @classmethod

@@ -35,8 +35,7 @@ class PageDenied(Exception):
 
 
 def default_language(svc: Services) -> str:
-    # The settings may carry `ui_language`; without it the pages open in Simplified Chinese.
-    lang = str(getattr(svc.settings, "ui_language", "zh"))
+    lang = svc.settings.ui_language
     return lang if lang in LANGUAGES else "zh"
 
 
