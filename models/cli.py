@@ -242,7 +242,7 @@ def register(
         "--data", type=Path, required=True, nargs="+", help="one or more class-folder roots, pooled"
     )
     p.add_argument("--kind", choices=KINDS, default="camera")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=1, help="1 measured best; more over-fits and over-confides")
     p.add_argument("--out", type=Path, required=True, help="folder for the new ONNX file and manifest")
     p.add_argument("--version", required=True, help="version of the new backbone (must be new)")
     p.set_defaults(func=cmd_finetune)

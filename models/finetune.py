@@ -21,6 +21,9 @@ from models.train import Sample, augment
 
 log = logging.getLogger(__name__)
 
+# One epoch measured best on X-ray crops with whole series held out (accuracy 0.986 against 0.957
+# for the frozen backbone, coverage at precision 0.99 0.979 against 0.913); four epochs over-fitted
+# and made the head over-confident (coverage 0.49).
 # Blocks from this index on (the last two stages, 192 and 320 channels) are trained, with the head
 # convolution; earlier blocks keep their ImageNet weights. Fewer trainable layers: less to overfit
 # on a few hundred images and about half the back-propagation cost on a CPU.
@@ -30,7 +33,7 @@ FIRST_TRAINED_BLOCK = 11
 def finetune_network(
     samples: list[Sample],
     kind: str,
-    epochs: int = 4,
+    epochs: int = 1,
     batch: int = 16,
     lr: float = 3e-4,
     seed: int = 0,
@@ -109,7 +112,7 @@ def finetune_backbone(
     kind: str,
     out_dir: Path,
     version: str,
-    epochs: int = 4,
+    epochs: int = 1,
     quiet: bool = False,
 ) -> Path:
     """Fine-tune, export to ONNX and write a manifest recording what it was tuned on; returns its path."""
