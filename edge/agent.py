@@ -15,6 +15,7 @@ from edge.config import EdgeConfig
 from edge.errors import ConfigError
 from edge.feed import StationFeed
 from edge.health import HealthBoard
+from edge.intake import Intake
 from edge.model_updates import ModelUpdater
 from edge.pipeline import Pipeline
 from edge.store import EdgeStore, utc_now
@@ -74,6 +75,7 @@ class EdgeAgent:
                     cfg.server.models_interval_s,
                 )
         self.scanner: ScannerDriver = open_scanner(cfg.devices.scanner)
+        self.intake = Intake(cfg.devices, self.health, self.on_parcel)
         self.parcels = 0
         self._errors = 0
         self._lock = threading.Lock()
@@ -87,12 +89,16 @@ class EdgeAgent:
             self.start_scanner()
 
     def start_scanner(self) -> None:
+        self.intake.start()
         self.scanner.start(self.on_read, self.on_status)
 
     def on_read(self, read: ScanRead) -> None:
         self.health.seen("scanner")
+        self.intake.take(read)
+
+    def on_parcel(self, read: ScanRead, missing_images: int) -> None:
         try:
-            event = self.pipeline.process(read)
+            event = self.pipeline.process(read, missing_images)
         except Exception:
             # One bad parcel must not stop the line: log it, count it, keep reading.
             log.exception("parcel from %s could not be processed", read.device)
@@ -123,6 +129,7 @@ class EdgeAgent:
     def stop(self) -> None:
         self.scanner.stop()
         self.scanner.join(5)
+        self.intake.stop()
         if self.models is not None:
             self.models.stop()
         if self.sync is not None:

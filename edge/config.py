@@ -33,6 +33,19 @@ class DevicesConfig(Strict):
     xray: str | None = Field(
         None, description="X-ray feed URL (folder:///var/spool/xray); none: no X-ray feed."
     )
+    camera_kind: Literal["label", "camera"] = Field(
+        "label",
+        description="What the camera sees: the shipping label (read for the waybill) or the package/goods"
+        " (classified).",
+    )
+    binding: Literal["sequence", "window", "token"] = Field(
+        "window",
+        description="How X-ray shots are bound to reads: n-th to n-th, nearest in time, or by a waybill"
+        " in the file name.",
+    )
+    image_wait_s: float = Field(
+        3.0, gt=0, le=60, description="How long a read waits for its X-ray shot or camera frame."
+    )
     scanner_quiet_s: float | None = Field(
         None,
         gt=0,

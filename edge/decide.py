@@ -82,7 +82,8 @@ class ParcelFacts:
     order_ids: tuple[str, ...] = ()
     classifier_state: Literal["on", "off", "error"] = "off"
     images: tuple[ImageView, ...] = field(default=())
-    images_expected: int = 0
+    # Images the station waited for that never came (an X-ray shot lost between machine and folder).
+    images_missing: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,13 @@ def combine_risk(reasons: tuple[Reason, ...]) -> float:
 
 def _image_reasons(facts: ParcelFacts, policy: PolicyConfig) -> list[Reason]:
     reasons: list[Reason] = []
+    if facts.images_missing:
+        # Never cleared unseen: with or without a classifier, a missing X-ray means nobody looked.
+        reasons.append(Reason.IMAGE_MISSING)
     if facts.classifier_state == "error":
         reasons.append(Reason.CLASSIFIER_ERROR)
     if facts.classifier_state != "on":
         return reasons
-    if len(facts.images) < facts.images_expected:
-        reasons.append(Reason.IMAGE_MISSING)
     for img in facts.images:
         threshold = policy.category_thresholds.get(img.category, policy.counterfeit_threshold)
         if img.counterfeit_score is not None and img.counterfeit_score >= threshold and not img.uncertain:

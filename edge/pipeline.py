@@ -78,11 +78,12 @@ class Pipeline:
         )
         return facts, token, manifest.declared_category if manifest else None
 
-    def process(self, read: ScanRead) -> ParcelEvent:
+    def process(self, read: ScanRead, missing_images: int = 0) -> ParcelEvent:
+        """One parcel; `missing_images` counts images it should have had but that never came."""
         with self._lock:
-            return self._process(read)
+            return self._process(read, missing_images)
 
-    def _process(self, read: ScanRead) -> ParcelEvent:
+    def _process(self, read: ScanRead, missing_images: int) -> ParcelEvent:
         now = self.clock()
         envelope = self._stamp(now)
         tracking_id = f"{self.cfg.station.id}-{self.boot_id}-{envelope['seq']}"
@@ -97,7 +98,7 @@ class Pipeline:
         images = [(sha256_hex(img.data), img.kind, img.data, img.content_type) for img in read.images]
         stage = self.classifier.run([(sha, kind, data) for sha, kind, data, _ in images])
         facts = replace(
-            facts, classifier_state=stage.state, images=stage.views, images_expected=stage.expected
+            facts, classifier_state=stage.state, images=stage.views, images_missing=missing_images
         )
         decision = decide(facts, self.cfg.policy)
         divert = self._act(tracking_id, ident.waybill, decision)

@@ -49,7 +49,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
         {
             **GOOD,
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (ImageView("bags_leather", 0.9, 0.95, None, False),),
         },
         "PULL",
@@ -60,7 +59,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
         {
             **GOOD,
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (ImageView("bags_leather", 0.9, 0.5, None, False),),
         },
         "CLEAR",
@@ -71,7 +69,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
         {
             **GOOD,
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (ImageView("watches_jewellery", 0.9, None, 0.97, False),),
         },
         "PULL",
@@ -82,7 +79,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
         {
             **GOOD,
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (ImageView("other", 0.3, 0.99, None, True),),
         },
         "HOLD",
@@ -94,7 +90,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
             **GOOD,
             "declared_category": "food",
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (SHOE,),
         },
         "HOLD",
@@ -106,7 +101,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
             **GOOD,
             "declared_category": "food",
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (ImageView("electronics", 0.9, 0.1, None, False, "xray"),),
         },
         "CLEAR",
@@ -118,7 +112,6 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
             **GOOD,
             "declared_category": "footwear_clothing",
             "classifier_state": "on",
-            "images_expected": 1,
             "images": (SHOE,),
         },
         "CLEAR",
@@ -126,12 +119,12 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
     ),
     (
         "image missing",
-        {**GOOD, "classifier_state": "on", "images_expected": 2, "images": (SHOE,)},
+        {**GOOD, "classifier_state": "off", "images_missing": 1},
         "HOLD",
         (Reason.IMAGE_MISSING,),
     ),
     ("classifier error", {**GOOD, "classifier_state": "error"}, "HOLD", (Reason.CLASSIFIER_ERROR,)),
-    ("classifier off judges nothing", {**GOOD, "classifier_state": "off", "images_expected": 3}, "CLEAR", ()),
+    ("classifier off judges nothing", {**GOOD, "classifier_state": "off"}, "CLEAR", ()),
 ]
 
 
@@ -155,7 +148,6 @@ def test_per_category_threshold_overrides_default() -> None:
     facts = ParcelFacts(
         **GOOD,  # type: ignore[arg-type]
         classifier_state="on",
-        images_expected=1,
         images=(ImageView("medicines_medical", 0.9, 0.6, None, False),),
     )
     assert decide(facts, PolicyConfig()).decision == "CLEAR"

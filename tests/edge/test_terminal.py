@@ -61,7 +61,7 @@ def read(*codes: str) -> str:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[EdgeAgent]:
-    a = build_agent(tmp_path, [read(W_GOOD), read(W_BLACK), read()], camera="folder:///nowhere")
+    a = build_agent(tmp_path, [read(W_GOOD), read(W_BLACK), read()], camera="images:///nowhere")
     a.start()
     assert a.scanner.join(10)
     yield a
@@ -197,9 +197,9 @@ def test_health_tiles_turn_red_when_a_device_stops_or_goes_quiet(
     client: TestClient, agent: EdgeAgent
 ) -> None:
     tiles = {d["name"]: d for d in client.get("/api/health").json()["devices"]}
-    # The replay ended, so the scanner reported itself down; the camera is configured but silent.
+    # The replay ended, so the scanner reported itself down; the configured camera's folder is missing.
     assert tiles["scanner"]["state"] == "down" and tiles["scanner"]["detail"] == "replay finished"
-    assert tiles["camera"]["state"] == "no_report"
+    assert tiles["camera"]["state"] == "down" and "nowhere" in tiles["camera"]["detail"]
     assert tiles["xray"]["state"] == "not_configured" and tiles["sorter"]["state"] == "not_configured"
     assert tiles["model"]["state"] == "up"
     agent.on_status("fake://reads.jsonl", True, "replay started")

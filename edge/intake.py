@@ -1,0 +1,114 @@
+"""Parcel intake: joins each scanner read with its camera frame and X-ray shot before the pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+from edge.config import DevicesConfig
+from edge.health import HealthBoard
+from scanner_drivers.binding import BindResult, ImageBinder
+from scanner_drivers.camera import CameraDriver
+from scanner_drivers.hotfolder import HotFolderDriver
+from scanner_drivers.types import DeviceError, ImageCapture, ScanRead
+
+log = logging.getLogger(__name__)
+
+# (read with its images, number of images that never came)
+ParcelCallback = Callable[[ScanRead, int], None]
+
+
+class Intake:
+    """Reads go straight to the pipeline unless an X-ray feed is configured; then each read waits
+    (at most `image_wait_s`) for its shot, and a read whose shot never came goes on as missing one.
+    """
+
+    def __init__(self, cfg: DevicesConfig, health: HealthBoard, on_parcel: ParcelCallback) -> None:
+        self.cfg = cfg
+        self.health = health
+        self.on_parcel = on_parcel
+        self.camera = CameraDriver(cfg.camera) if cfg.camera else None
+        self.xray = HotFolderDriver(cfg.xray) if cfg.xray else None
+        self.binder = (
+            ImageBinder(cfg.binding, wait_s=cfg.image_wait_s, after_s=cfg.image_wait_s)
+            if self.xray is not None
+            else None
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.camera is not None:
+            health.register("camera")
+        if self.xray is not None:
+            health.register("xray")
+
+    def start(self) -> None:
+        if self.camera is not None:
+            try:
+                self.camera.start(lambda _dev, up, detail: self.health.report("camera", up, detail))
+            except DeviceError as exc:
+                # The line runs on without a camera; the terminal shows the tile red.
+                log.error("camera %s not available: %s", self.cfg.camera, exc)
+                self.health.report("camera", False, str(exc)[:200])
+        if self.xray is not None and self.binder is not None:
+            self.xray.start(
+                self._on_shot, lambda _d, up, detail: self.health.report("xray", up, detail), self._on_reject
+            )
+            self._thread = threading.Thread(target=self._bind_loop, name="edge-intake", daemon=True)
+            self._thread.start()
+
+    def _on_shot(self, shot: tuple[ImageCapture, ...]) -> None:
+        assert self.binder is not None
+        self.health.seen("xray")
+        self.binder.add_shot(shot)
+
+    def _on_reject(self, name: str, reason: str) -> None:
+        log.warning("X-ray image %s quarantined: %s", name, reason)
+        self.health.report("xray", True, f"quarantined {name}: {reason}"[:200])
+
+    def take(self, read: ScanRead) -> None:
+        """A scanner read: add the camera frame taken at the trigger, then bind or hand on."""
+        if self.camera is not None:
+            try:
+                frame = self.camera.capture(timeout_s=self.cfg.image_wait_s)
+            except DeviceError as exc:
+                self.health.report("camera", False, str(exc)[:200])
+            else:
+                self.health.seen("camera")
+                frame = dataclasses.replace(frame, kind=self.cfg.camera_kind)
+                read = dataclasses.replace(read, images=(*read.images, frame))
+        if self.binder is None:
+            self.on_parcel(read, 0)
+        else:
+            self.binder.add_read(read)
+
+    def _bind_loop(self) -> None:
+        assert self.binder is not None
+        while not self._stop.wait(0.05):
+            self._release(self.binder.poll())
+        self._release(self.binder.flush())
+
+    def _release(self, result: BindResult) -> None:
+        for item in result.bound:
+            images = (*item.read.images, *item.images)
+            missing = 1 if item.status == "missing image" else 0
+            if missing:
+                log.warning("no X-ray image came for the read at %s", item.read.at_utc)
+            self.on_parcel(dataclasses.replace(item.read, images=images), missing)
+        for orphan in result.orphans:
+            names = ", ".join(img.name for img in orphan.images)
+            log.warning("X-ray shot %s matched no parcel: %s", names, orphan.reason)
+
+    def pending(self) -> int:
+        return self.binder.pending()[0] if self.binder is not None else 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self.xray is not None:
+            self.xray.stop()
+            self.xray.join(5)
+        if self.camera is not None:
+            self.camera.stop()
