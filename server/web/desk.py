@@ -154,7 +154,10 @@ def desk_item(request: Request, item_ref: str) -> Response:
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
             ).scalar()
         xray = next((i for i in item["images"] if i["kind"].startswith("xray")), None)
-        photo = next((i for i in item["images"] if i["kind"] == "camera"), None)
+        # The goods photo when there is one, else the label camera's view of the package.
+        photo = next((i for i in item["images"] if i["kind"] == "camera"), None) or next(
+            (i for i in item["images"] if i["kind"] == "label"), None
+        )
         page_data = {
             "id": item["id"],
             "state": item["state"],
