@@ -51,8 +51,9 @@ class EdgeAgent:
         self.sorter: SorterLink | None = open_sorter(cfg.sorter.url) if cfg.sorter.url else None
         if self.sorter is not None:
             self.health.register("sorter", up=True)
+            self.health.report("sorter", True, "waiting for the first divert")
         self.pipeline = Pipeline(
-            cfg, self.store, self.classifier, self.sorter, self.feed, self.boot_id, clock
+            cfg, self.store, self.classifier, self.sorter, self.feed, self.boot_id, clock, self.health
         )
         self.sync: SyncWorker | None = None
         self.models: ModelUpdater | None = None

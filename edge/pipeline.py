@@ -14,6 +14,7 @@ from edge.config import EdgeConfig
 from edge.decide import Decision, ParcelFacts, decide
 from edge.errors import StoreError
 from edge.feed import StationFeed
+from edge.health import HealthBoard
 from edge.identify import Identification, WaybillMatcher
 from edge.store import EdgeStore, ImageBlob, utc_now
 from edge.wire import DivertWire, ImageRef, OperatorEvent, OrderStatusEvent, ParcelEvent
@@ -39,8 +40,10 @@ class Pipeline:
         feed: StationFeed,
         boot_id: str,
         clock: Callable[[], datetime] = utc_now,
+        health: HealthBoard | None = None,
     ) -> None:
         self.cfg = cfg
+        self.health = health
         self.store = store
         self.classifier = classifier
         self.sorter = sorter
@@ -151,6 +154,9 @@ class Pipeline:
             divert = DivertWire(outcome="NOT_SENT", chute=chute, detail="no sorter link configured")
         else:
             result = self.sorter.divert(tracking_id, sorter_cfg.deadline_s, chute)
+            if self.health is not None:
+                # A timeout means the controller did not answer at all; a miss is the belt's business.
+                self.health.report("sorter", result.outcome != "TIMEOUT", f"last divert {result.outcome}")
             divert = DivertWire(outcome=result.outcome, chute=result.chute or chute, detail=result.detail)
         alert_kind = "pull" if decision.decision == "PULL" else "hold"
         if divert.outcome in ("MISSED", "TIMEOUT"):

@@ -112,7 +112,7 @@ def build_agent(tmp_path: Path, sorter_url: str) -> EdgeAgent:
         station=StationConfig(
             id="SZX-HUB1-L3-XR1", site_id="SZX-HUB1", line_id="L3", data_dir=tmp_path / "e"
         ),
-        devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", xray="folder:///var/spool/xray"),
+        devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", camera="images:///var/spool/no-camera"),
         sorter=SorterConfig(url=sorter_url, deadline_s=2.0),
         terminal=TerminalConfig(language="zh", port=0),
     )
@@ -205,7 +205,8 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
         wait.until(lambda d: d.execute_script(tile, "scanner") == "s-up")
         agent.on_status("fake", False, "cable pulled")
         WebDriverWait(browser, 3).until(lambda d: d.execute_script(tile, "scanner") == "s-down")
-        assert browser.execute_script(tile, "xray") == "s-down"  # its folder does not exist here
+        assert browser.execute_script(tile, "camera") == "s-down"  # its folder does not exist here
+        assert browser.execute_script(tile, "xray") == "s-not_configured"
 
         # An alert the station cannot confirm shows the server's error as a readable sentence.
         agent.feed.publish(
