@@ -50,6 +50,18 @@ class DemoOptions:
     quiet: bool = False
     miss_every: int = 7
     seed: int = 7
+    # Called with the running demo before it stops (the browser tests look at its pages here).
+    on_ready: Callable[[DemoHandles], None] | None = None
+
+
+@dataclass(frozen=True)
+class DemoHandles:
+    """What a person (or a browser test) needs to look at the running demo."""
+
+    server_url: str
+    terminals: tuple[str, ...]
+    logins: dict[str, str]
+    summary: dict[str, Any]
 
 
 class DemoError(RuntimeError):
@@ -341,10 +353,10 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
 
     summary = summarise(api, [agent_a, agent_b], sorter, classifier)
     progress.say(format_summary(summary))
-    if not opts.exit_after:
+    if not opts.exit_after or opts.on_ready is not None:
         from edge.terminal import TerminalServer
 
-        terminals = []
+        terminals: list[str] = []
         for agent, port in ((agent_a, opts.port + 100 if opts.port else 0), (agent_b, 0)):
             try:
                 terminal = TerminalServer(agent, "127.0.0.1", port)
@@ -353,6 +365,9 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
             terminal.start()
             stack.callback(terminal.stop)
             terminals.append(terminal.url)
+        if opts.on_ready is not None:
+            opts.on_ready(DemoHandles(base_url, tuple(terminals), dict(logins), summary))
+    if not opts.exit_after:
         progress.say(f"operator terminals: station A {terminals[0]}/  station B {terminals[1]}/")
         progress.say(f"web pages at {base_url}/ ; Ctrl-C to stop. Logins:")
         for user, secret in logins.items():
