@@ -15,7 +15,7 @@ Image = npt.NDArray[np.uint8]
 def label_barcode(text: str, height: int = 90) -> Image:
     """A Code 128 symbol as a greyscale array, quiet zones included."""
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.Code128)
-    bars = np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=2, add_quiet_zones=True), dtype=np.uint8)
+    bars = np.array(zxingcpp.write_barcode_to_image(barcode, scale=2, add_quiet_zones=True), dtype=np.uint8)
     if bars.ndim == 3:
         bars = bars[..., 0]
     row = bars[bars.shape[0] // 2]

@@ -24,7 +24,7 @@ def _write_png(path: Path, img: np.ndarray) -> None:
 
 
 def _render(text: str, fmt: zxingcpp.BarcodeFormat, scale: int = 3) -> np.ndarray:
-    img = np.asarray(zxingcpp.write_barcode_to_image(zxingcpp.create_barcode(text, fmt), scale=scale))
+    img = np.array(zxingcpp.write_barcode_to_image(zxingcpp.create_barcode(text, fmt), scale=scale))
     return np.pad(img, 20, constant_values=255)
 
 

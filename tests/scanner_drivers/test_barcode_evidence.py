@@ -110,7 +110,7 @@ def test_matrix_codes_are_kept_as_read() -> None:
 def test_engine_reads_of_a_generated_code_agree_and_settle() -> None:
     barcode = zxingcpp.create_barcode("5901234123457", zxingcpp.BarcodeFormat.EAN13)
     img = np.full((260, 440), 255, np.uint8)
-    code = np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=3), dtype=np.uint8)
+    code = np.array(zxingcpp.write_barcode_to_image(barcode, scale=3), dtype=np.uint8)
     img[40 : 40 + code.shape[0], 50 : 50 + code.shape[1]] = code
     ev = evidence()
     ev.add("zxing/raw", read_zxing(img))

@@ -29,7 +29,7 @@ Grey = npt.NDArray[np.uint8]
 def render(text: str, fmt: zxingcpp.BarcodeFormat, scale: int = 3) -> Grey:
     barcode = zxingcpp.create_barcode(text, fmt)
     return np.ascontiguousarray(
-        np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=scale)), dtype=np.uint8
+        np.array(zxingcpp.write_barcode_to_image(barcode, scale=scale)), dtype=np.uint8
     )
 
 
