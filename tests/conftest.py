@@ -56,6 +56,7 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
     "--window-size=1400,1000",
 )
 
@@ -78,6 +79,7 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
     driver.downloads = downloads  # type: ignore[attr-defined]
     try:
         yield driver

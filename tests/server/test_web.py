@@ -368,8 +368,6 @@ def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient
 
 # ---- in a real browser -------------------------------------------------------------------------------
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-NO_BROWSER = not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists())
 
 UNLABELLED_JS = """
 const bad = [];
@@ -436,28 +434,8 @@ def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
-    for flag in flags:
-        opts.add_argument(flag)
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    opts.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.downloads = downloads  # type: ignore[attr-defined]
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def browser(chromium: Any) -> Any:
+    return chromium
 
 
 def check_page(driver: Any) -> None:
@@ -466,7 +444,6 @@ def check_page(driver: Any) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(NO_BROWSER, reason="browser tests need Debian's chromium and chromium-driver")
 def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_root: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
