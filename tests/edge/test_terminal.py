@@ -7,7 +7,7 @@ import json
 import socket
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,11 @@ from edge.health import HealthBoard
 from edge.terminal import TerminalServer, create_terminal_app
 from edge.web.alarm import alarm_wav
 from edge.web.i18n import LANGUAGES, STRINGS, table
-from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
 
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
 
 
-def build_agent(tmp_path: Path, lines: list[str], **devices: Any) -> EdgeAgent:
+def build_agent(tmp_path: Path, lines: list[str], seed: Callable[..., None], **devices: Any) -> EdgeAgent:
     replay = tmp_path / "reads.jsonl"
     replay.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cfg = EdgeConfig(
@@ -36,22 +35,7 @@ def build_agent(tmp_path: Path, lines: list[str], **devices: Any) -> EdgeAgent:
         terminal=TerminalConfig(language="zh", port=0),
     )
     agent = EdgeAgent(cfg)
-    agent.store.apply_registry(
-        RegistryChanges(
-            cursor=1,
-            senders=[
-                SenderWire(sender_token="good", id_masked="110***********1234", verified=True),
-                SenderWire(sender_token="black", id_masked="440***********0001", verified=True),
-            ],
-            manifests=[
-                ManifestWire(waybill=W_GOOD, sender_token="good"),
-                ManifestWire(waybill=W_BLACK, sender_token="black"),
-            ],
-            watchlist=[
-                WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud")
-            ],
-        )
-    )
+    seed(agent.store)
     return agent
 
 
@@ -60,8 +44,10 @@ def read(*codes: str) -> str:
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[EdgeAgent]:
-    a = build_agent(tmp_path, [read(W_GOOD), read(W_BLACK), read()], camera="images:///nowhere")
+def agent(tmp_path: Path, seed_registry: Callable[..., None]) -> Iterator[EdgeAgent]:
+    a = build_agent(
+        tmp_path, [read(W_GOOD), read(W_BLACK), read()], seed_registry, camera="images:///nowhere"
+    )
     a.start()
     assert a.scanner.join(10)
     yield a
@@ -253,8 +239,10 @@ def wait_for(check: Any, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_live_stream_push_replay_disconnect_and_limit(tmp_path: Path) -> None:
-    agent = build_agent(tmp_path, [read(W_GOOD)])
+def test_live_stream_push_replay_disconnect_and_limit(
+    tmp_path: Path, seed_registry: Callable[..., None]
+) -> None:
+    agent = build_agent(tmp_path, [read(W_GOOD)], seed_registry)
     server = TerminalServer(agent, "127.0.0.1", 0)
     server.start()
     streams = server.app.state.streams
@@ -293,8 +281,8 @@ def test_live_stream_push_replay_disconnect_and_limit(tmp_path: Path) -> None:
         agent.stop()
 
 
-def test_port_in_use_is_a_clear_oserror(tmp_path: Path) -> None:
-    agent = build_agent(tmp_path, [])
+def test_port_in_use_is_a_clear_oserror(tmp_path: Path, seed_registry: Callable[..., None]) -> None:
+    agent = build_agent(tmp_path, [], seed_registry)
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ import pytest
 from edge.agent import EdgeAgent
 from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig, TerminalConfig
 from edge.terminal import TerminalServer
-from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
 from scanner_drivers.sorter_sim import SimulatedSorter
 
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
@@ -66,7 +66,7 @@ def shots(screenshots: Path) -> Path:
     return screenshots
 
 
-def build_agent(tmp_path: Path, sorter_url: str) -> EdgeAgent:
+def build_agent(tmp_path: Path, sorter_url: str, seed: Callable[..., None]) -> EdgeAgent:
     replay = tmp_path / "reads.jsonl"
     lines = [{"codes": [W_GOOD]}, {"codes": []}, {"codes": [W_BLACK]}]
     replay.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
@@ -79,27 +79,12 @@ def build_agent(tmp_path: Path, sorter_url: str) -> EdgeAgent:
         terminal=TerminalConfig(language="zh", port=0),
     )
     agent = EdgeAgent(cfg)
-    agent.store.apply_registry(
-        RegistryChanges(
-            cursor=1,
-            senders=[
-                SenderWire(sender_token="good", id_masked="110***********1234", verified=True),
-                SenderWire(sender_token="black", id_masked="440***********0001", verified=True),
-            ],
-            manifests=[
-                ManifestWire(waybill=W_GOOD, sender_token="good"),
-                ManifestWire(waybill=W_BLACK, sender_token="black", declared_category="footwear_clothing"),
-            ],
-            watchlist=[
-                WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud")
-            ],
-        )
-    )
+    seed(agent.store, black_declared="footwear_clothing")
     return agent
 
 
 def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
-    tmp_path: Path, browser: Any, shots: Path
+    tmp_path: Path, browser: Any, shots: Path, seed_registry: Callable[..., None]
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -108,7 +93,7 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
 
     sorter = SimulatedSorter()
     sorter.start()
-    agent = build_agent(tmp_path, sorter.url)
+    agent = build_agent(tmp_path, sorter.url, seed_registry)
     server = TerminalServer(agent, "127.0.0.1", 0, confirm_within_s=45)
     server.start()
     from selenium.common.exceptions import StaleElementReferenceException
