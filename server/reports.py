@@ -37,6 +37,8 @@ def summarise_counts(counts: Counter[tuple[str, str]]) -> dict[str, Any]:
         "realname_failures": by_metric.get("realname_failures", {}).get("", 0),
         "hits_by_reason": dict(sorted(by_metric.get("hit_reason", {}).items())),
         "hits_by_category": dict(sorted(by_metric.get("hit_category", {}).items())),
+        # Hits per UTC hour of the day, 00 to 23.
+        "hits_by_hour": [by_metric.get("hit_hour", {}).get(f"{h:02d}", 0) for h in range(24)],
         "pulls": {
             "requested": decision.get("PULL", 0),
             "diverted": divert.get("DIVERTED", 0),

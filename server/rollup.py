@@ -42,6 +42,7 @@ def event_counters(event: AnyEvent) -> list[tuple[str, str]]:
             out.append(("realname_failures", ""))
         if event.decision != "CLEAR":
             out.extend(("hit_reason", r[:64]) for r in event.reasons)
+            out.append(("hit_hour", f"{event.at.astimezone(UTC).hour:02d}"))
             out.append(("hit_category", hit_category(event)[:64]))
         if event.decision == "PULL":
             out.append(("divert", event.divert.outcome if event.divert else "NONE"))

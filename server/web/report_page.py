@@ -13,34 +13,16 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, select
 
 from server.accounts import Principal
-from server.db import parse_iso, utcnow
+from server.db import utcnow
 from server.deps import get_services
 from server.reports import daily_report, report_csv
-from server.schema import events, stations
+from server.schema import stations
 from server.web.charts import bar_chart, hour_chart
 from server.web.common import PageDenied, error_page, need_user, pick_language, render
 from server.web.words import words
 
 router = APIRouter()
 REPORT_ROLES = ("supervisor", "admin")
-
-
-def hits_by_hour(conn: Connection, day: date, station_ids: list[str]) -> list[int]:
-    """HOLD and PULL parcels per UTC hour of `day` at these stations."""
-    counts = [0] * 24
-    if not station_ids:
-        return counts
-    rows = conn.execute(
-        select(events.c.at).where(
-            events.c.day == day.isoformat(),
-            events.c.type == "parcel",
-            events.c.decision.in_(("HOLD", "PULL")),
-            events.c.station_id.in_(station_ids),
-        )
-    )
-    for (at,) in rows:
-        counts[parse_iso(at).hour] += 1
-    return counts
 
 
 def places(conn: Connection, who: Principal) -> dict[str, list[str]]:
@@ -55,7 +37,7 @@ def places(conn: Connection, who: Principal) -> dict[str, list[str]]:
 
 
 LINE_FIGURES = ("parcels", "cleared", "held", "pulled", "no_reads", "realname_failures", "hits_by_reason",
-                "hits_by_category", "pulls", "operator_actions")  # fmt: skip
+                "hits_by_category", "pulls", "operator_actions", "hits_by_hour")  # fmt: skip
 
 
 def narrow_to_line(report: dict[str, Any], site: str | None, line: str) -> dict[str, Any]:
@@ -64,7 +46,9 @@ def narrow_to_line(report: dict[str, Any], site: str | None, line: str) -> dict[
     out = {**report, "line": line, "stations": [s for s in report["stations"] if s["line_id"] == line]}
     for key in LINE_FIGURES:
         values = [m[key] for m in match]
-        if key in ("hits_by_reason", "hits_by_category", "pulls", "operator_actions"):
+        if key == "hits_by_hour":
+            out[key] = [sum(hours) for hours in zip(*values, strict=True)] if values else [0] * 24
+        elif key in ("hits_by_reason", "hits_by_category", "pulls", "operator_actions"):
             merged: dict[str, int] = {}
             for v in values:
                 for k, n in v.items():
@@ -101,8 +85,7 @@ def load(request: Request, who: Principal) -> tuple[dict[str, Any], date, str | 
         where = places(conn, who)
         if line is not None:
             report = narrow_to_line(report, site, line)
-        hourly = hits_by_hour(conn, day, [s["station_id"] for s in report["stations"]])
-    return report, day, site, line, (where, hourly)
+    return report, day, site, line, (where, report["hits_by_hour"])
 
 
 @router.get("/report")

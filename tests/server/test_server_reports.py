@@ -64,6 +64,8 @@ def test_daily_report(server: Any, parcel: Factory, make_batch: Factory) -> None
         "SENDER_BLACKLISTED": 1,
     }
     assert r["pulls"] == {"requested": 2, "diverted": 1, "missed": 1}
+    hour = int(at[11:13])  # every hit of this test happened in the same UTC hour
+    assert r["hits_by_hour"] == [4 if h == hour else 0 for h in range(24)]
     assert r["orders"] == {"created": 1, "by_state": {"missed": 1}}
     assert r["review_items"] == 4 and r["review_outcomes"] == {"open": 4}
     per = {s["station_id"]: s for s in r["stations"]}
