@@ -65,7 +65,15 @@ class EdgeAgent:
                 )
             link = SyncLink(cfg.server.url, token, cfg.server.timeout_s, transport)
             self.sync = SyncWorker(
-                self.store, link, cfg.server, cfg.station.id, self.boot_id, self.health, self.feed, clock
+                self.store,
+                link,
+                cfg.server,
+                cfg.station.id,
+                self.boot_id,
+                self.health,
+                self.feed,
+                clock,
+                cfg.station.keep_images_days,
             )
             if cfg.server.models_interval_s and self.classifier.live is not None:
                 self.models = ModelUpdater(

@@ -23,6 +23,9 @@ class StationConfig(Strict):
     data_dir: Path = Field(
         Path("var/edge"), description="Folder for the station's SQLite database and held images."
     )
+    keep_images_days: float = Field(
+        30.0, gt=0, description="Days to keep images of hits once the server has them (evidence on site)."
+    )
 
 
 class DevicesConfig(Strict):

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS dead_letter (
     key TEXT PRIMARY KEY, body TEXT NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
-    sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL);
+    sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL,
+    stored_at TEXT);
 CREATE TABLE IF NOT EXISTS senders (
     sender_token TEXT PRIMARY KEY, id_masked TEXT NOT NULL, name_masked TEXT NOT NULL,
     phone_token TEXT, verified INTEGER NOT NULL, agreement_customer INTEGER NOT NULL,
@@ -114,9 +115,11 @@ class EdgeStore:
 
     def _upgrade(self) -> None:
         """Bring a database made by an earlier release up to this schema (columns only ever added)."""
-        cols = {r[1] for r in self._wconn.execute("PRAGMA table_info(senders)")}
-        if "address_token" not in cols:
-            self._wconn.execute("ALTER TABLE senders ADD COLUMN address_token TEXT")
+        added = {"senders": ("address_token", "TEXT"), "images": ("stored_at", "TEXT")}
+        for table, (column, kind) in added.items():
+            cols = {r[1] for r in self._wconn.execute(f"PRAGMA table_info({table})")}
+            if column not in cols:
+                self._wconn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # -- writer thread -------------------------------------------------------------------------
 
@@ -225,8 +228,9 @@ class EdgeStore:
                 )
             for img in imgs:
                 db.execute(
-                    "INSERT OR IGNORE INTO images VALUES (?,?,?,?)",
-                    [img.sha256, img.kind, img.content_type, img.data],
+                    "INSERT OR IGNORE INTO images (sha256, kind, content_type, data, stored_at)"
+                    " VALUES (?,?,?,?,?)",
+                    [img.sha256, img.kind, img.content_type, img.data, utc_now().isoformat()],
                 )
             for order_id, state in states:
                 db.execute("UPDATE orders SET state = ? WHERE order_id = ?", [state, order_id])
@@ -278,6 +282,22 @@ class EdgeStore:
             db.execute("DELETE FROM outbox WHERE key = ?", [key])
 
         self.write(tx)
+
+    def purge_images(self, before: datetime) -> int:
+        """Drop held images stored before `before` whose events have left the outbox; returns the count.
+
+        An image still waiting to be uploaded is never dropped, however old.
+        """
+
+        def tx(db: sqlite_utils.Database) -> int:
+            cur = db.execute(
+                "DELETE FROM images WHERE stored_at < ? AND sha256 NOT IN"
+                " (SELECT j.value FROM outbox, json_each(outbox.images) AS j)",
+                [before.isoformat()],
+            )
+            return int(cur.rowcount)
+
+        return self.write(tx)
 
     def image(self, sha256: str) -> ImageBlob | None:
         rows = self.query("SELECT sha256, kind, content_type, data FROM images WHERE sha256 = ?", (sha256,))

@@ -7,8 +7,9 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from pydantic import ValidationError
@@ -116,8 +117,11 @@ class SyncWorker:
         health: HealthBoard,
         feed: StationFeed,
         clock: Callable[[], datetime] = utc_now,
+        keep_images_days: float = 30.0,
     ) -> None:
         self.store = store
+        self.keep_images = timedelta(days=keep_images_days)
+        self._next_purge = 0.0
         self.link = link
         self.cfg = cfg
         self.station_id = station_id
@@ -152,7 +156,18 @@ class SyncWorker:
         if not reply.registry.more:
             self.registry_synced.set()
         self.health.sync_ok()
+        self._purge_images()
         return len(done)
+
+    def _purge_images(self) -> None:
+        # Once an hour is plenty: held images are evidence kept for days, not seconds.
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + 3600
+        dropped = self.store.purge_images(self.clock() - self.keep_images)
+        if dropped:
+            log.info("dropped %d held images older than %s that the server has", dropped, self.keep_images)
 
     def _upload_images(self, rows: list[OutboxRow]) -> None:
         for row in rows:

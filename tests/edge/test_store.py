@@ -208,3 +208,18 @@ def test_database_from_an_earlier_release_is_upgraded(tmp_path: Path) -> None:
     new = s.sender("t2")
     assert new is not None and new.address_token == "addr"
     s.close()
+
+
+def test_old_held_images_go_only_once_uploaded(store: EdgeStore) -> None:
+    sent = ImageBlob("aa" * 32, "xray", "image/png", b"sent")
+    waiting = ImageBlob("bb" * 32, "xray", "image/png", b"waiting")
+    first = parcel(store, "HOLD")
+    second = parcel(store, "HOLD")
+    store.append_events([first], [sent], upload=[sent.sha256])
+    store.append_events([second], [waiting], upload=[waiting.sha256])
+    store.ack_outbox([first.key])  # the server has the first hit and its image
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert store.purge_images(datetime.now(UTC) - timedelta(days=1)) == 0  # nothing old enough yet
+    assert store.purge_images(later) == 1
+    assert store.image(sent.sha256) is None
+    assert store.image(waiting.sha256) == waiting  # still to be uploaded: kept however old
