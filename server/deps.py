@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from server.accounts import Principal, resolve_token
 from server.errors import Forbidden, NotAuthenticated
 from server.services import Services
-from server.sessions import check_csrf, principal_from_session
+from server.sessions import NewSession, check_csrf, principal_from_session
 
 __all__ = [
     "SESSION_COOKIE",
@@ -20,11 +20,25 @@ __all__ = [
     "get_principal",
     "get_services",
     "require",
+    "set_session_cookie",
 ]
 
 SESSION_COOKIE = "pg_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def set_session_cookie(resp: Response, session: NewSession, svc: Services) -> None:
+    """One place decides how the session cookie is sent: HTTP only, same site, secure by setting."""
+    resp.set_cookie(
+        SESSION_COOKIE,
+        session.cookie,
+        max_age=session.max_age,
+        httponly=True,
+        secure=svc.settings.auth.cookie_secure,
+        samesite="strict",
+        path="/",
+    )
 
 
 def get_services(request: Request) -> Services:

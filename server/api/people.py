@@ -34,7 +34,7 @@ from server.api.responses import (
     UserItem,
 )
 from server.audit import append_audit, verify_audit
-from server.deps import SESSION_COOKIE, PrincipalDep, ServicesDep, require
+from server.deps import SESSION_COOKIE, PrincipalDep, ServicesDep, require, set_session_cookie
 from server.errors import BadInput as ApiBadInput
 from server.errors import NotFound, UserError
 from server.schema import audit_log, senders, stations, users
@@ -66,15 +66,7 @@ def post_login(body: LoginRequest, request: Request, svc: ServicesDep) -> JSONRe
     resp = JSONResponse(
         {"username": session.principal.name, "role": session.principal.role, "csrf_token": session.csrf_token}
     )
-    resp.set_cookie(
-        SESSION_COOKIE,
-        session.cookie,
-        max_age=session.max_age,
-        httponly=True,
-        secure=svc.settings.auth.cookie_secure,
-        samesite="strict",
-        path="/",
-    )
+    set_session_cookie(resp, session, svc)
     return resp
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from server.deps import SESSION_COOKIE, get_services
+from server.deps import SESSION_COOKIE, get_services, set_session_cookie
 from server.errors import ApiError
 from server.web.common import HERE, current_user, error_page, render
 from server.web.desk import router as desk_router
@@ -84,15 +84,7 @@ def login_submit(
     if target == "/":
         target = HOME.get(session.principal.role, "/")
     resp = RedirectResponse(target, status_code=303)
-    resp.set_cookie(
-        SESSION_COOKIE,
-        session.cookie,
-        max_age=session.max_age,
-        httponly=True,
-        secure=svc.settings.auth.cookie_secure,
-        samesite="strict",
-        path="/",
-    )
+    set_session_cookie(resp, session, svc)
     return resp
 
 
