@@ -25,8 +25,6 @@ class StageResult:
     state: StageState
     wire: tuple[ClassificationWire, ...]
     views: tuple[ImageView, ...]
-    # Images of a classified kind: each should have produced a view.
-    expected: int = 0
 
 
 def _to_wire(sha: str, c: Classification, shadow: bool) -> ClassificationWire:
@@ -126,8 +124,7 @@ class ClassifierStage:
                     wire.append(_to_wire(sha, self.shadow.classify(data, kind=kind), shadow=True))
                 except ValueError as exc:
                     log.warning("shadow model failed on %s: %s", sha[:12], exc)
-        expected = sum(1 for _, kind, _ in images if kind in self.kinds)
-        return StageResult(state, tuple(wire), tuple(views), expected)
+        return StageResult(state, tuple(wire), tuple(views))
 
 
 def sha256_hex(data: bytes) -> str:
