@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import numpy.typing as npt
 
 from models.heads import l2_normalise
 from models.manifest import ModelLoadError
+from models.sealed import read_sealed, write_sealed
 
 F32 = npt.NDArray[np.float32]
 GALLERY_FORMAT = "parcelguard-gallery-1"
@@ -95,38 +94,13 @@ def _arrays(gallery: Gallery) -> dict[str, npt.NDArray[Any]]:
     }
 
 
-def _digest(arrays: dict[str, npt.NDArray[Any]]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        value = np.ascontiguousarray(arrays[key])
-        digest.update(key.encode() + str(value.dtype).encode() + str(value.shape).encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
 def save_gallery(gallery: Gallery, path: Path) -> str:
     """Write atomically (temp file + rename) so a crash mid-write never leaves half a gallery."""
-    arrays = _arrays(gallery)
-    digest = _digest(arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, sha256=np.asarray(digest), **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
-    return digest
+    return write_sealed(path, _arrays(gallery))
 
 
 def load_gallery(path: Path) -> Gallery:
-    if not path.is_file():
-        raise ModelLoadError(f"gallery file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelLoadError(f"gallery file {path} is not a readable gallery: {exc}") from exc
-    stored = str(arrays.pop("sha256", ""))
-    if not stored or _digest(arrays) != stored:
-        raise ModelLoadError(f"gallery file {path} fails its sha256 check: it was changed or damaged")
+    arrays, stored = read_sealed(path, "gallery")
     try:
         meta = json.loads(str(arrays["meta"]))
         table = json.loads(str(arrays["entries"]))

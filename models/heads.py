@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.manifest import ModelLoadError
+from models.sealed import read_sealed, write_sealed
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +74,6 @@ def default_suspect_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(label for label in labels if any(w in label.lower() for w in SUSPECT_WORDS))
 
 
-def _digest(arrays: dict[str, npt.NDArray[Any]]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        value = np.ascontiguousarray(arrays[key])
-        digest.update(key.encode())
-        digest.update(str(value.dtype).encode() + str(value.shape).encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
 def save_head(head: Head, path: Path) -> str:
     """Write the head as .npz with a sha256 over its content; returns that digest."""
     meta = dict(head.meta, format=HEAD_FORMAT)
@@ -98,27 +87,12 @@ def save_head(head: Head, path: Path) -> str:
         "scalars": np.asarray([head.temperature, head.reject_threshold], dtype=np.float64),
         "meta": np.asarray(json.dumps(meta, sort_keys=True)),
     }
-    digest = _digest(arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        np.savez(fh, sha256=np.asarray(digest), **arrays)  # type: ignore[arg-type]
-    return digest
+    return write_sealed(path, arrays)
 
 
 def load_head(path: Path) -> Head:
     """Read and verify a head; any problem is a ModelLoadError naming the file."""
-    if not path.is_file():
-        raise ModelLoadError(f"head file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelLoadError(f"head file {path} is not a readable head: {exc}") from exc
-    stored = str(arrays.pop("sha256", ""))
-    if not stored or _digest(arrays) != stored:
-        raise ModelLoadError(
-            f"head file {path} fails its sha256 check: it was changed or damaged after training"
-        )
+    arrays, stored = read_sealed(path, "head")
     try:
         meta = json.loads(str(arrays["meta"]))
         labels = tuple(str(x) for x in arrays["labels"])
