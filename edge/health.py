@@ -45,6 +45,10 @@ class HealthBoard:
                 dev.last_seen = self._clock()
                 dev.up = True
 
+    def crashed(self, loop: str, exc: BaseException) -> None:
+        """A background loop its supervisor gave up on: shown red until the station restarts."""
+        self.report(loop, False, f"stopped after repeated crashes: {exc}"[:200])
+
     def sync_ok(self) -> None:
         with self._lock:
             self.last_sync_ok = self._clock()

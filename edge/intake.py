@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from edge.config import DevicesConfig
 from edge.health import HealthBoard
+from edge.supervise import supervised
 from scanner_drivers.binding import BindResult, ImageBinder
 from scanner_drivers.camera import CameraDriver
 from scanner_drivers.hotfolder import HotFolderDriver
@@ -55,8 +56,9 @@ class Intake:
             self.xray.start(
                 self._on_shot, lambda _d, up, detail: self.health.report("xray", up, detail), self._on_reject
             )
-            self._thread = threading.Thread(target=self._bind_loop, name="edge-intake", daemon=True)
-            self._thread.start()
+            self._thread = supervised(
+                self._bind_loop, "edge-intake", self._stop, on_give_up=self.health.crashed
+            )
 
     def _on_shot(self, shot: tuple[ImageCapture, ...]) -> None:
         assert self.binder is not None

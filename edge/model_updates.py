@@ -14,6 +14,7 @@ import httpx
 
 from edge.classify import ClassifierStage
 from edge.health import HealthBoard
+from edge.supervise import supervised
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +199,7 @@ class ModelUpdater:
     # -- thread ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="edge-models", daemon=True)
-        self._thread.start()
+        self._thread = supervised(self._loop, "edge-models", self._stop, on_give_up=self.health.crashed)
 
     def stop(self) -> None:
         self._stop.set()

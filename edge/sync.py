@@ -18,6 +18,7 @@ from edge.config import ServerLinkConfig
 from edge.feed import StationFeed
 from edge.health import HealthBoard
 from edge.store import EdgeStore, OutboxRow, utc_now
+from edge.supervise import supervised
 from edge.wire import OrdersPollReply, OrderStatusEvent, PullOrderWire, SyncReply
 
 log = logging.getLogger(__name__)
@@ -221,11 +222,11 @@ class SyncWorker:
     # -- threads -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._threads = [threading.Thread(target=self._sync_loop, name="edge-sync", daemon=True)]
+        self._threads = [supervised(self._sync_loop, "edge-sync", self._stop, on_give_up=self.health.crashed)]
         if self.cfg.poll_orders:
-            self._threads.append(threading.Thread(target=self._poll_loop, name="edge-orders", daemon=True))
-        for t in self._threads:
-            t.start()
+            self._threads.append(
+                supervised(self._poll_loop, "edge-orders", self._stop, on_give_up=self.health.crashed)
+            )
 
     def kick(self) -> None:
         self._kick.set()
