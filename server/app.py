@@ -9,10 +9,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
 from server.api import models, office, people, reviews, station
+from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
 from server.errors_http import install_error_handlers, install_openapi
@@ -76,6 +77,8 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
         title="parcelguard central server",
         version="1",
         lifespan=lifespan,
+        # Every route passes the one access table (server.authz) before its handler runs.
+        dependencies=[Depends(authorise)],
     )
     app.state.services = services
     app.state.settings = settings
@@ -90,6 +93,7 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
         app.include_router(router)
     _include_web(app)
     install_openapi(app)
+    check_routes(app)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -18,6 +19,7 @@ SECRET_ENV = {
     "encryption_key": "PARCELGUARD_ENCRYPTION_KEY",
 }
 MIN_SECRET_LENGTH = 32
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # Values copied from examples and templates; a server started with one of these is not secret at all.
 PLACEHOLDER_WORDS = (
     "changethis",
@@ -135,6 +137,12 @@ class ServerSettings(BaseModel):
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="review workflow")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
+    regions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="named sets of sites, e.g. {south = ['gz1', 'sz2']}: a watchlist entry of scope "
+        "'region' applies at every site of its region; it may be set by a user holding every one of "
+        "those sites (holders of '*' always)",
+    )
     ui_language: Literal["zh", "en"] = Field(
         "zh", description="language the web pages open in (zh: Simplified Chinese, en: English)"
     )
@@ -143,6 +151,14 @@ class ServerSettings(BaseModel):
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr) -> SecretStr:
         return _check_secret(value)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, sites in value.items():
+            if not _NAME.match(name) or not sites or not all(_NAME.match(s) for s in sites):
+                raise ValueError(f"region {name!r}: names and sites must be 1-64 letters, digits or _.@-")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.wire import OrdersPollReply, PullOrderWire, SyncReply, SyncRequest
 from server.api.responses import ImageStored
+from server.authz import Caller
 from server.db import iso, utcnow
-from server.deps import Services, ServicesDep, StationDep
+from server.deps import Services, ServicesDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
 from server.ingest import ingest_batch
 from server.notify import publish_orders_changed
@@ -36,7 +37,7 @@ MAGIC = {
 
 
 @router.post("/sync", response_model=SyncReply, summary="Store a station's event batch and reply with orders")
-def sync(body: SyncRequest, station: StationDep, svc: ServicesDep) -> SyncReply:
+def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
     if len(body.events) > svc.settings.limits.max_batch_events:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
@@ -55,7 +56,14 @@ def sync(body: SyncRequest, station: StationDep, svc: ServicesDep) -> SyncReply:
         svc.notifier.notify()
     with svc.db.read() as conn:
         pending = pending_orders(conn, station.name, station.sites[0], now)
-        registry = registry_changes(conn, body.registry_cursor, svc.settings.limits.registry_page_size, now)
+        registry = registry_changes(
+            conn,
+            body.registry_cursor,
+            svc.settings.limits.registry_page_size,
+            now,
+            station.sites[0],
+            svc.settings.regions,
+        )
     return SyncReply(
         accepted=result.accepted,
         duplicates=result.duplicates,
@@ -84,7 +92,7 @@ IMAGE_BODY = {
 async def put_image(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256 of the body, lower-case hex")],
     request: Request,
-    station: StationDep,
+    station: Caller,
     svc: ServicesDep,
 ) -> dict[str, object]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -123,7 +131,7 @@ def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id
 
 @router.get("/orders/poll", response_model=OrdersPollReply, summary="Wait for pull orders newer than `after`")
 async def poll_orders(
-    station: StationDep,
+    station: Caller,
     svc: ServicesDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="last order seq the station holds")] = 0,
     timeout: Annotated[float, Query(ge=0, le=30, description="seconds to wait when nothing is new")] = 25.0,
