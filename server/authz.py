@@ -80,7 +80,8 @@ V1 = "/api/v1"
 RULES: dict[tuple[str, str], Rule] = {
     # Stations: their own batches, images and orders; everything they get is filtered to their site.
     ("POST", f"{V1}/sync"): _api(Sites.SCOPED, STN),
-    ("PUT", f"{V1}/images/{{sha256}}"): _api(Sites.SCOPED, STN),
+    # Bytes only: who may see an image follows the events that name it (server.scope.image_visible).
+    ("PUT", f"{V1}/images/{{sha256}}"): _api(Sites.NONE, STN),
     ("GET", f"{V1}/orders/poll"): _api(Sites.SCOPED, STN),
     # Sender and manifest records are one registry for the whole network.
     ("POST", f"{V1}/senders/import"): _api(Sites.NETWORK, OFF, ADM),
