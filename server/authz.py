@@ -83,9 +83,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # Bytes only: who may see an image follows the events that name it (server.scope.image_visible).
     ("PUT", f"{V1}/images/{{sha256}}"): _api(Sites.NONE, STN),
     ("GET", f"{V1}/orders/poll"): _api(Sites.SCOPED, STN),
-    # Sender and manifest records are one registry for the whole network.
-    ("POST", f"{V1}/senders/import"): _api(Sites.NETWORK, OFF, ADM),
-    ("POST", f"{V1}/manifests/import"): _api(Sites.NETWORK, OFF, ADM),
+    # Sender and manifest records are one registry shared by the network, fed from every site's
+    # outlets: any officer or admin imports; the import's audit entry belongs to the importer's sites.
+    ("POST", f"{V1}/senders/import"): _api(Sites.NONE, OFF, ADM),
+    ("POST", f"{V1}/manifests/import"): _api(Sites.NONE, OFF, ADM),
     ("POST", f"{V1}/watchlist"): _api(Sites.SCOPED, OFF, ADM),
     ("GET", f"{V1}/watchlist"): _api(Sites.SCOPED, OFF, ADM, SUP),
     ("PATCH", f"{V1}/watchlist/{{entry_id}}"): _api(Sites.SCOPED, OFF, ADM),

@@ -92,6 +92,3 @@ def require(*roles: Role | str) -> Callable[[Principal], Principal]:
         return principal
 
     return check
-
-
-StationDep = Annotated[Principal, Depends(require(Role.STATION))]

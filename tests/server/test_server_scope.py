@@ -141,7 +141,7 @@ def test_migration_0005_attributes_existing_rows(server: Any, world: Any, caller
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
-            pairs = set(conn.execute(select(image_sites.c.sha256, image_sites.c.site_id)).tuples())
+            pairs = {(r.sha256, r.site_id) for r in conn.execute(select(image_sites))}
             scoped = {str(r.site_id) for r in conn.execute(select(audit_scope.c.site_id))}
             scopes = {str(r.scope) for r in conn.execute(select(watchlist.c.scope))}
     finally:
