@@ -94,7 +94,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_line_simulate(args: argparse.Namespace) -> int:
-    from scanner_drivers.sorter_sim import SimulatedSorter
+    from scanner_drivers.sorter.sim import SimulatedSorter
 
     line = load_config(LineConfig, Path(args.config))
     counter = {"n": 0}

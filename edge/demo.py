@@ -30,7 +30,7 @@ from edge.config import (
 )
 from edge.scenario import Parcel, build_scenario, write_imports, write_replay
 from edge.wire import ParcelEvent
-from scanner_drivers.sorter_sim import SimulatedSorter
+from scanner_drivers.sorter.sim import SimulatedSorter
 
 log = logging.getLogger(__name__)
 

@@ -60,6 +60,60 @@ def test_import_direction(repo_root: Path) -> None:
     assert violations(repo_root) == []
 
 
+def module_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Which of `package`'s modules each module imports, at the top or inside a function alike."""
+    paths = {
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in sorted((root / package).rglob("*.py"))
+    }
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        targets = set()
+        for name in imports_of(path):
+            # `from a.b import c` names a.b and a.b.c: keep whichever is a module of ours.
+            while name and name not in paths:
+                name = name.rpartition(".")[0]
+            if name and name != module and name != package:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle found by a depth-first walk, each as the modules along it."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def walk(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*trail[trail.index(nxt) :], nxt])
+            elif nxt not in state:
+                walk(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            walk(start, [start])
+    return cycles
+
+
+def test_device_library_has_no_import_cycles(repo_root: Path) -> None:
+    assert import_cycles(module_graph(repo_root, "scanner_drivers")) == []
+
+
+def test_cycle_checker_finds_a_cycle(tmp_path: Path) -> None:
+    (tmp_path / "scanner_drivers" / "sorter").mkdir(parents=True)
+    (tmp_path / "scanner_drivers" / "sorter" / "a.py").write_text("from scanner_drivers.sorter import b\n")
+    (tmp_path / "scanner_drivers" / "sorter" / "b.py").write_text(
+        "def f() -> None:\n    from scanner_drivers.sorter.a import X\n"
+    )
+    assert import_cycles(module_graph(tmp_path, "scanner_drivers")) == [
+        ["scanner_drivers.sorter.a", "scanner_drivers.sorter.b", "scanner_drivers.sorter.a"]
+    ]
+
+
 def test_wire_contract_imports_only_pydantic(repo_root: Path) -> None:
     names = imports_of(repo_root / "edge" / "wire.py")
     assert {n.split(".")[0] for n in names} <= {"__future__", "datetime", "typing", "pydantic"}

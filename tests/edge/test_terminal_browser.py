@@ -12,7 +12,7 @@ import pytest
 from edge.agent import EdgeAgent
 from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig, TerminalConfig
 from edge.terminal import TerminalServer
-from scanner_drivers.sorter_sim import SimulatedSorter
+from scanner_drivers.sorter.sim import SimulatedSorter
 
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
 

@@ -1,0 +1,1 @@
+"""Sorter links: the link interface, telegram streams (TCP, serial), Modbus TCP, and simulators."""
