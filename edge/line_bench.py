@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 STATION = "BENCH-L1-XR1"
+LEAD_S = 0.5  # from starting the station to the first scheduled read
+BARE_SAMPLE = 200  # parcels whose images are timed bare (enough for a stable mean)
+EVENTS_SQL = "SELECT body FROM events WHERE type = 'parcel'"
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,12 @@ class LineBenchOptions:
     def check(self) -> None:
         if not self.rates or any(r <= 0 for r in self.rates):
             raise ValueError("--rate must be positive")
-        if self.seconds <= 0 or self.drain_s < 0 or self.sorter_delay_s < 0:
-            raise ValueError("--seconds must be positive, --drain-s and --sorter-delay not negative")
-
-
-LEAD_S = 0.5  # from starting the station to the first scheduled read
-BARE_SAMPLE = 200  # parcels whose images are timed bare (enough for a stable mean)
-EVENTS_SQL = "SELECT body FROM events WHERE type = 'parcel'"
+        if self.seconds <= 0:
+            raise ValueError("--seconds must be positive")
+        if self.drain_s < 0 or self.sorter_delay_s < 0:
+            raise ValueError("--drain-s and --sorter-delay must not be negative")
+        if not 0 < self.deadline_s <= 30:
+            raise ValueError("--deadline must be over 0 and at most 30 seconds (the station's limits)")
 
 
 def station_config(

@@ -162,6 +162,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
             )
         ),
         "decisions_by_kind": _by_kind(t),
+        "reasons": dict(Counter(str(r) for ev in t.events.values() for r in ev.get("reasons") or [])),
         "driver_lag_p99_ms": _ms(t.driver_lag, 99),
         "drained_by": t.drained_by,
         "cpu_s": round(t.cpu_s, 3),

@@ -22,6 +22,7 @@ COUNT_SQL = "SELECT COUNT(*) FROM events WHERE type = 'parcel'"
 
 
 def machine() -> dict[str, Any]:
+    """The machine the figures were measured on, for the results file."""
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from edge.cli import main
+from edge.cli import build_parser, main
+from edge.line_bench import cmd_bench_line, summary_line
 from edge.line_figures import RateTimings, is_late, rate_figures, steady_window
 
 KEYS = (
@@ -111,3 +112,29 @@ def test_a_station_at_half_the_rate_shows_its_backlog_growing() -> None:
     assert f["backlog_grew"] is True
     assert f["backlog_growth_per_s"] == pytest.approx(5.0, abs=0.5)
     assert f["unrecorded"] == 50 and f["backlog_at_end"] >= 40
+
+
+def test_several_rates_give_one_object_led_by_the_highest() -> None:
+    args = build_parser().parse_args(["bench", "line", "--rate", "10", "--rate", "35", "--rate", "20"])
+    assert args.rate == [10.0, 35.0, 20.0] and args.func is cmd_bench_line
+    low, high = rate_figures(_timings(10.0)), rate_figures(_timings(5.0, rate=20.0))
+    line = summary_line({"rates": [low, high], "results_file": "line.json"})
+    assert line["offered_per_s"] == 20.0 and line["sustained_per_s"] == high["sustained_per_s"]
+    assert [r["offered_per_s"] for r in line["rates"]] == [10.0, 20.0]
+    assert json.loads(json.dumps(line)) == line
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rate", "0"], "--rate"),
+        (["--seconds", "0"], "--seconds"),
+        (["--sorter-delay", "-1"], "--sorter-delay"),
+        (["--deadline", "31"], "--deadline"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "line", *flags, "--json"]) == 2
+    assert message in capsys.readouterr().err
