@@ -24,8 +24,12 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 Admin = Annotated[Principal, Depends(require("admin"))]
 Reader = Annotated[Principal, Depends(require("station", "admin", "officer"))]
-Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="artefact name")]
-Version = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.+-]{1,64}$", description="artefact version")]
+# Names and versions become folder names on every station: they start with a letter or digit and
+# dots only separate runs of other characters, so ".", ".." and "a..b" are refused.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+-]*(?:\.[A-Za-z0-9_+-]+)*$"
+Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="artefact name")]
+Version = Annotated[str, Path(pattern=VERSION_PATTERN, max_length=64, description="artefact version")]
 BLOB_URL = "/api/v1/models/{name}/{version}/blob"
 ARTEFACT_BODY = {
     "requestBody": {
