@@ -18,6 +18,7 @@ from server.db import Database, migrate
 from server.errors_http import install_error_handlers, install_openapi
 from server.notify import OrderNotifier, PgListenWorker
 from server.privacy import Privacy
+from server.routing import MethodCheckMiddleware
 from server.services import Services
 from server.settings import ServerSettings
 
@@ -80,7 +81,14 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit_for=_limit_for(settings))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit_for=_limit_for(settings),
+        json_limit=settings.limits.max_body_bytes,
+        json_depth=settings.limits.max_json_depth,
+    )
+    # Added last, so it runs first: a wrong method is refused before its body is read.
+    app.add_middleware(MethodCheckMiddleware, routes_of=lambda: app.routes)
     if settings.log_requests:
         _log_requests(app)
     for router in api_routers():

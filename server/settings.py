@@ -54,13 +54,21 @@ def _env_secret(name: str) -> Any:
 
 
 class LimitsConfig(BaseModel):
-    """Request size limits; anything larger is refused with 413."""
+    """Request size limits; anything larger is refused with 413, JSON nested deeper with 422."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_batch_events: int = Field(1000, ge=1, description="most events accepted in one sync batch")
     max_body_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024, description="largest request body after gzip decoding"
+        16 * 1024 * 1024,
+        ge=1024,
+        description="largest request body after gzip decoding; also the largest JSON body on any path",
+    )
+    max_json_depth: int = Field(
+        32,
+        ge=4,
+        le=200,
+        description="deepest nesting of arrays and objects in a JSON body or JSON parameter",
     )
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest image upload in bytes")
     registry_page_size: int = Field(1000, ge=1, description="registry changes returned per sync reply")

@@ -18,6 +18,7 @@ from server.audit import append_audit
 from server.db import iso, utcnow
 from server.deps import ServicesDep, require
 from server.errors import BadInput, Conflict, NotFound, TooLarge
+from server.json_depth import nests_deeper_than
 from server.schema import gallery, model_artifacts
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -81,6 +82,8 @@ async def put_artefact(
         raise BadInput("artefact body is empty", "empty")
     if hashlib.sha256(data).hexdigest() != sha256:
         raise BadInput("body does not hash to the given sha256", "hash_mismatch")
+    if nests_deeper_than(manifest.encode(), svc.settings.limits.max_json_depth):
+        raise BadInput("manifest is nested too deep", "too_deep")
     try:
         manifest_obj = json.loads(manifest)
     except json.JSONDecodeError as exc:
