@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
 from server.api import models, office, people, reviews, station
+from server.audit_checkpoint import CheckpointWorker
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
 from server.errors_http import install_error_handlers, install_openapi
@@ -66,9 +67,21 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
             listener = PgListenWorker(conninfo, services.notifier)
             listener.start()
             app.state.order_listener = listener
+        checkpoints: CheckpointWorker | None = None
+        if settings.audit.checkpoint_dir is not None:
+            checkpoints = CheckpointWorker(
+                services.db,
+                services.secret,
+                settings.audit.checkpoint_dir,
+                settings.audit.checkpoint_interval_seconds,
+            )
+            checkpoints.start()
+            app.state.audit_checkpoints = checkpoints
         try:
             yield
         finally:
+            if checkpoints is not None:
+                checkpoints.stop()
             if listener is not None:
                 listener.stop()
             services.db.dispose()
