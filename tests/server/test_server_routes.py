@@ -196,3 +196,16 @@ def test_depth_scan_agrees_with_the_parser() -> None:
     # Unbalanced text counts as too deep; a lone bracket inside a string does not.
     assert nests_deeper_than(b"[" * 10, 4) and nests_deeper_than(b"[[[[[]]", 4)
     assert not nests_deeper_than(b'["' + b"[" * 100 + b'"]', 4)
+
+
+def test_json_bodies_keep_the_json_size_limit_on_upload_paths(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'server.db'}"
+    migrate(url)
+    settings = make_settings(url, limits={"max_body_bytes": 1024, "max_image_bytes": 1 << 20})
+    with TestClient(create_app(settings)) as c:
+        big_json = json.dumps({"mode": "active", "pad": "x" * 2000}).encode()
+        r = c.post("/api/v1/models/m/1/mode", content=big_json, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and _error(r)["code"] == "too_large"
+        # The same size as an artefact is within the upload limit (and then needs a login).
+        blob = {"Content-Type": "application/octet-stream"}
+        assert c.put("/api/v1/models/m/1", content=b"x" * 2000, headers=blob).status_code == 401
