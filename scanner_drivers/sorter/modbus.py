@@ -7,6 +7,7 @@ slot's result registers, so the load on the PLC does not grow with the number of
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -64,6 +65,7 @@ class ModbusSorterLink:
         # Guards the free slots, the last results read and the shared poll.
         self._cond = threading.Condition()
         self._free = list(range(self.slots))
+        self._queue: collections.deque[object] = collections.deque()
         self._results: dict[int, tuple[int, int, int]] = {}
         self._polling = False
         self._next_poll = 0.0
@@ -103,13 +105,20 @@ class ModbusSorterLink:
                 self._cond.notify_all()
 
     def _take_slot(self, deadline: float) -> int | None:
+        """A free slot, first come first served: a busy caller must not keep taking its slot back."""
+        ticket = object()
         with self._cond:
-            while not self._free or self._closed:
-                left = deadline - time.monotonic()
-                if self._closed or left <= 0:
-                    return None
-                self._cond.wait(left)
-            return self._free.pop(0)
+            self._queue.append(ticket)
+            try:
+                while self._closed or not (self._free and self._queue[0] is ticket):
+                    left = deadline - time.monotonic()
+                    if self._closed or left <= 0:
+                        return None
+                    self._cond.wait(left)
+                return self._free.pop(0)
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
 
     def _unreachable(self, exc: Exception) -> DivertResult:
         if not self._down_logged:

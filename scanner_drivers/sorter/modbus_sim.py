@@ -146,7 +146,14 @@ class ModbusSorterServer:
         self.sim.note_result()
         await self._set(15, COIL, [False, not diverted])
 
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
     def stop(self) -> None:
+        if self._loop.is_running():
+            # Results still waiting on their delay are never sent: the controller is switched off.
+            self._loop.call_soon_threadsafe(self._cancel_tasks)
         if self._server is not None and self._loop.is_running():
             shutdown = self._server.shutdown()  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
