@@ -84,6 +84,7 @@ class DestinationLink:
         self._thread: threading.Thread | None = None
         self._on_request: RequestCallback = lambda _r: None
         self._on_status: StatusCallback = lambda _d, _u, _t: None
+        self._up: bool | None = None
 
     def start(self, on_request: RequestCallback, on_status: StatusCallback) -> None:
         self._on_request = on_request
@@ -102,7 +103,7 @@ class DestinationLink:
             try:
                 transport = self._open_transport()
             except (OSError, ValueError) as exc:
-                self._on_status(self.url, False, f"controller unreachable: {exc}")
+                self._status(False, f"controller unreachable: {exc}")
                 self._stop.wait(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
                 continue
@@ -112,15 +113,21 @@ class DestinationLink:
             with self._lock:
                 self._conn = conn
             conn.start()
-            self._on_status(self.url, True, "connected")
+            self._status(True, "connected")
             while conn.alive and not self._stop.is_set():
                 self._lost.wait(0.5)
             if not self._stop.is_set():
-                self._on_status(self.url, False, "connection to the controller lost")
+                self._status(False, "connection to the controller lost")
                 self._stop.wait(FIRST_BACKOFF_S)
         conn_left = self._conn
         if conn_left is not None:
             conn_left.kill("link closed")
+
+    def _status(self, up: bool, detail: str) -> None:
+        # Report changes only: a controller that stays away is one "down", not one per retry.
+        if up != self._up:
+            self._up = up
+            self._on_status(self.url, up, detail)
 
     def _connection_lost(self, conn: Connection, why: str) -> None:
         with self._lock:

@@ -139,6 +139,7 @@ def test_reconnects_and_reports_status() -> None:
     station = Station(sim.start())
     try:
         assert station.status.get(timeout=WAIT_S) == (True, "connected")
+        assert sim.wait_connected(WAIT_S)  # the kernel may complete the connect before the accept
         sim.disconnect_clients()
         assert station.status.get(timeout=WAIT_S)[0] is False
         assert station.status.get(timeout=WAIT_S) == (True, "connected")
