@@ -6,10 +6,19 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from edge.errors import ConfigError
 from models.categories import GOODS_CATEGORIES
+from scanner_drivers import LinkLimitError, check_sorter_url, check_url
 
 
 class Strict(BaseModel):
@@ -56,16 +65,62 @@ class DevicesConfig(Strict):
         " none: only when it reports itself down. Set it for scanners that send heartbeats.",
     )
 
+    # Device URLs are checked as `edge run` would open them (scheme, options, presets, paths),
+    # without touching the devices.
+    @field_validator("scanner")
+    @classmethod
+    def _scanner_url(cls, value: str) -> str:
+        check_url("scanner", value)
+        return value
+
+    @field_validator("camera")
+    @classmethod
+    def _camera_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url("camera", value)
+        return value
+
+    @field_validator("xray")
+    @classmethod
+    def _xray_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url("xray", value)
+        return value
+
 
 class SorterConfig(Strict):
     url: str | None = Field(
         None, description="Sorter link URL (tcp://host:port, serial://..., modbus://...); none: alert only."
     )
-    pull_chute: str = Field("P1", description="Chute for parcels to be pulled (interception).")
-    hold_chute: str = Field("H1", description="Chute for parcels held for checking at the station.")
+    # validate_default: the default chute names must fit the link too (a Modbus link takes numbers).
+    pull_chute: str = Field(
+        "P1", validate_default=True, description="Chute for parcels to be pulled (interception)."
+    )
+    hold_chute: str = Field(
+        "H1", validate_default=True, description="Chute for parcels held for checking at the station."
+    )
     deadline_s: float = Field(
         1.5, gt=0, le=30, description="Seconds from the read until the parcel passes the divert point."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _link_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_sorter_url(value)
+        return value
+
+    @field_validator("pull_chute", "hold_chute")
+    @classmethod
+    def _chute_the_link_carries(cls, value: str, info: ValidationInfo) -> str:
+        # A bad url has already been reported under its own key; without one nothing is sent.
+        url = info.data.get("url")
+        if url:
+            try:
+                check_sorter_url(url).check_chute(value)
+            except LinkLimitError as exc:
+                raise ValueError(f"{info.field_name} {value!r} cannot be sent: {exc}") from None
+        return value
 
 
 class ServerLinkConfig(Strict):
