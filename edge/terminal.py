@@ -342,8 +342,9 @@ def create_terminal_app(
                     if item["id"] > last_id:
                         yield _sse(item["type"], item, item["id"])
                 if ticket.closed.is_set():
-                    # Displaced by a newer stream of the same login or address: tell the page not to retry.
-                    yield _sse("closed", {"reason": "displaced"})
+                    # Displaced by a newer stream of the same login or address, or logged out: the page
+                    # must not retry (displaced pages would otherwise take turns pushing each other out).
+                    yield _sse("closed", {"reason": ticket.reason})
                     return
                 if q.dropped.is_set():
                     # Too slow to keep up: end the stream; the page reconnects and replays from history.

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 @dataclass(eq=False)
 class StreamTicket:
-    """One open stream; `closed` is set when a newer stream of the same client displaced it."""
+    """One open stream; `closed` is set when it must end, `reason` says why (displaced, logged_out)."""
 
     session: str
     address: str
     seq: int
     closed: threading.Event = field(default_factory=threading.Event)
+    reason: str = "displaced"
 
 
 class StreamLimits:
@@ -52,9 +53,11 @@ class StreamLimits:
         """Ends every stream of a login (at logout)."""
         with self._lock:
             for ticket in [t for t in self._open if t.session == session]:
-                self._drop(ticket)
+                self._drop(ticket, "logged_out")
 
-    def _drop(self, ticket: StreamTicket) -> None:
+    def _drop(self, ticket: StreamTicket, reason: str = "displaced") -> None:
+        if not ticket.closed.is_set():
+            ticket.reason = reason
         ticket.closed.set()
         if ticket in self._open:
             self._open.remove(ticket)
