@@ -1,4 +1,4 @@
-"""Operator terminal of the station: page, live feed (SSE), health and confirmations, served by uvicorn."""
+"""Operator terminal of the station: login, page, live feed (SSE), health and confirmations, over uvicorn."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -111,7 +111,9 @@ class Lockouts:
     def locked_for(self, keys: list[str], now: float) -> float:
         return max((s.locked_until - now for k in keys if (s := self._strikes.get(k))), default=0.0)
 
-    def strike(self, keys: list[str], now: float) -> None:
+    def strike(self, keys: list[str], now: float) -> dict[str, _Strikes | None]:
+        """Count one wrong PIN on every key; returns the states before, for `restore`."""
+        before = {k: replace(s) if (s := self._strikes.get(k)) else None for k in keys}
         for key in keys:
             s = self._strikes.setdefault(key, _Strikes())
             s.failures += 1
@@ -125,16 +127,23 @@ class Lockouts:
             idle = sorted((s.seen, k) for k, s in self._strikes.items() if s.locked_until <= now)
             for _, key in idle[: len(self._strikes) - MAX_TRACKED]:
                 del self._strikes[key]
+        return before
 
     def forgive(self, key: str) -> None:
         self._strikes.pop(key, None)
 
-    def undo(self, keys: list[str]) -> None:
-        """Take back one provisional strike (the PIN turned out right)."""
-        for key in keys:
-            s = self._strikes.get(key)
-            if s is not None and s.failures > 0:
-                s.failures -= 1
+    def reset_failures(self, key: str) -> None:
+        s = self._strikes.get(key)
+        if s is not None:
+            s.failures = 0
+
+    def restore(self, before: dict[str, _Strikes | None]) -> None:
+        """Take back a provisional strike (the PIN turned out right), and the lockout it may have started."""
+        for key, state in before.items():
+            if state is None:
+                self._strikes.pop(key, None)
+            else:
+                self._strikes[key] = state
 
 
 def _digest(cookie: str) -> str:
@@ -174,13 +183,15 @@ class OperatorAuth:
             if wait > 0:
                 raise LoginLocked(wait)
             # Strike first, check after: parallel guesses cannot all slip in before the count rises.
-            self._lockouts.strike(keys, now)
+            before = self._lockouts.strike(keys, now)
         ok = self._pins.check(operator, pin)
         with self._lock:
             if not ok:
                 raise LoginFailed("wrong operator id or PIN")
-            self._lockouts.undo(keys)
+            self._lockouts.restore(before)
             self._lockouts.forgive(f"operator:{operator}")
+            # The address's earlier typos are forgiven too; a lockout it already earned still counts.
+            self._lockouts.reset_failures(keys[0])
             return self._open(operator, self._pins.names[operator])
 
     def bench_session(self) -> tuple[str, OperatorSession]:

@@ -146,6 +146,17 @@ def test_wrong_pins_lock_out_with_backoff(app: Any, clock: Clock, log_in: LogIn)
     log_in(http)
 
 
+def test_a_right_pin_after_some_wrong_ones_starts_no_lockout(app: Any, log_in: LogIn) -> None:
+    http = TestClient(app)
+    for _ in range(2):
+        assert http.post("/api/login", json={"operator": "op7", "pin": "0000"}).status_code == 401
+    # The third try is right: it must not count as the third strike, for the operator or the address.
+    log_in(http)
+    assert http.post("/api/login", json={"operator": "op7", "pin": "0000"}).status_code == 401
+    log_in(http)
+    log_in(TestClient(app, client=("10.0.0.8", 40000)))
+
+
 def test_guessing_many_operator_ids_from_one_address_locks_the_address(app: Any, log_in: LogIn) -> None:
     attacker = TestClient(app, client=("10.0.0.66", 40000))
     for n in range(3):
