@@ -176,9 +176,12 @@ def create_terminal_app(
 
     async def json_body(request: Request, model: type[BaseModel]) -> Any:
         # Read and check the body by hand: one error shape for every kind of bad payload.
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise TerminalError(413, "too_large", f"request body over {MAX_BODY} bytes")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            # Stop reading at the limit: an endless body must not be buffered whole first.
+            if len(raw) > MAX_BODY:
+                raise TerminalError(413, "too_large", f"request body over {MAX_BODY} bytes")
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
