@@ -248,6 +248,12 @@ class TerminalConfig(Strict):
     max_streams: int = Field(
         32, ge=1, le=1024, description="Live streams of all clients together; beyond it a new one is refused."
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (optionally host:port) the terminal may be reached by, besides IP addresses"
+        " and localhost, which always work; any other Host is refused, so that a page on a rebound DNS"
+        " name cannot talk to the terminal.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Extra origins (scheme://host:port) allowed to send confirmations, e.g. a reverse"

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from edge.errors import StoreError
 from edge.feed import Subscription
 from edge.web.alarm import alarm_wav
-from edge.web.guard import RequestRefused, check_origin, is_json_media_type, origin_of
+from edge.web.guard import HostGuard, RequestRefused, check_origin, is_json_media_type, origin_of
 from edge.web.i18n import LANGUAGES, table
 from edge.web.sessions import LoginFailed, LoginLocked, OperatorAuth, OperatorSession
 from edge.web.streams import StreamLimits, StreamTicket
@@ -130,6 +130,7 @@ def create_terminal_app(
     app.state.streams = streams
     app.state.auth = auth
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
+    app.add_middleware(HostGuard, allowed=frozenset(h.strip().lower() for h in tcfg.allowed_hosts))
 
     @app.exception_handler(TerminalError)
     async def _terminal_error(_: Request, exc: TerminalError) -> JSONResponse:

@@ -41,7 +41,9 @@ def build_agent(
     cfg = EdgeConfig(
         station=StationConfig(id="S1", site_id="SITE", line_id="L1", data_dir=tmp_path / "edge"),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", **devices),
-        terminal=TerminalConfig(language="zh", port=0, operators=operators, **(terminal or {})),
+        terminal=TerminalConfig(
+            language="zh", port=0, operators=operators, allowed_hosts=["testserver"], **(terminal or {})
+        ),
     )
     agent = EdgeAgent(cfg)
     seed(agent.store)

@@ -15,7 +15,7 @@ from edge.agent import EdgeAgent
 from edge.config import DevicesConfig, EdgeConfig, StationConfig, TerminalConfig, TerminalOperator
 from edge.errors import ConfigError
 from edge.terminal import create_terminal_app
-from edge.web.guard import is_json_media_type, origin_of
+from edge.web.guard import host_allowed, is_json_media_type, origin_of
 from edge.web.sessions import hash_pin
 
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
@@ -38,7 +38,8 @@ def make_agent(tmp_path: Path, seed: Callable[..., None], terminal: TerminalConf
     cfg = EdgeConfig(
         station=StationConfig(id="S1", site_id="SITE", line_id="L1", data_dir=tmp_path / "edge"),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
-        terminal=terminal,
+        # TestClient's host name: a name has to be listed, unlike IP addresses and localhost.
+        terminal=terminal.model_copy(update={"allowed_hosts": ["testserver", *terminal.allowed_hosts]}),
     )
     agent = EdgeAgent(cfg)
     seed(agent.store)
@@ -264,6 +265,41 @@ def test_wrong_content_type_is_refused(app: Any, agent: EdgeAgent, log_in: LogIn
     )
     assert refused.status_code == 415
     assert operator_events(agent) == []
+
+
+def test_a_rebound_host_name_is_refused_even_with_a_session(
+    app: Any, agent: EdgeAgent, log_in: LogIn
+) -> None:
+    http = TestClient(app)
+    log_in(http)
+    # A page on evil.example whose name now points at the station: same origin as far as the browser
+    # is concerned, so only the Host header gives it away.
+    rebound = {"Host": "evil.example:8700", "Origin": "http://evil.example:8700"}
+    for method, path in (("GET", "/"), ("GET", "/login"), ("GET", "/api/parcels"), ("GET", "/api/stream")):
+        resp = http.request(method, path, headers=rebound)
+        assert resp.status_code == 400 and error_code(resp) == "unknown_host", path
+    resp = http.post("/api/confirm", json=pulled(agent), headers=rebound)
+    assert resp.status_code == 400 and operator_events(agent) == []
+    assert (
+        http.post("/api/login", json={"operator": "op7", "pin": "4821"}, headers=rebound).status_code == 400
+    )
+    for host in ("127.0.0.1:8700", "10.20.3.41", "[::1]:8700", "localhost:8700", "testserver"):
+        assert http.get("/api/health", headers={"Host": host}).status_code == 200, host
+
+
+def test_host_names_the_terminal_answers_to() -> None:
+    listed = frozenset({"terminal-l3.example.internal", "kiosk:8443"})
+    for host in (
+        "192.168.1.20",
+        "192.168.1.20:8700",
+        "[fe80::1]:80",
+        "LOCALHOST",
+        "terminal-l3.example.internal:8700",
+    ):
+        assert host_allowed(host, listed), host
+    assert host_allowed("kiosk:8443", listed) and not host_allowed("kiosk:8444", listed)
+    for host in ("", "evil.example", "127.0.0.1.evil.example", "[::1", "localhost.evil.example", ":8700"):
+        assert not host_allowed(host, listed), host
 
 
 def test_media_type_and_origin_parsing() -> None:
