@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.errors import StoreError
@@ -29,6 +29,7 @@ from edge.feed import Subscription
 from edge.web.alarm import alarm_wav
 from edge.web.guard import HostGuard, RequestRefused, check_origin, is_json_media_type, origin_of
 from edge.web.i18n import LANGUAGES, table
+from edge.web.requests import ConfirmRequest, LoginRequest, TerminalError, error_body, validation_message
 from edge.web.sessions import LoginFailed, LoginLocked, OperatorAuth, OperatorSession
 from edge.web.streams import StreamLimits, StreamTicket
 from edge.web.views import HealthCache, health_view, recent_parcels
@@ -52,45 +53,6 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-class TerminalError(ValueError):
-    """A request the terminal refuses; carries the HTTP status and a stable code for the error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-class ConfirmRequest(BaseModel):
-    """What the operator did about a parcel: one touch or one key on the terminal (who: from the session)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tracking_id: str = Field(min_length=1, max_length=200, description="Tracking id of the parcel.")
-    action: Literal["pulled", "not_found", "open_box"] = Field(description="What the operator did.")
-    result: str = Field("", max_length=2000, description="Open-box result (required for open_box).")
-
-
-class LoginRequest(BaseModel):
-    """An operator's id and PIN, typed on the login page."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    operator: str = Field(min_length=1, max_length=64, description="Operator id.")
-    pin: str = Field(min_length=1, max_length=64, description="The operator's PIN.")
-
-
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
-
-
-def _validation_message(errors: list[Any]) -> str:
-    parts = []
-    for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
 
 
 def _sse(kind: str, data: dict[str, Any], item_id: int | None = None) -> str:
@@ -142,7 +104,7 @@ def create_terminal_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_request", _validation_message(list(exc.errors()))), 422)
+        return JSONResponse(error_body("invalid_request", validation_message(list(exc.errors()))), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -186,7 +148,7 @@ def create_terminal_app(
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
-            raise TerminalError(422, "invalid_request", _validation_message(list(exc.errors()))) from exc
+            raise TerminalError(422, "invalid_request", validation_message(list(exc.errors()))) from exc
 
     def set_session_cookie(request: Request, resp: Response, cookie: str) -> None:
         resp.set_cookie(
