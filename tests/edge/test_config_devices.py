@@ -113,7 +113,7 @@ def test_models_check_urls_when_built_in_code_too() -> None:
 
 def test_demo_station_configs_still_validate(tmp_path: Path) -> None:
     from edge.config import ClassifierConfig
-    from edge.demo import station_config
+    from edge.demo import demo_terminal, station_config
 
     cfg = station_config(
         "S-A",
@@ -123,5 +123,6 @@ def test_demo_station_configs_still_validate(tmp_path: Path) -> None:
         "tcp://127.0.0.1:5000",
         "http://x",
         ClassifierConfig(),
+        demo_terminal("246810"),
     )
     assert cfg.sorter.url == "tcp://127.0.0.1:5000" and cfg.devices.scanner.startswith("fake://")
