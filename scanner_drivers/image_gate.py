@@ -208,6 +208,18 @@ def probe(data: bytes, limits: ImageLimits = DEFAULT_LIMITS, *, format: str | No
     return ImageInfo(fmt, header.width, header.height, header.frames, header.bytes_per_pixel)
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header declares them, with no limits applied; None when it cannot be read."""
+    fmt = sniff_format(data)
+    if fmt is None or fmt == "dicom":
+        return None
+    try:
+        header = _read_header(fmt, data, DEFAULT_LIMITS)
+    except BadHeader:
+        return None
+    return header.width, header.height
+
+
 def _read_header(fmt: str, data: bytes, limits: ImageLimits) -> Header:
     try:
         if fmt == "png":
