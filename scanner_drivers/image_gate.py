@@ -330,7 +330,8 @@ def read_file(path: Path, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
             raise ImageRefused(
                 f"file is {size} bytes, over the limit of {limits.max_bytes}", "too_many_bytes"
             )
-        data = fh.read(limits.max_bytes + 1)
-    if len(data) > limits.max_bytes:
-        raise ImageRefused(f"file grew past the limit of {limits.max_bytes} bytes", "too_many_bytes")
+        # Read what the file holds, plus one byte to see it grow; read(max_bytes) would allocate max_bytes.
+        data = fh.read(min(size, limits.max_bytes) + 1)
+    if len(data) > size:
+        raise ImageRefused(f"file grew past its {size} bytes while being read", "truncated")
     return data
