@@ -128,7 +128,7 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 
 
 def read_jpeg(data: bytes) -> Header:
-    pos, segments = 2, 0
+    pos, segments, arithmetic = 2, 0, False
     size: tuple[int, int, int] | None = None
     while True:
         _need(data, pos + 2, "JPEG marker")
@@ -158,6 +158,7 @@ def read_jpeg(data: bytes) -> Header:
             if not 1 <= comps <= 4 or length < 8 + 3 * comps:
                 raise BadHeader("bad_header", f"JPEG frame header names {comps} components")
             size = (width, height, comps)
+            arithmetic = marker >= 0xC9
         elif marker == 0xDA:
             break
         pos += 2 + length
@@ -168,9 +169,11 @@ def read_jpeg(data: bytes) -> Header:
         # libjpeg pads a cut JPEG with grey and only warns. FF D9 cannot occur inside coded data (FF is
         # stuffed there), so its absence near the end means the file was cut.
         raise BadHeader("truncated", "JPEG is truncated (no end-of-image marker)")
-    # Every 8x8 block of the fullest component costs at least one bit, even in a progressive file
-    # (512 pixels a byte); a factor of four leaves room for unusual sampling factors.
-    return Header("jpeg", width, height, 1, float(comps), _min_coded(width * height, 2048.0), len(data) - pos)
+    # With Huffman coding every 8x8 block of the fullest component costs at least one bit, even in a
+    # progressive file (512 pixels a byte); a factor of four leaves room for unusual sampling factors.
+    # Arithmetic coding can spend far less than a bit on a block: no bound for it.
+    need = 0.0 if arithmetic else _min_coded(width * height, 2048.0)
+    return Header("jpeg", width, height, 1, float(comps), need, len(data) - pos)
 
 
 # ---------------------------------------------------------------- BMP
@@ -203,7 +206,9 @@ def read_bmp(data: bytes) -> Header:
         # RLE: a two-byte run gives at most 255 pixels, a four-byte skip at most 255x255.
         return Header("bmp", width, height, 1, 4.0, _min_coded(width * height, 16384.0), coded)
     # Row sizes are computed on Python integers: the 32-bit overflow some decoders suffer cannot hide here.
-    need = float(((width * bpp + 31) // 32) * 4 * height)
+    # One row of slack: some writers leave out the last row's padding.
+    row = ((width * bpp + 31) // 32) * 4
+    need = float(row * max(height - 1, 0))
     return Header("bmp", width, height, 1, max(bpp / 8, 1.0), need, coded)
 
 
@@ -250,6 +255,9 @@ def _tiff_ifd(data: bytes, pos: int, end: str) -> tuple[dict[int, tuple[int, ...
     tags: dict[int, tuple[int, ...]] = {}
     for i in range(count):
         tag, kind, n = struct.unpack_from(end + "HHI", data, pos + 2 + 12 * i)
+        if tag in tags:
+            # Decoders disagree on which copy wins: the gate would check one size and the decoder use another.
+            raise BadHeader("bad_header", f"TIFF page has tag {tag} twice")
         if tag not in (256, 257, 258, 259, 277, 322, 323) or kind not in (3, 4):
             continue  # only sizes and depths matter here; other tags are the decoder's business
         size = _TIFF_TYPES[kind]

@@ -30,8 +30,8 @@ from scanner_drivers.image_gate import (
     header_size,
     probe,
 )
-from scanner_drivers.xray import hotfolder
 from scanner_drivers.xray.hotfolder import HotFolderDriver
+from scanner_drivers.xray.image_files import load_image_file
 
 CRAFTED = Path(__file__).resolve().parent.parent / "fixtures" / "crafted"
 # Resource bounds per crafted file and entry; the gate itself takes well under a millisecond and a few
@@ -227,14 +227,12 @@ def test_a_file_whose_reading_raises_is_quarantined_not_retried(
 ) -> None:
     # The failure this replaces: OpenCV raising on a header it cannot take, on every pass. The decoder
     # is the library's edge, so it is the one thing replaced here.
-    real = hotfolder.load_image_file
-
     def decoder_raises(path: Path, *, max_bytes: int | None = None) -> tuple[bytes, str]:
         if path.name.startswith("bad"):
             raise cv2.error("OpenCV(5.0.0) imgcodecs: image size is over the limit")
-        return real(path, max_bytes=max_bytes)
+        return load_image_file(path, max_bytes=max_bytes)
 
-    monkeypatch.setattr(hotfolder, "load_image_file", decoder_raises)
+    monkeypatch.setattr("scanner_drivers.xray.hotfolder.load_image_file", decoder_raises)
     (tmp_path / "bad.png").write_bytes(CORPUS.good_png())
     (tmp_path / "good.png").write_bytes(CORPUS.good_png())
     driver, rec = _folder(tmp_path)
