@@ -136,7 +136,8 @@ def to_rgb_or_grey(
 def load_image(image: bytes | npt.NDArray[np.generic], kind: str, size: int) -> UInt8Image:
     """Decode and lay out one image for `kind`: an RGB square of `size` pixels, uint8.
 
-    Arrays are taken as RGB (or grey); encoded bytes may be any format OpenCV reads.
+    Arrays are taken as RGB (or grey); encoded bytes are JPEG, PNG, TIFF, BMP or WebP, checked by the
+    image gate before decoding. Every failure is an ImageDecodeError (an ImageRefused, a ValueError).
     """
     if kind not in IMAGE_KINDS:
         raise ImageDecodeError(f"image kind {kind!r} is not one of {IMAGE_KINDS}", "format_not_accepted")

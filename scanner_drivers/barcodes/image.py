@@ -21,8 +21,17 @@ MAX_SIDE = 65535
 MAX_ASPECT = 1000.0
 FORMATS = frozenset({"png", "jpeg", "bmp", "tiff", "webp", "gif"})
 # Reasons that mean "these bytes are not a readable image", worded as such for the operator.
-_UNREADABLE = {"unknown_format", "format_not_accepted", "unsupported", "bad_header", "truncated"}
-_UNREADABLE |= {"decode_failed", "size_mismatch"}
+_UNREADABLE = frozenset(
+    {
+        "unknown_format",
+        "format_not_accepted",
+        "unsupported",
+        "bad_header",
+        "truncated",
+        "decode_failed",
+        "size_mismatch",
+    }
+)
 
 
 def limits_for(max_bytes: int, max_pixels: int) -> ImageLimits:
