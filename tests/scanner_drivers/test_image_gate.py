@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from models.preprocess import ImageDecodeError, load_image, square_for_kind
@@ -265,3 +267,40 @@ def test_crafted_corpus_costs_under_a_second_and_100_mb_at_every_entry(repo_root
         assert r["rss_delta_kb"] * 1024 < MAX_BYTES_PER_CASE, r
         assert r["traced_peak"] < MAX_BYTES_PER_CASE, r
         assert r["cpu_s"] < MAX_CPU_S_PER_CASE, r
+
+
+HONEST = {
+    "png": _encode(".png", COLOUR),
+    "png16": _encode(".png", GREY.astype(np.uint16) * 200),
+    "jpeg": _encode(".jpg", COLOUR),
+    "bmp": _encode(".bmp", GREY),
+    "tiff": _encode(".tiff", COLOUR),
+    "webp": _pillow(COLOUR, "WEBP"),
+    "gif": _pillow(GREY, "GIF"),
+    "dicom": CORPUS.dicom_good(),
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    source=st.sampled_from(sorted(HONEST)),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+    cut=st.integers(0, 10_000),
+)
+def test_damaged_honest_images_decode_to_their_header_or_are_refused(
+    source: str, edits: list[tuple[int, int]], cut: int
+) -> None:
+    """Random bytes changed and a random cut: never any error but ImageRefused, never a size the header
+    did not declare."""
+    data = bytearray(HONEST[source])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    damaged = bytes(data[: max(1, len(data) - cut % len(data))])
+    fmt = "dicom" if source == "dicom" else None
+    try:
+        info, pixels = decode(damaged, format=fmt)
+    except ImageRefused as exc:
+        assert exc.reason in REASONS
+        return
+    if info.format != "gif":
+        assert pixels.shape[:2] == (info.height, info.width)
