@@ -1,6 +1,6 @@
 """The image gate: honest images of every format pass and decode to their header's size; every crafted file
-is refused, with its reason, at every entry (gate, hot folder, barcode reader, classifier preprocessing)
-within memory and time bounds measured in a fresh process."""
+is refused, with its reason, at every entry (gate, hot folder, camera folder, barcode reader, classifier
+preprocessing) within memory and time bounds measured in a fresh process."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from PIL import Image
 
 from models.preprocess import ImageDecodeError, load_image, square_for_kind
 from scanner_drivers.barcodes.reader import BarcodeImageError, read_barcodes
+from scanner_drivers.camera.driver import CameraDriver
 from scanner_drivers.image_gate import (
     REASONS,
     ImageLimits,
@@ -32,6 +33,7 @@ from scanner_drivers.image_gate import (
     header_size,
     probe,
 )
+from scanner_drivers.types import DeviceError
 from scanner_drivers.xray.hotfolder import HotFolderDriver
 from scanner_drivers.xray.image_files import load_image_file
 
@@ -304,3 +306,15 @@ def test_damaged_honest_images_decode_to_their_header_or_are_refused(
         return
     if info.format != "gif":
         assert pixels.shape[:2] == (info.height, info.width)
+
+
+def test_camera_image_folder_skips_the_whole_corpus(tmp_path: Path) -> None:
+    for i, (_name, data, _reason, filename) in enumerate(CASES):
+        (tmp_path / f"{i:02d}-{filename.rsplit('.', 1)[0]}.png").write_bytes(data)
+    (tmp_path / "zz-good.png").write_bytes(CORPUS.good_png())
+    camera = CameraDriver(f"images://{tmp_path}?encode=png")
+    camera.start()
+    shot = camera.capture()
+    assert cv2.imdecode(np.frombuffer(shot.data, np.uint8), cv2.IMREAD_UNCHANGED).shape == (48, 64)
+    with pytest.raises(DeviceError):
+        camera.capture()
