@@ -2,9 +2,9 @@
 
 Only the image gate (`scanner_drivers.image_gate`, with its DICOM part) uses this module. Every parser
 works on the raw bytes with explicit bounds, never allocates in proportion to what a header claims, and
-raises `BadHeader` for anything malformed. Each parser also says how many coded bytes the declared pixels need at least and how
-many the file holds, so the gate can refuse a file far too small for what it declares (a lying header, a
-cut file, a bomb within the size limits) before any decoder allocates for it.
+raises `BadHeader` for anything malformed. Each parser also says how many coded bytes the declared pixels
+need at least and how many the file holds, so the gate can refuse a file far too small for what it
+declares (a lying header, a cut file, a bomb within the size limits) before any decoder allocates for it.
 """
 
 from __future__ import annotations
