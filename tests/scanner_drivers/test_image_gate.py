@@ -315,6 +315,7 @@ def test_camera_image_folder_skips_the_whole_corpus(tmp_path: Path) -> None:
     camera = CameraDriver(f"images://{tmp_path}?encode=png")
     camera.start()
     shot = camera.capture()
-    assert cv2.imdecode(np.frombuffer(shot.data, np.uint8), cv2.IMREAD_UNCHANGED).shape == (48, 64)
+    back = cv2.imdecode(np.frombuffer(shot.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back is not None and back.shape == (48, 64)
     with pytest.raises(DeviceError):
         camera.capture()
