@@ -21,9 +21,10 @@ from edge.pipeline import Pipeline
 from edge.store import EdgeStore, utc_now
 from edge.sync import SyncLink, SyncWorker
 from edge.wire import DeviceStatusEvent
-from scanner_drivers.open import open_scanner
-from scanner_drivers.scanner import ScannerDriver
-from scanner_drivers.sorter import SorterLink, open_sorter
+from scanner_drivers.scanners.open import open_scanner
+from scanner_drivers.scanners.scanner import ScannerDriver
+from scanner_drivers.sorter.link import SorterLink
+from scanner_drivers.sorter.open import open_sorter
 from scanner_drivers.types import ScanRead
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from edge.config import ClassifierConfig
 from edge.decide import ImageView
 from edge.wire import ClassificationWire, GalleryMatchWire
+from scanner_drivers.image_gate import ImageRefused
 
 if TYPE_CHECKING:
     from models.classifier import Classification, Classifier
@@ -108,7 +109,7 @@ class ClassifierStage:
                 continue
             try:
                 c = self.live.classify(data, kind=kind)
-            except ValueError as exc:
+            except (ImageRefused, ValueError) as exc:  # the image gate's refusal, or a model's ValueError
                 log.warning("image %s not classified: %s", sha[:12], exc)
                 state = "error"
                 continue
@@ -122,7 +123,7 @@ class ClassifierStage:
             if self.shadow is not None:
                 try:
                     wire.append(_to_wire(sha, self.shadow.classify(data, kind=kind), shadow=True))
-                except ValueError as exc:
+                except (ImageRefused, ValueError) as exc:
                     log.warning("shadow model failed on %s: %s", sha[:12], exc)
         return StageResult(state, tuple(wire), tuple(views))
 

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 # each group lives with the code it drives and exposes `register(commands, bench)`.
 COMMAND_GROUPS = (
     "edge.commands",
-    "scanner_drivers.barcodes_cli",
-    "scanner_drivers.devices_cli",
+    "edge.line_bench",
+    "scanner_drivers.tools.barcodes_cli",
+    "scanner_drivers.tools.devices_cli",
     "models.cli",
     "server.cli",
 )

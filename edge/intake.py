@@ -11,9 +11,9 @@ from edge.config import DevicesConfig
 from edge.health import HealthBoard
 from edge.supervise import supervised
 from scanner_drivers.binding import BindResult, ImageBinder
-from scanner_drivers.camera import CameraDriver
-from scanner_drivers.hotfolder import HotFolderDriver
+from scanner_drivers.camera.driver import CameraDriver
 from scanner_drivers.types import DeviceError, ImageCapture, ScanRead
+from scanner_drivers.xray.hotfolder import HotFolderDriver
 
 log = logging.getLogger(__name__)
 

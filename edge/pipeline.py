@@ -18,12 +18,12 @@ from edge.health import HealthBoard
 from edge.identify import Identification, WaybillMatcher
 from edge.store import EdgeStore, ImageBlob, utc_now
 from edge.wire import DivertWire, ImageRef, OperatorEvent, OrderStatusEvent, ParcelEvent
-from scanner_drivers.barcode_image import BarcodeImageError
-from scanner_drivers.barcodes import BarcodeSettings, read_barcodes
+from scanner_drivers.barcodes.image import BarcodeImageError
+from scanner_drivers.barcodes.reader import BarcodeSettings, read_barcodes
 from scanner_drivers.types import ScanRead
 
 if TYPE_CHECKING:
-    from scanner_drivers.sorter import SorterLink
+    from scanner_drivers.sorter.link import SorterLink
 
 log = logging.getLogger(__name__)
 

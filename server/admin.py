@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from server.accounts import add_user, issue_user_token, revoke_station_tokens, upsert_station
-from server.audit import AuditReport, verify_audit
+from server.audit import AuditReport
+from server.audit_checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    checkpoint_path,
+    current_head,
+    take_checkpoint,
+    verify_with_checkpoints,
+    write_checkpoint_file,
+)
 from server.db import Database, migrate
 from server.privacy import Privacy
 from server.registry import import_rows, parse_rows
@@ -116,10 +126,39 @@ def import_file(
         db.dispose()
 
 
-def check_audit(settings: ServerSettings) -> AuditReport:
+def check_audit(
+    settings: ServerSettings, checkpoints: Sequence[Path] = ()
+) -> tuple[AuditReport, Path | None]:
+    """Verify the chain, also against the configured checkpoint folder and exported checkpoint
+    files; when it holds, checkpoint it into the folder. Returns the report and the file written."""
     db = _db(settings)
+    secret = settings.secret_key.get_secret_value()
+    folder = settings.audit.checkpoint_dir
     try:
-        with db.read() as conn:
-            return verify_audit(conn, settings.secret_key.get_secret_value())
+        report = verify_with_checkpoints(db, secret, folder, checkpoints)
+        if not report.ok or folder is None:
+            return report, None
+        try:
+            cp = take_checkpoint(db, secret, folder)
+        except CheckpointError as exc:  # the chain changed for the worse since the check
+            return AuditReport(report.entries, [str(exc)], report.checked_against), None
+        return report, checkpoint_path(folder, cp)
     finally:
         db.dispose()
+
+
+def export_checkpoint(settings: ServerSettings, out: Path) -> Checkpoint:
+    """Verify the chain (as `check_audit`) and write a signed checkpoint of its head to `out`, for
+    the operator to keep off the server; refused (CheckpointError) when the chain is broken."""
+    report, _ = check_audit(settings)
+    if not report.ok:
+        raise CheckpointError("audit chain is broken, not checkpointed: " + "; ".join(report.problems))
+    db = _db(settings)
+    secret = settings.secret_key.get_secret_value()
+    try:
+        with db.read() as conn:
+            cp = current_head(conn)
+    finally:
+        db.dispose()
+    write_checkpoint_file(secret, cp, out)
+    return cp

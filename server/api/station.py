@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from edge.wire import OrdersPollReply, PullOrderWire, SyncReply, SyncRequest
+from scanner_drivers.image_gate import ImageLimits, ImageRefused, probe
 from server.api.responses import ImageStored
 from server.authz import Caller
 from server.db import iso, utcnow
@@ -27,6 +29,9 @@ from server.schema import images
 router = APIRouter(prefix="/api/v1", tags=["station"])
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/tiff"})
+FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/bmp": "bmp", "image/tiff": "tiff"}
+# What stations send: X-ray images up to the hot folder's pixel limit, camera photos below it.
+UPLOAD_LIMITS = ImageLimits(max_pixels=100_000_000)
 # Leading bytes of each accepted type: the declared type must match what was sent.
 MAGIC = {
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -107,7 +112,18 @@ async def put_image(
         raise BadInput("body does not hash to the sha256 in the address", "hash_mismatch")
     if not data.startswith(MAGIC[ctype]):
         raise UnsupportedMedia(f"body is not a {ctype} image")
+    check_upload(data, ctype, svc.settings.limits.max_image_bytes)
     return await run_in_threadpool(_store_image, svc, sha256, ctype, data, station.name)
+
+
+def check_upload(data: bytes, ctype: str, max_bytes: int) -> None:
+    """The image gate on the header alone: the server stores and serves images, it never decodes them, and
+    the header check costs microseconds. Officers' browsers are spared bombs and lying headers."""
+    limits = replace(UPLOAD_LIMITS, max_bytes=max_bytes, formats=frozenset({FORMAT_OF[ctype]}))
+    try:
+        probe(data, limits)
+    except ImageRefused as exc:
+        raise BadInput(f"image refused ({exc.reason}): {exc}", "image_refused") from None
 
 
 def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id: str) -> dict[str, object]:

@@ -84,3 +84,19 @@ def test_config_check_detects_kind(repo_root: Path, tmp_path: Path) -> None:
 
 def test_config_model_is_frozen() -> None:
     assert EdgeConfig.model_config.get("extra") == "forbid"
+
+
+def test_terminal_login_is_on_by_default_and_plain_pins_are_refused(tmp_path: Path, repo_root: Path) -> None:
+    example = load_edge_config(repo_root / "config" / "edge.example.toml").terminal
+    assert example.require_login and [o.id for o in example.operators] == ["SZX1024"]
+    assert load_edge_config(write(tmp_path, MINIMAL)).terminal.require_login is True
+    bad = MINIMAL + '[[terminal.operators]]\nid = "op1"\npin = "1234"\n[terminal.extra]\nx = 1\n'
+    with pytest.raises(ConfigError) as err:
+        load_edge_config(write(tmp_path, bad))
+    text = str(err.value)
+    assert "terminal.operators.0.pin: unknown key" in text and "terminal.extra: unknown key" in text
+    with pytest.raises(ConfigError, match="op1: set exactly one of pin_hash and pin_env"):
+        load_edge_config(write(tmp_path, MINIMAL + '[[terminal.operators]]\nid = "op1"\n'))
+    empty = MINIMAL + '[[terminal.operators]]\nid = ""\npin_env = "PIN_X"\n'
+    with pytest.raises(ConfigError, match=r"terminal\.operators\.0\.id"):
+        load_edge_config(write(tmp_path, empty))

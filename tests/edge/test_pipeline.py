@@ -14,7 +14,7 @@ from edge.agent import EdgeAgent
 from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
 from edge.scenario import corrupt_check, s10_waybill
 from edge.wire import ManifestWire, PullOrderWire, RegistryChanges, SenderWire, WatchWire
-from scanner_drivers.sorter_sim import SimulatedSorter
+from scanner_drivers.sorter.sim import SimulatedSorter
 
 NOW = datetime.now(UTC)
 RNG = random.Random(11)

@@ -1,0 +1,1 @@
+"""Barcode reading in images: engines, preprocessing ladder, evidence weighing, worker threads."""

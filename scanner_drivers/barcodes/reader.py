@@ -1,0 +1,439 @@
+"""Barcode reading in images: two engines behind a preprocessing ladder with a time budget and limits."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from scanner_drivers.barcodes import engines as engines
+from scanner_drivers.barcodes.engines import EngineRead, GreyImage
+from scanner_drivers.barcodes.evidence import Evidence
+from scanner_drivers.barcodes.image import BarcodeImageError, decode_image, to_grey
+from scanner_drivers.barcodes.workers import WorkerPool
+from scanner_drivers.types import Code
+
+__all__ = [
+    "DEFAULT_LADDER",
+    "BarcodeImageError",
+    "BarcodeResult",
+    "BarcodeSettings",
+    "load_image",
+    "prepare",
+    "read_barcodes",
+]
+
+log = logging.getLogger(__name__)
+
+Affine = npt.NDArray[np.float64]  # 2x3, original image coordinates -> variant coordinates
+StepName = Literal[
+    "zxing/raw",
+    "zxing/contrast",
+    "zxing/adaptive",
+    "zxing/fixed",
+    "zxing/upscale-contrast",
+    "zxing/upscale",
+    "zxing/rotate45",
+    "zxing/rotate22",
+    "zxing/rotate-22",
+    "zxing/denoise",
+    "zxing/invert",
+    "pyzbar/raw",
+    "pyzbar/downscale",
+    "pyzbar/sharpen",
+    "pyzbar/upscale-contrast",
+    "pyzbar/invert",
+    "pyzbar/threshold",
+]
+
+# Ordered by what photographed labels most often need, cheap before dear: local contrast, the second
+# engine, diagonal turns (linear codes are scanned along rows and columns only), scale, inversion
+# (zxing-cpp's own try_invert misses light-on-dark linear codes), thresholding, then upscaling.
+DEFAULT_LADDER: tuple[StepName, ...] = (
+    "zxing/raw",
+    "zxing/contrast",
+    "pyzbar/raw",
+    "zxing/rotate45",
+    "zxing/rotate22",
+    "zxing/rotate-22",
+    "pyzbar/downscale",
+    "zxing/invert",
+    "zxing/adaptive",
+    "zxing/fixed",
+    "zxing/upscale-contrast",
+    "pyzbar/sharpen",
+    "pyzbar/upscale-contrast",
+    "zxing/upscale",
+    "pyzbar/invert",
+)
+
+
+class BarcodeSettings(BaseModel):
+    """How images are decoded: limits, time budget and the ladder of preprocessing steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget_ms: float = Field(
+        50.0,
+        gt=0,
+        description="wall-clock budget per image in milliseconds, image decoding included; no ladder "
+        "step starts once it is spent (a running step finishes; the first step always runs)",
+    )
+    deadline_ms: float = Field(
+        250.0,
+        ge=0,
+        description="hard limit per image in milliseconds of real time: the caller gets the codes "
+        "accepted so far and a step still running is abandoned to finish in the background; 0 runs "
+        "every step to its end in the caller's thread",
+    )
+    max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest encoded image accepted, in bytes")
+    max_pixels: int = Field(
+        40_000_000,
+        gt=0,
+        description="largest image accepted, width x height; bounds memory and the time of one step",
+    )
+    max_work_pixels: int = Field(
+        4_000_000,
+        gt=0,
+        description="upscaling and turning steps are skipped when their output would exceed this many pixels",
+    )
+    ladder: tuple[StepName, ...] = Field(
+        DEFAULT_LADDER,
+        min_length=1,
+        description="preprocessing steps tried in order until the codes read are settled (verify_steps "
+        "may be moved ahead while a retail code is in doubt)",
+    )
+    engines: tuple[Literal["zxing-cpp", "pyzbar"], ...] = Field(
+        ("zxing-cpp", "pyzbar"),
+        min_length=1,
+        description="engines the ladder may use; steps of an engine not listed are skipped",
+    )
+    min_linear_lines: float = Field(
+        5.0,
+        ge=0,
+        description="pixels a zxing-cpp linear read must span across its bars to be trusted alone; "
+        "thinner reads are kept only when another step or engine reads the same code",
+    )
+    verify_steps: tuple[StepName, ...] = Field(
+        ("zxing/upscale-contrast", "zxing/upscale"),
+        description="ladder steps tried next, in this order, while a retail code (EAN/UPC) has been "
+        "seen but is not settled (unconfirmed, thin or contested); steps not in the ladder are not run",
+    )
+    settled_rows: float = Field(
+        20.0,
+        ge=0,
+        description="pixel rows of the image a linear code's agreeing reads must span, with no rival "
+        "text on its bars, for the ladder to stop at it; a thinner or contested read lets the ladder go "
+        "on, since a later step may outweigh it",
+    )
+    contest_ratio: float = Field(
+        3.0,
+        ge=1,
+        description="when reads of one linear code disagree, the text kept must outweigh all the others "
+        "together this many times (weights are scan rows); otherwise the code is dropped as misread",
+    )
+    pyzbar_weight: float = Field(
+        2.0,
+        ge=0,
+        description="scan rows a pyzbar linear read counts for when weighing disagreeing reads (pyzbar "
+        "reports no detection height, and its linear reads are never trusted alone)",
+    )
+    pyzbar_linear_alone: bool = Field(
+        False,
+        description="trust a pyzbar linear read without a second read; off because zbar misreads "
+        "worn retail codes with high quality scores, so its linear reads must be confirmed",
+    )
+
+
+@dataclass(frozen=True)
+class BarcodeResult:
+    """What one image gave: the codes, the time spent and how the ladder went."""
+
+    codes: tuple[Code, ...]
+    ms: float
+    # The step after which the codes returned were first as returned, None when nothing was accepted.
+    step: str | None
+    steps_tried: tuple[str, ...]
+    budget_spent: bool
+    # A step was still running at the deadline and was abandoned (its reads are not included).
+    overran: bool = False
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def _identity() -> Affine:
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+_IDENTITY = _identity()
+
+
+def _scaled(grey: GreyImage, factor: float) -> tuple[GreyImage, Affine]:
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    out = np.asarray(
+        cv2.resize(grey, None, fx=factor, fy=factor, interpolation=interpolation), dtype=np.uint8
+    )
+    sy, sx = out.shape[0] / grey.shape[0], out.shape[1] / grey.shape[1]
+    return out, np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]])
+
+
+def _contrast(grey: GreyImage) -> GreyImage:
+    # CLAHE evens out glare and shadow; the unsharp mask restores bar edges blurred by focus or motion.
+    equalised = np.asarray(cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey), dtype=np.uint8)
+    return _sharpen(equalised)
+
+
+def _sharpen(grey: GreyImage) -> GreyImage:
+    blurred = cv2.GaussianBlur(grey, (0, 0), 2.0)
+    return np.asarray(cv2.addWeighted(grey, 1.8, blurred, -0.8, 0), dtype=np.uint8)
+
+
+def _adaptive(grey: GreyImage) -> GreyImage:
+    # The block must span a few modules whatever the resolution: about 1/16 of the short side.
+    block = max(15, (min(grey.shape[:2]) // 16) | 1)
+    return np.asarray(
+        cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 5),
+        dtype=np.uint8,
+    )
+
+
+def _rotated(grey: GreyImage, degrees: float) -> tuple[GreyImage, Affine]:
+    # Linear codes are only scanned along rows and columns: a diagonal label needs a turned copy.
+    height, width = grey.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(height * sin + width * cos) + 1, int(height * cos + width * sin) + 1
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    out = cv2.warpAffine(
+        grey, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return np.asarray(out, dtype=np.uint8), matrix.astype(np.float64)
+
+
+def prepare(step: StepName, grey: GreyImage, settings: BarcodeSettings) -> tuple[GreyImage, Affine] | None:
+    """The variant of the image one step decodes, with its coordinate map; None when it does not apply."""
+    prep = step.split("/", 1)[1]
+    height, width = grey.shape[:2]
+    if prep in ("raw", "fixed"):
+        return grey, _identity()
+    if prep == "contrast":
+        return _contrast(grey), _identity()
+    if prep == "sharpen":
+        return _sharpen(grey), _identity()
+    if prep == "denoise":
+        return np.asarray(cv2.medianBlur(grey, 3), dtype=np.uint8), _identity()
+    if prep == "adaptive":
+        return _adaptive(grey), _identity()
+    if prep == "threshold":
+        _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        return np.asarray(binary, dtype=np.uint8), _identity()
+    if prep == "invert":
+        return np.asarray(255 - grey, dtype=np.uint8), _identity()
+    if prep == "downscale":
+        return _scaled(grey, 0.5) if min(height, width) >= 64 else None
+    if prep in ("upscale", "upscale-contrast"):
+        factor = 2.0 if prep == "upscale-contrast" else 1.5
+        if width * height * factor * factor > settings.max_work_pixels:
+            return None
+        scaled, affine = _scaled(grey, factor)
+        return (_contrast(scaled) if prep == "upscale-contrast" else scaled), affine
+    if prep.startswith("rotate"):
+        # Turned copies at 45 and +-22.5 degrees, with zxing-cpp's own 90-degree turns, leave no
+        # angle more than about 11 degrees from one that is scanned.
+        if width * height * 2 > settings.max_work_pixels:
+            return None
+        return _rotated(grey, {"rotate45": 45.0, "rotate22": 22.5, "rotate-22": -22.5}[prep])
+    raise ValueError(f"unknown ladder step {step!r}")
+
+
+def _decode_step(step: StepName, variant: GreyImage, settings: BarcodeSettings) -> list[EngineRead]:
+    engine, prep = step.split("/", 1)
+    if engine == "pyzbar":
+        return engines.read_pyzbar(variant, linear_alone=settings.pyzbar_linear_alone)
+    return engines.read_zxing(
+        variant,
+        binarizer="fixed" if prep == "fixed" else "local",
+        min_linear_lines=settings.min_linear_lines,
+    )
+
+
+def _to_original(read: EngineRead, affine: Affine) -> EngineRead:
+    if np.array_equal(affine, _IDENTITY):
+        return read
+    inverse = cv2.invertAffineTransform(affine)
+    corners = tuple(
+        (
+            float(inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]),
+            float(inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]),
+        )
+        for x, y in read.corners
+    )
+    return EngineRead(read.text, read.symbology, read.engine, corners, read.confident)
+
+
+# ---------------------------------------------------------------- the ladder
+
+
+_warned_no_pyzbar = False
+
+
+def _usable_steps(settings: BarcodeSettings) -> list[StepName]:
+    global _warned_no_pyzbar
+    wanted = set(settings.engines)
+    if "pyzbar" in wanted and not engines.pyzbar_available():
+        # One warning, not one per image: the line keeps reading with the other engine.
+        if not _warned_no_pyzbar:
+            log.warning("pyzbar is configured but libzbar cannot be loaded; reading with zxing-cpp only")
+            _warned_no_pyzbar = True
+        wanted.discard("pyzbar")
+    names = {"zxing": engines.ENGINE_ZXING, "pyzbar": engines.ENGINE_PYZBAR}
+    return [step for step in settings.ladder if names[step.split("/", 1)[0]] in wanted]
+
+
+def load_image(image: bytes | npt.NDArray[np.generic], settings: BarcodeSettings) -> GreyImage:
+    """Encoded bytes or a pixel array to 8-bit grey, refusing what is over the settings' limits."""
+    if isinstance(image, bytes | bytearray):
+        return decode_image(bytes(image), max_bytes=settings.max_bytes, max_pixels=settings.max_pixels)
+    if isinstance(image, str | os.PathLike):
+        raise BarcodeImageError(f"got a path ({image!s}); pass the image's bytes or its pixels")
+    return to_grey(np.asarray(image), max_pixels=settings.max_pixels)
+
+
+class _LadderRun:
+    """One image's walk down the ladder; may run in a worker thread the caller stops waiting for."""
+
+    def __init__(
+        self, grey: GreyImage, settings: BarcodeSettings, clock: Callable[[], float], started: float
+    ) -> None:
+        self.grey = grey
+        self.settings = settings
+        self.clock = clock
+        self.started = started
+        self.lock = threading.Lock()
+        self.evidence = Evidence(
+            settled_rows=settings.settled_rows,
+            contest_ratio=settings.contest_ratio,
+            pyzbar_weight=settings.pyzbar_weight,
+        )
+        self.accepted: list[EngineRead] = []
+        self.tried: list[str] = []
+        self.winner: str | None = None
+        self.budget_spent = False
+        self.abandoned = False
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            self.error = exc
+
+    def _next_index(self, todo: list[StepName]) -> int:
+        # A retail code in doubt (unconfirmed, thin, or with a rival text on its bars) is most often
+        # a bar-width misjudgement at two pixels or so per module: a magnified view settles it
+        # soonest, before the budget runs out on steps that would only repeat the same misreading.
+        if self.evidence.retail_in_doubt():
+            for step in self.settings.verify_steps:
+                if step in todo:
+                    return todo.index(step)
+        return 0
+
+    def _run(self) -> None:
+        budget_s = self.settings.budget_ms / 1000.0
+        todo = _usable_steps(self.settings)
+        while todo:
+            step = todo.pop(self._next_index(todo))
+            if self.tried and self.clock() - self.started >= budget_s:
+                self.budget_spent = True
+                return
+            prepared = prepare(step, self.grey, self.settings)
+            if prepared is None:
+                continue
+            with self.lock:
+                if self.abandoned:
+                    return
+                self.tried.append(step)
+            variant, affine = prepared
+            reads = [_to_original(r, affine) for r in _decode_step(step, variant, self.settings)]
+            with self.lock:
+                # A step that finishes after the caller gave up must not change what it was told.
+                if self.abandoned:
+                    return
+                self.evidence.add(step, reads)
+                accepted = self.evidence.accepted()
+                if [r.text for r in accepted] != [r.text for r in self.accepted]:
+                    self.winner = step if accepted else None
+                self.accepted = accepted
+                if self.evidence.settled():
+                    return
+
+
+_WORKERS = WorkerPool()
+
+
+def read_barcodes(
+    image: bytes | npt.NDArray[np.generic],
+    settings: BarcodeSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> BarcodeResult:
+    """Read every barcode in an image, trying the ladder's steps until the codes found are settled.
+
+    A code is accepted when its symbology has error correction (QR, Data Matrix, PDF417, Aztec),
+    when a linear code was seen across enough scan lines, or when two steps or engines agree on it,
+    and no rival text on the same bars comes close to it in weight (see barcode_evidence.Evidence).
+    The ladder stops once every accepted code is settled (seen across settings.settled_rows rows,
+    uncontested); otherwise it goes on while the budget lasts and returns what is accepted then.
+    Doubtful or contested reads are dropped: a wrong waybill is worse than a no-read.
+
+    No step starts once settings.budget_ms is spent (measured with clock). With a deadline set,
+    the ladder runs in a worker thread and the caller waits at most settings.deadline_ms of real
+    time: a step still running then (an adversarial image) is abandoned, finishes in the
+    background, and the caller gets the codes accepted so far.
+    """
+    settings = settings or BarcodeSettings()
+    started = clock()
+    real_start = time.monotonic()
+    ladder = _LadderRun(load_image(image, settings), settings, clock, started)
+    overran = False
+    if settings.deadline_ms <= 0:
+        ladder.run()
+    else:
+        # The engines release the GIL, so the caller can stop waiting while a step runs on.
+        remaining_s = max(0.0, settings.deadline_ms / 1000.0 - (time.monotonic() - real_start))
+        finished = _WORKERS.run(ladder.run, remaining_s)
+        with ladder.lock:
+            if not finished:
+                ladder.abandoned = overran = True
+        if overran:
+            log.warning(
+                "barcode step %s still running at the %.0f ms deadline; abandoned",
+                ladder.tried[-1] if ladder.tried else "?",
+                settings.deadline_ms,
+            )
+    if ladder.error is not None and not overran:
+        raise ladder.error
+    with ladder.lock:
+        accepted = list(ladder.accepted)
+        result = BarcodeResult(
+            codes=tuple(
+                Code(r.text, r.symbology, r.engine, engines.bounding_box(r.corners)) for r in accepted
+            ),
+            ms=(clock() - started) * 1000.0,
+            step=ladder.winner,
+            steps_tried=tuple(ladder.tried),
+            budget_spent=ladder.budget_spent or overran,
+            overran=overran,
+        )
+    return result

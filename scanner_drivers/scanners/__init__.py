@@ -1,0 +1,1 @@
+"""Barcode scanners: the driver interface, serial scanners with vendor framing, and fakes."""

@@ -1,0 +1,1 @@
+"""Sorter links: interface and limits, telegrams (TCP, serial), Modbus TCP, destination requests, fakes."""

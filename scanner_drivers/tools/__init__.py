@@ -1,0 +1,1 @@
+"""Command-line tools of the device library: device tests on site and the barcode benchmark."""
