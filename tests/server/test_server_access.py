@@ -19,6 +19,7 @@ from server import admin
 from server.app import create_app
 from server.authz import route_table, rule_for
 from server.db import normalise_url
+from tests.server.conftest import png
 
 # --- role x site x route -------------------------------------------------------------------------------
 # Expected rule of every route, written here independently of server.authz: who may call it and how the
@@ -197,7 +198,7 @@ BUILD: dict[tuple[str, str], Builder] = {
 
 
 def _png(tag: str) -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + tag.encode() * 30
+    return png(tag)
 
 
 @dataclass
