@@ -53,7 +53,9 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget-ms", type=float, default=None, help="time budget per image (default 50)")
+    parser.add_argument(
+        "--budget-ms", type=float, default=None, help="CPU-time budget per image in ms (default 50)"
+    )
     parser.add_argument(
         "--engine",
         action="append",
@@ -126,9 +128,7 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from scanner_drivers.tools.barcode_bench import format_table, run_bench, write_results
 
     out = out or sys.stdout
-    results = run_bench(
-        args.dir, _settings(args), limit=args.limit, half=args.half, select=args.select
-    )
+    results = run_bench(args.dir, _settings(args), limit=args.limit, half=args.half, select=args.select)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = args.out or Path("bench-results") / f"barcodes-{stamp}.json"
     write_results(results, target)
