@@ -19,6 +19,7 @@ from scanner_drivers.barcodes import engines as engines
 from scanner_drivers.barcodes.engines import EngineRead, GreyImage
 from scanner_drivers.barcodes.evidence import Evidence
 from scanner_drivers.barcodes.image import BarcodeImageError, decode_image, to_grey
+from scanner_drivers.barcodes.structure import looks_featureless
 from scanner_drivers.barcodes.workers import WorkerPool
 from scanner_drivers.types import Code
 
@@ -152,6 +153,14 @@ class BarcodeSettings(BaseModel):
         description="scan rows a pyzbar linear read counts for when weighing disagreeing reads (pyzbar "
         "reports no detection height, and its linear reads are never trusted alone)",
     )
+    give_up_after: int = Field(
+        3,
+        ge=0,
+        description="ladder steps after which an image is given up when no step has read anything at "
+        "all (not even a doubtful read) and no region of it has the close-packed grid-aligned edges "
+        "of a code (see barcodes.structure); the default's three steps are both engines on the image "
+        "as it is and zxing-cpp on its contrast-evened copy; 0 never gives up early",
+    )
     pyzbar_linear_alone: bool = Field(
         False,
         description="trust a pyzbar linear read without a second read; off because zbar misreads "
@@ -192,6 +201,8 @@ class BarcodeResult:
     overran: bool = False
     # Processor time the budget counted: decoding the image and the steps run (until the deadline).
     cpu_ms: float = 0.0
+    # The ladder stopped early: nothing read and nothing code-like in the image (give_up_after).
+    gave_up: bool = False
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -360,6 +371,7 @@ class _LadderRun:
         self.tried: list[str] = []
         self.winner: str | None = None
         self.budget_spent = False
+        self.gave_up = False
         self.abandoned = False
         self.error: BaseException | None = None
 
@@ -419,6 +431,14 @@ class _LadderRun:
                 self.accepted = accepted
                 if self.evidence.settled():
                     self.finished = True
+                    return
+                seen = self.evidence.seen_any()
+            if not seen and len(self.tried) == self.settings.give_up_after and todo:
+                # Measured once, outside the lock (it takes about as long as one step), and only for
+                # images where nothing was read: the steps left differ in scale, angle and contrast,
+                # and none of them makes a code out of an image with no edges like one.
+                if looks_featureless(self.grey):
+                    self.gave_up = self.finished = True
                     return
         self.finished = True
 
@@ -498,5 +518,6 @@ def read_barcodes(
             budget_spent=ladder.budget_spent or overran,
             overran=overran,
             cpu_ms=ladder.spent_s * 1000.0,
+            gave_up=ladder.gave_up,
         )
     return result

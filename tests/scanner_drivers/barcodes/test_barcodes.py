@@ -284,7 +284,7 @@ def test_budget_spent_stops_the_ladder_after_the_first_step() -> None:
 
 def test_without_budget_pressure_every_step_is_tried() -> None:
     nothing = np.full((200, 200), 255, np.uint8)
-    settings = BarcodeSettings(budget_ms=50, deadline_ms=0)
+    settings = BarcodeSettings(budget_ms=50, deadline_ms=0, give_up_after=0)
     result = read_barcodes(nothing, settings, cpu_clock=FakeClock(0.0))
     assert result.steps_tried == settings.ladder
     assert not result.budget_spent
@@ -294,7 +294,8 @@ def test_without_budget_pressure_every_step_is_tried() -> None:
 def test_budget_allows_some_steps() -> None:
     nothing = np.full((200, 200), 255, np.uint8)
     # Each clock reading moves 10 ms: start, then one reading per step check.
-    result = read_barcodes(nothing, BarcodeSettings(budget_ms=35, deadline_ms=0), cpu_clock=FakeClock(0.010))
+    settings = BarcodeSettings(budget_ms=35, deadline_ms=0, give_up_after=0)
+    result = read_barcodes(nothing, settings, cpu_clock=FakeClock(0.010))
     assert 1 < len(result.steps_tried) < len(BarcodeSettings().ladder)
     assert result.budget_spent
 

@@ -54,7 +54,7 @@ def code128() -> Grey:
 
 
 def test_wall_time_does_not_spend_the_budget() -> None:
-    settings = BarcodeSettings(budget_ms=50, deadline_ms=0)
+    settings = BarcodeSettings(budget_ms=50, deadline_ms=0, give_up_after=0)
     result = read_barcodes(blank(200), settings, cpu_clock=ThreadClock(0.0), clock=WallClock())
     assert result.steps_tried == settings.ladder
     assert not result.budget_spent
@@ -63,7 +63,7 @@ def test_wall_time_does_not_spend_the_budget() -> None:
 
 
 def test_cpu_time_spends_the_budget() -> None:
-    settings = BarcodeSettings(budget_ms=50, deadline_ms=0)
+    settings = BarcodeSettings(budget_ms=50, deadline_ms=0, give_up_after=0)
     result = read_barcodes(blank(200), settings, cpu_clock=ThreadClock(0.020))
     assert 1 < len(result.steps_tried) < len(settings.ladder)
     assert result.budget_spent and result.cpu_ms >= 50.0
