@@ -56,11 +56,12 @@ def test_images_without_code_like_edges_score_low(name: str) -> None:
     assert looks_featureless(featureless_images()[name])
 
 
-@pytest.mark.parametrize("module", [1, 2, 3, 5, 8, 12, 20])
-def test_sharp_bars_score_about_one_over_their_module(module: int) -> None:
+@pytest.mark.parametrize("module", [1, 2, 3, 5, 8, 12, 20, 30])
+def test_sharp_bars_score_at_least_half_an_edge_per_module(module: int) -> None:
     density = edge_density(bars(module))
     assert density >= MIN_EDGE_DENSITY
-    assert 0.5 / module <= density <= 3.0 / module
+    # About 1/module at full size; large modules score higher through the shrunk copy.
+    assert 0.5 / module <= density <= 1.5
 
 
 def test_blurred_bars_still_score_as_code_like() -> None:
