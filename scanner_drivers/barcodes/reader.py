@@ -132,7 +132,9 @@ class BarcodeSettings(BaseModel):
     verify_steps: tuple[StepName, ...] = Field(
         ("zxing/upscale-contrast", "zxing/upscale"),
         description="ladder steps tried next, in this order, while a retail code (EAN/UPC) has been "
-        "seen but is not settled (unconfirmed, thin or contested); steps not in the ladder are not run",
+        "seen but is not settled (unconfirmed, thin or contested); steps not in the ladder are not run. "
+        "A zxing-cpp step run so uses only its retail decoders (listed as STEP+retail in "
+        "steps_tried) and stays in the ladder, to run with every decoder when its turn comes",
     )
     settled_rows: float = Field(
         20.0,
@@ -176,6 +178,8 @@ ZXING_WORST_NS_PER_PIXEL = 300.0
 # where the deadline cannot cut it short: half, so that even at its worst and at twice its CPU time in
 # wall time on a loaded machine the caller still hears back by the deadline.
 INLINE_DEADLINE_SHARE = 0.5
+# Appended to a verify step's name in steps_tried when it ran with the retail decoders only.
+VERIFY_SUFFIX = "+retail"
 # Steps cheap and bounded enough to run in the caller's thread: zxing-cpp on the image as it is, or on
 # a same-size variant.
 _INLINE_PREPS = frozenset({"raw", "contrast", "fixed", "invert", "adaptive", "denoise", "sharpen"})
@@ -294,7 +298,9 @@ def prepare(step: StepName, grey: GreyImage, settings: BarcodeSettings) -> tuple
     raise ValueError(f"unknown ladder step {step!r}")
 
 
-def _decode_step(step: StepName, variant: GreyImage, settings: BarcodeSettings) -> list[EngineRead]:
+def _decode_step(
+    step: StepName, variant: GreyImage, settings: BarcodeSettings, *, retail_only: bool = False
+) -> list[EngineRead]:
     engine, prep = step.split("/", 1)
     if engine == "pyzbar":
         return engines.read_pyzbar(variant, linear_alone=settings.pyzbar_linear_alone)
@@ -302,6 +308,7 @@ def _decode_step(step: StepName, variant: GreyImage, settings: BarcodeSettings) 
         variant,
         binarizer="fixed" if prep == "fixed" else "local",
         min_linear_lines=settings.min_linear_lines,
+        formats=engines.RETAIL_FORMATS if retail_only else None,
     )
 
 
@@ -360,6 +367,8 @@ class _LadderRun:
         self.cpu_clock = cpu_clock
         self.spent_s = spent_s
         self.todo = _usable_steps(settings)
+        # Verify steps already run with the retail decoders only.
+        self.verified: set[StepName] = set()
         self.finished = False
         self.lock = threading.Lock()
         self.evidence = Evidence(
@@ -389,15 +398,23 @@ class _LadderRun:
                 if not self.abandoned:
                     self.spent_s += self.cpu_clock() - mark
 
-    def _next_index(self, todo: list[StepName]) -> int:
+    def _next_step(self, todo: list[StepName]) -> tuple[StepName, bool]:
+        """The step to run next, and whether it runs as a retail verification."""
         # A retail code in doubt (unconfirmed, thin, or with a rival text on its bars) is most often
         # a bar-width misjudgement at two pixels or so per module: a magnified view settles it
         # soonest, before the budget runs out on steps that would only repeat the same misreading.
         if self.evidence.retail_in_doubt():
             for step in self.settings.verify_steps:
-                if step in todo:
-                    return todo.index(step)
-        return 0
+                if step not in todo or step in self.verified:
+                    continue
+                if step.startswith("zxing/"):
+                    # Only retail decoders can confirm or contest a retail read, and on a magnified
+                    # image they cost a quarter of all of them; the step stays in the ladder for the
+                    # other symbologies.
+                    self.verified.add(step)
+                    return step, True
+                return todo.pop(todo.index(step)), False
+        return todo.pop(0), False
 
     def _run(self, mark: float, max_steps: int | None) -> None:
         budget_s = self.settings.budget_ms / 1000.0
@@ -409,37 +426,45 @@ class _LadderRun:
             if self.tried and self.spent_s + self.cpu_clock() - mark >= budget_s:
                 self.budget_spent = self.finished = True
                 return
-            step = todo.pop(self._next_index(todo))
+            step, verifying = self._next_step(todo)
             prepared = prepare(step, self.grey, self.settings)
             if prepared is None:
                 continue
             ran += 1
+            label = step + VERIFY_SUFFIX if verifying else step
             with self.lock:
                 if self.abandoned:
                     return
-                self.tried.append(step)
+                self.tried.append(label)
             variant, affine = prepared
-            reads = [_to_original(r, affine) for r in _decode_step(step, variant, self.settings)]
+            decoded = _decode_step(step, variant, self.settings, retail_only=verifying)
+            reads = [_to_original(r, affine) for r in decoded]
             with self.lock:
                 # A step that finishes after the caller gave up must not change what it was told.
                 if self.abandoned:
                     return
+                # Under the step's own name: its full run later repeats the same view, which the
+                # weighing must count once.
                 self.evidence.add(step, reads)
                 accepted = self.evidence.accepted()
                 if [r.text for r in accepted] != [r.text for r in self.accepted]:
-                    self.winner = step if accepted else None
+                    self.winner = label if accepted else None
                 self.accepted = accepted
                 if self.evidence.settled():
                     self.finished = True
                     return
                 seen = self.evidence.seen_any()
-            if not seen and len(self.tried) == self.settings.give_up_after and todo:
-                # Measured once, outside the lock (it takes about as long as one step), and only for
-                # images where nothing was read: the steps left differ in scale, angle and contrast,
-                # and none of them makes a code out of an image with no edges like one.
-                if looks_featureless(self.grey):
-                    self.gave_up = self.finished = True
-                    return
+            # Measured once, outside the lock (it takes about as long as one step), and only for
+            # images where nothing was read: the steps left differ in scale, angle and contrast,
+            # and none of them makes a code out of an image with no edges like one.
+            if (
+                not seen
+                and len(self.tried) == self.settings.give_up_after
+                and todo
+                and looks_featureless(self.grey)
+            ):
+                self.gave_up = self.finished = True
+                return
         self.finished = True
 
     def inline_first(self) -> bool:

@@ -14,7 +14,7 @@ import pydantic
 import pytest
 import zxingcpp
 
-from scanner_drivers.barcodes.engines import same_text, text_forms
+from scanner_drivers.barcodes.engines import RETAIL_FORMATS, read_zxing, same_text, text_forms
 from scanner_drivers.barcodes.reader import (
     BarcodeImageError,
     BarcodeResult,
@@ -335,9 +335,16 @@ def test_single_scan_line_code_is_confirmed_by_another_step() -> None:
     ladder = BarcodeSettings(ladder=("zxing/raw", "zxing/contrast", "pyzbar/raw", "zxing/upscale"))
     result = read_frozen(strip, ladder)
     assert [c.text for c in result.codes] == ["5901234123457"]
-    # A retail read in doubt sends the ladder to the magnified view next, ahead of the ladder's order.
-    assert result.step == "zxing/upscale"
-    assert result.steps_tried == ("zxing/raw", "zxing/upscale", "zxing/contrast", "pyzbar/raw")
+    # A retail read in doubt sends the ladder to the magnified view next, ahead of the ladder's order,
+    # read by the retail decoders only; the full step keeps its place at the end of the ladder.
+    assert result.step == "zxing/upscale+retail"
+    assert result.steps_tried == (
+        "zxing/raw",
+        "zxing/upscale+retail",
+        "zxing/contrast",
+        "pyzbar/raw",
+        "zxing/upscale",
+    )
 
 
 def test_tall_clean_code_settles_at_the_first_step() -> None:
@@ -361,3 +368,9 @@ def test_texts_compare_modulo_presentation(a: str, b: str, same: bool) -> None:
     assert same_text(a, b) is same
     assert a in text_forms(a) or "\r\n" in a
     assert same_text(b, a) is same
+
+
+def test_retail_decoders_alone_read_retail_codes_only() -> None:
+    canvas = on_canvas([(EAN13, 20, 20), (QR, 20, 420)], (400, 800))
+    assert {r.symbology for r in read_zxing(canvas)} == {"EAN13", "QRCode"}
+    assert [r.symbology for r in read_zxing(canvas, formats=RETAIL_FORMATS)] == ["EAN13"]
