@@ -126,6 +126,7 @@ def read_zxing(
     binarizer: str = "local",
     min_linear_lines: float = 5.0,
     try_harder: bool = True,
+    try_invert: bool | None = None,
     formats: Sequence[zxingcpp.BarcodeFormat] | None = None,
 ) -> list[EngineRead]:
     """Decode with zxing-cpp (every format, or only formats); text is the content as encoded
@@ -144,7 +145,7 @@ def read_zxing(
         binarizer=binarizers[binarizer],
         try_rotate=try_harder,
         try_downscale=try_harder,
-        try_invert=try_harder,
+        try_invert=try_harder if try_invert is None else try_invert,
     )
     reads = []
     for barcode in found:

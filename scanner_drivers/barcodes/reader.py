@@ -228,6 +228,8 @@ def _decode_step(
         binarizer="fixed" if prep == "fixed" else "local",
         min_linear_lines=settings.min_linear_lines,
         formats=engines.RETAIL_FORMATS if retail_only else None,
+        # zxing-cpp's own inversion of the inverted image is the raw step over again.
+        try_invert=False if prep == "invert" else None,
     )
 
 
