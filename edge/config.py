@@ -162,7 +162,11 @@ class IdentifyConfig(Strict):
         True, description="When the scanner gives no valid waybill, decode barcodes in the camera images."
     )
     image_budget_ms: float = Field(
-        50.0, gt=0, le=5000, description="Time budget for decoding barcodes in one camera image."
+        50.0,
+        gt=0,
+        le=5000,
+        description="Processor time budget (ms) for decoding barcodes in one camera image; a busy"
+        " machine does not shorten it (a hard real-time deadline still applies).",
     )
 
 
