@@ -21,7 +21,21 @@ instead of silently mapping "running shoe" to the wrong category.
 | auto_parts | 475 car mirror, 479 car wheel, 535 disk brake, 581 grille, 685 odometer, 686 oil filter,
   785 seat belt |
 | printed_matter | 446 binder, 454 bookshop, 549 envelope, 624 library, 681 notebook, 916-918, 921, 922 |
-| other | every class not listed above (animals, scenes, vehicles, tools, furniture ...) |
+| agricultural_inputs | 595 harvester, 730 plow, 856 thresher, 958 hay: farm machinery and fodder only.
+  Seeds, fertilisers and pesticides, the inputs that are most counterfeited, have no ImageNet class:
+  a photo of a seed packet or a fertiliser sack lands in `other` or `printed_matter` |
+| decoration_materials | 435 bathtub, 489 chainlink fence, 539 doormat, 587 hammer, 619 lampshade, 696
+  paintbrush, 716 picket fence, 726 carpenter's plane, 784 screwdriver, 794 shower curtain, 799
+  sliding door, 858 tile roof, 861 toilet seat, 896 washbasin, 904 window screen, 905 window shade,
+  912 worm fence. Paint tins, tiles, boards and wallpaper have no class of their own |
+| explosive_precursors | none: ImageNet has no class for chemicals, and a photo shows only a bottle, a
+  sack or a drum. The category exists for declared contents, per-category policy and heads trained
+  on it; the out-of-the-box mapping never gives it |
+| other | every class not listed above (animals, scenes, vehicles, furniture ...) |
+
+The categories follow the goods the State Council's guidance on the delivery channel names as
+counterfeit-prone, with the three at the end (agricultural inputs, decoration materials,
+explosive-precursor chemicals) covered only as far as ImageNet classes allow, as said above.
 """
 
 from __future__ import annotations
@@ -43,6 +57,9 @@ GOODS_CATEGORIES: tuple[str, ...] = (
     "children_toys",
     "auto_parts",
     "printed_matter",
+    "agricultural_inputs",
+    "decoration_materials",
+    "explosive_precursors",
     "other",
 )
 
@@ -76,6 +93,11 @@ CATEGORY_TABLE: dict[str, tuple[int, ...]] = {
     ),
     "auto_parts": (475, 479, 535, 581, 685, 686, 785),
     "printed_matter": (446, 454, 549, 624, 681, 916, 917, 918, 921, 922),
+    "agricultural_inputs": (595, 730, 856, 958),
+    "decoration_materials": (
+        435, 489, 539, 587, 619, 696, 716, 726, 784, 794, 799, 858, 861, 896, 904, 905, 912,
+    ),
+    "explosive_precursors": (),
 }
 # fmt: on
 

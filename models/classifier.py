@@ -157,6 +157,16 @@ class Classifier:
             parts.append(self.gallery.version)
         return "+".join(parts)
 
+    @property
+    def head_summary(self) -> str:
+        """Which images the head gives a counterfeit verdict on, in a few words (health board, logs)."""
+        if self.head is None:
+            return "no counterfeit head"
+        kind = self.head.meta.get("kind") or "any"
+        categories = self.head.meta.get("categories") or []
+        scope = ", ".join(str(c) for c in categories) if categories else "any goods category"
+        return f"head {self.head.version}: {kind} images, {scope}"
+
     def warm_up(self) -> None:
         """First runs allocate buffers and pick kernels; do that at start, not on the first parcel."""
         blank = np.zeros((1, 3, self.size, self.size), dtype=np.float32)
@@ -180,22 +190,37 @@ class Classifier:
         emb, logits = self.run(self.preprocess(image, kind))
         return self.interpret(emb[0], logits[0], kind)
 
-    def applies_head(self, kind: str | None) -> bool:
-        """A head speaks only for the image kind it was trained on (a camera head knows no X-rays)."""
+    def applies_head(self, kind: str | None, category: str | None = None) -> bool:
+        """A head speaks only for what it was trained on: its image kind (a camera head knows no
+        X-rays) and, when it lists goods categories, images placed in one of them (a footwear head
+        says nothing about a watch). `category` None means the category is not asked about."""
         if self.head is None:
             return False
         trained_on = self.head.meta.get("kind")
-        return kind is None or trained_on is None or trained_on == kind
+        if kind is not None and trained_on is not None and trained_on != kind:
+            return False
+        categories = self.head.meta.get("categories") or []
+        return category is None or not categories or category in categories
+
+    def category_of(self, logits: F32) -> tuple[str, float, bool]:
+        """(goods category, its probability, below the model's floor) from one image's ImageNet logits."""
+        cat_probs = softmax(logits) @ self.categories
+        cat = int(cat_probs.argmax())
+        prob = float(cat_probs[cat])
+        return GOODS_CATEGORIES[cat], prob, prob < self.manifest.thresholds.category_min_prob
+
+    def head_in_scope(self, logits: F32, kind: str | None) -> bool:
+        """Would the head be asked about this image? An image of no confident category is out of a
+        category-bound head's scope: no verdict rather than a guess."""
+        category, _, unsure = self.category_of(logits)
+        return self.applies_head(kind, "uncertain" if unsure else category)
 
     def interpret(self, embedding: F32, logits: F32, kind: str | None = None) -> Classification:
         """Category, head and gallery evidence from one image's raw outputs."""
-        cat_probs = softmax(logits) @ self.categories
-        cat = int(cat_probs.argmax())
-        category_prob = float(cat_probs[cat])
-        uncertain = category_prob < self.manifest.thresholds.category_min_prob
+        category, category_prob, uncertain = self.category_of(logits)
         label: str | None = None
         score: float | None = None
-        if self.head is not None and self.applies_head(kind):
+        if self.head is not None and self.head_in_scope(logits, kind):
             probs = self.head.predict_proba(embedding[None])[0]
             top = int(probs.argmax())
             label = self.head.labels[top]
@@ -209,7 +234,7 @@ class Classifier:
                 for e, sim in self.gallery.nearest(embedding, self.manifest.thresholds.gallery_top_k, kind)
             )
         return Classification(
-            category=GOODS_CATEGORIES[cat],
+            category=category,
             category_prob=category_prob,
             counterfeit_score=score,
             gallery=matches,

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models.categories import GOODS_CATEGORIES as CATEGORY_NAMES
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_MANIFEST = ARTIFACTS / "efficientnet_lite0.manifest.json"
 KINDS = ("camera", "xray", "xray_low")
+GOODS_CATEGORIES = tuple(CATEGORY_NAMES)
 
 
 def _load(args: argparse.Namespace, head: bool = False, gallery: bool = False) -> Any:
@@ -46,13 +49,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         samples,
         args.kind,
         views=args.views,
+        folds=args.folds,
         target_precision=args.target_precision,
         suspect=tuple(args.suspect) or None,
         version=args.version,
+        categories=tuple(args.category),
     )
     digest = save_head(head, args.out)
-    print(f"head {head.version} ({', '.join(head.labels)}) written to {args.out}, sha256 {digest}")
-    print(json.dumps(head.meta["validation"]))
+    scope = f"{head.meta['kind']} images" + (
+        f" of {', '.join(head.meta['categories'])}" if head.meta["categories"] else ""
+    )
+    print(
+        f"head {head.version} ({', '.join(head.labels)}) for {scope} written to {args.out}, sha256 {digest}"
+    )
+    # Last line: the grouped validation figures as JSON, for scripts.
+    print(json.dumps(dict(head.meta["validation"], sha256=digest)))
     return 0
 
 
@@ -79,12 +90,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
-    from models.evaluate import crossval_series
+    from models.evaluate import crossval_groups
     from models.train import scan_folder
 
     clf = _load(args)
     samples = [s for d in args.data for s in scan_folder(d)]
-    result = crossval_series(
+    result = crossval_groups(
         clf,
         samples,
         args.kind,
@@ -98,7 +109,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print(
-            f"series held out: mean accuracy {result['mean_accuracy']:.4f}, "
+            f"groups held out: mean accuracy {result['mean_accuracy']:.4f}, "
             f"mean coverage at precision {args.target_precision}: {result['mean_coverage_at_precision']:.4f}"
         )
     return 0
@@ -205,9 +216,22 @@ def register(
     p.add_argument("--out", type=Path, required=True, help="head file to write (.npz)")
     p.add_argument("--kind", choices=KINDS, default="camera")
     p.add_argument("--views", type=int, default=3, help="augmented views per training image")
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="grouped folds for validation and calibration (fewer if few groups)",
+    )
     p.add_argument("--target-precision", type=float, default=0.99)
     p.add_argument(
         "--suspect", action="append", default=[], help="label that counts as counterfeit suspicion"
+    )
+    p.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        choices=GOODS_CATEGORIES,
+        help="goods category the head is for (repeatable); the station asks it about those images only",
     )
     p.add_argument("--version", default=None)
     p.set_defaults(func=cmd_train)
@@ -221,7 +245,9 @@ def register(
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("crossval", help="hold out whole image series (file-name prefix) and measure")
+    p = sub.add_parser(
+        "crossval", help="hold out whole image groups (near-duplicates, file-name series) and measure"
+    )
     _common(p)
     p.add_argument(
         "--data", type=Path, required=True, nargs="+", help="one or more class-folder roots, pooled"

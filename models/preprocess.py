@@ -114,6 +114,12 @@ def _decode_bytes(data: bytes, target: int, grey: bool) -> npt.NDArray[np.generi
     return np.asarray(image)
 
 
+def decode_grey(data: bytes, target: int) -> UInt8Image:
+    """Greyscale 8-bit pixels of encoded bytes, checked by the image gate, decoded at reduced scale
+    where the format allows (at least `target` pixels on the shorter side)."""
+    return to_rgb_or_grey(_decode_bytes(data, target, grey=True), grey=True, stretch=False, bgr=True)
+
+
 def to_rgb_or_grey(
     image: npt.NDArray[np.generic], grey: bool, stretch: bool, bgr: bool = False
 ) -> UInt8Image:

@@ -14,15 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from models.classifier import Classifier
-from models.heads import (
-    Head,
-    default_suspect_labels,
-    fit_softmax,
-    fit_temperature,
-    l2_normalise,
-    softmax,
-    threshold_for_precision,
-)
+from models.crossfit import LinearFit, calibrate, choose_l2, fit_linear, out_of_fold_logits
+from models.groups import file_groups, grouped_folds, series_of
+from models.heads import Head, default_suspect_labels
 from models.preprocess import ImageDecodeError, load_image, normalise
 
 log = logging.getLogger(__name__)
@@ -30,8 +24,8 @@ log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 BATCH = 16
-FEATURE_GAIN = 30.0
 DEFAULT_VIEWS = 3
+DEFAULT_FOLDS = 5
 
 
 class DatasetError(ValueError):
@@ -46,11 +40,7 @@ class Sample:
     @property
     def series(self) -> str:
         """Image series from the file name prefix (e.g. B0049 in B0049_0001.jpg): one object or session."""
-        stem = self.path.stem
-        for sep in ("_", "-"):
-            if sep in stem:
-                return stem.split(sep, 1)[0]
-        return stem
+        return series_of(self.path)
 
 
 def scan_folder(root: Path) -> list[Sample]:
@@ -152,52 +142,43 @@ def fit_head(
     meta: dict[str, object],
     quiet: bool = False,
 ) -> Head:
-    """Fit weights on (x, y); temperature and reject threshold on the held-out (x_val, y_val)."""
-    xn = l2_normalise(x)
-    mean = xn.mean(axis=0)
-    # One common scale, not per-feature standardisation: dividing by each feature's spread lifts
-    # near-constant features to full weight, and in series-held-out tests that head fitted the
-    # series rather than the object (about 0.7 accuracy against 0.95 with a common scale).
-    scale = np.full_like(mean, 1.0 / FEATURE_GAIN)
+    """Fit weights on (x, y); temperature and reject threshold on the separately held-out (x_val, y_val)."""
+    fit = fit_linear(x, y, len(labels))
+    validation = calibrate(fit.logits(x_val), y_val, target_precision)
+    t, threshold = float(validation["temperature"]), float(validation["reject_threshold"])
+    return make_head(fit, labels, t, threshold, suspect, dict(meta, validation=validation))
 
-    def progress(epoch: int, loss: float) -> None:
-        if not quiet:
-            print(f"epoch {epoch}: loss {loss:.4f}", file=sys.stderr, flush=True)
 
-    w, b = fit_softmax((xn - mean) / scale, y, len(labels), progress=progress)
-    head = Head(labels, w, b, mean, scale, 1.0, 0.0, suspect or default_suspect_labels(labels), meta)
-    val_logits = head.logits(x_val)
-    temperature = fit_temperature(val_logits, y_val)
-    probs = softmax(val_logits / temperature)
-    threshold, coverage = threshold_for_precision(
-        probs.max(axis=1), probs.argmax(axis=1) == y_val, target_precision
-    )
-    meta = dict(
+def make_head(
+    fit: LinearFit,
+    labels: tuple[str, ...],
+    temperature: float,
+    threshold: float,
+    suspect: tuple[str, ...] | None,
+    meta: dict[str, object],
+) -> Head:
+    return Head(
+        labels,
+        fit.weights,
+        fit.bias,
+        fit.mean,
+        fit.scale,
+        temperature,
+        threshold,
+        suspect or default_suspect_labels(labels),
         meta,
-        validation={
-            "samples": len(y_val),
-            "accuracy": float((probs.argmax(axis=1) == y_val).mean()),
-            "temperature": temperature,
-            "target_precision": target_precision,
-            "reject_threshold": threshold,
-            "coverage": coverage,
-        },
     )
-    return Head(labels, w, b, mean, scale, temperature, threshold, head.suspect_labels, meta)
 
 
-def split_validation(samples: list[Sample], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Stratified random split of sample indices into (train, validation)."""
-    rng = np.random.default_rng(seed)
-    train: list[int] = []
-    val: list[int] = []
-    for label in sorted({s.label for s in samples}):
-        idx = [i for i, s in enumerate(samples) if s.label == label]
-        rng.shuffle(idx)
-        n_val = max(1, round(len(idx) * fraction))
-        val += idx[:n_val]
-        train += idx[n_val:]
-    return sorted(train), sorted(val)
+def choose_folds(groups: list[int], labels: list[str], wanted: int) -> int:
+    """As many folds as asked for, but no more than the fewest groups any class has (at least two)."""
+    per_class = min(len({g for g, lab in zip(groups, labels, strict=True) if lab == c}) for c in set(labels))
+    if per_class < 2:
+        raise DatasetError(
+            "every class needs images of at least two distinct groups (items or photo series) so that "
+            "validation can hold whole groups out; near-duplicates and one file-name series are one group"
+        )
+    return max(2, min(wanted, per_class))
 
 
 def train_head(
@@ -205,32 +186,55 @@ def train_head(
     samples: list[Sample],
     kind: str,
     views: int = DEFAULT_VIEWS,
-    val_fraction: float = 0.15,
+    folds: int = DEFAULT_FOLDS,
     target_precision: float = 0.99,
     suspect: tuple[str, ...] | None = None,
     version: str | None = None,
     seed: int = 0,
     quiet: bool = False,
+    categories: tuple[str, ...] = (),
 ) -> Head:
-    """Embed, split, fit and calibrate a head for `samples`; the result records what it was trained on."""
+    """Embed, cross-fit by groups, calibrate on the out-of-fold predictions, refit on all the data.
+
+    The head records what it was trained for (image kind, goods categories) and its grouped
+    validation figures: accuracy, temperature, reject threshold and coverage, all from images whose
+    group (near-duplicates, file-name series) no weight fitted for them had seen.
+    """
     labels = tuple(sorted({s.label for s in samples}))
-    train_idx, val_idx = split_validation(samples, val_fraction, seed)
-    train_samples = [samples[i] for i in train_idx]
-    val_samples = [samples[i] for i in val_idx]
-    x, owners = embed_samples(
-        clf, train_samples, kind, views, seed, None if quiet else print_progress("embedding")
+    names = [s.label for s in samples]
+    try:
+        groups = file_groups([s.path for s in samples], names)
+    except ImageDecodeError as exc:
+        raise DatasetError(str(exc)) from exc
+    k = choose_folds(groups, names, folds)
+    parts = grouped_folds(groups, names, k, seed)
+    x, owners = embed_samples(clf, samples, kind, views, seed, None if quiet else print_progress("embedding"))
+    y = np.asarray([labels.index(s.label) for s in samples], dtype=np.int64)
+    l2, l2_scores = choose_l2(x, owners, y, parts, len(labels))
+    oof = out_of_fold_logits(x, owners, y, parts, len(labels), l2)
+    calibration = calibrate(oof, y, target_precision)
+    validation: dict[str, object] = dict(
+        calibration,
+        method=f"grouped {k}-fold out-of-fold predictions",
+        folds=k,
+        groups=len(set(groups)),
+        l2=l2,
+        l2_grid_accuracy=l2_scores,
     )
-    y = np.asarray([labels.index(train_samples[i].label) for i in owners], dtype=np.int64)
-    x_val, _ = embed_samples(clf, val_samples, kind, 0, seed, None if quiet else print_progress("validation"))
-    y_val = np.asarray([labels.index(s.label) for s in val_samples], dtype=np.int64)
+    if not quiet:
+        log.info("grouped validation: %s", validation)
+    fit = fit_linear(x, y[owners], len(labels), l2)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     meta: dict[str, object] = {
         "version": version or f"head-{now.strftime('%Y%m%dT%H%M%SZ')}",
         "backbone": clf.manifest.version,
         "kind": kind,
+        "categories": list(categories),
         "trained_utc": now.isoformat(),
-        "train_images": len(train_samples),
+        "train_images": len(samples),
         "augmented_views": views,
-        "per_label": {label: sum(s.label == label for s in samples) for label in labels},
+        "per_label": {label: names.count(label) for label in labels},
+        "validation": validation,
     }
-    return fit_head(x, y, labels, x_val, y_val, target_precision, suspect, meta, quiet)
+    t, threshold = float(calibration["temperature"]), float(calibration["reject_threshold"])
+    return make_head(fit, labels, t, threshold, suspect, meta)

@@ -11,7 +11,7 @@ import pytest
 
 from edge.cli import main
 from models.classifier import Classifier, ModelLoadError
-from models.evaluate import evaluate_head, expected_calibration_error, metrics, series_folds
+from models.evaluate import evaluate_head, expected_calibration_error, group_folds, metrics
 from models.gallery import Gallery, GalleryError, load_gallery, save_gallery
 from models.heads import Head, load_head, save_head, threshold_for_precision
 from models.train import DatasetError, Sample, fit_head, scan_folder, train_head
@@ -136,11 +136,11 @@ def test_scan_folder_and_series(tmp_path: Path) -> None:
     samples = scan_folder(root)
     assert {s.label for s in samples} == set(COLOURS) and len(samples) == 24
     assert Sample(Path("x/B0049_0001.jpg"), "a").series == "B0049"
-    folds = series_folds(samples, 2)
+    folds = group_folds(samples, 2)
     held = [{samples[i].series for i in f} for f in folds]
     assert held[0].isdisjoint(held[1])
-    with pytest.raises(DatasetError, match="series"):
-        series_folds(samples, 3)
+    with pytest.raises(DatasetError, match="groups"):
+        group_folds(samples, 3)
     with pytest.raises(DatasetError):
         scan_folder(tmp_path / "missing")
     (tmp_path / "one" / "only").mkdir(parents=True)
