@@ -89,10 +89,17 @@ class ClassifierStage:
             self.paths = dict(paths)
 
     @property
+    def heads_summary(self) -> str:
+        """Which heads are live for which image kinds and goods categories; other images get no verdict."""
+        if self.live is None:
+            return "no counterfeit head"
+        return self.live.head_summary
+
+    @property
     def describe(self) -> str:
         if self.live is None:
             return "classifier off"
-        text = f"classifier on ({self.live.version})"
+        text = f"classifier on ({self.live.version}); {self.heads_summary}"
         if self.shadow is not None:
             text += f", shadow {self.shadow.version}"
         return text

@@ -7,7 +7,8 @@ instead of silently mapping "running shoe" to the wrong category.
 
 | category | ImageNet classes (index: name) |
 |---|---|
-| footwear_clothing | garments, hats, ties, swimwear, shoes, socks, mittens (399 abaya ... 906 Windsor tie) |
+| footwear_clothing | garments, hats, ties, swimwear, shoes, socks, mittens (399 abaya ... 906 Windsor tie),
+  615 knee pad and 788 shoe shop (close photos of sneakers often land there) |
 | bags_leather | 414 backpack, 464 buckle, 597 holster, 636 mailbag, 748 purse, 893 wallet |
 | watches_jewellery | clocks and watches (ImageNet has no "wristwatch"; wristwatches land in analog
   clock, digital watch, stopwatch, magnetic compass), 679 necklace, 584 hair slide, 836/837 sunglasses |
@@ -72,7 +73,7 @@ CATEGORY_TABLE: dict[str, tuple[int, ...]] = {
     "footwear_clothing": (
         399, 400, 411, 433, 439, 445, 451, 452, 457, 459, 474, 501, 502, 514, 515, 552, 568, 578, 591,
         601, 608, 610, 614, 617, 630, 638, 639, 652, 655, 658, 667, 689, 697, 735, 770, 774, 775, 796,
-        806, 808, 824, 834, 841, 842, 869, 885, 887, 906,
+        806, 808, 824, 834, 841, 842, 869, 885, 887, 906, 615, 788,
     ),
     "bags_leather": (414, 464, 597, 636, 748, 893),
     "watches_jewellery": (409, 530, 531, 584, 635, 679, 826, 836, 837, 892),

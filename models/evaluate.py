@@ -120,7 +120,7 @@ def evaluate_head(
     x, logits = embed_plain(clf, samples, kind, quiet)
     y = np.asarray([head.labels.index(s.label) for s in samples], dtype=np.int64)
     result = metrics(head.predict_proba(x), y, head.labels, head, target)
-    groups = file_groups([s.path for s in samples], [s.label for s in samples])
+    groups = file_groups([s.path for s in samples], [s.label for s in samples], x)
     result["groups"] = len(set(groups))
     validation = head.meta.get("validation", {})
     result["head"] = {
@@ -167,10 +167,13 @@ def embed_plain(clf: Classifier, samples: list[Sample], kind: str, quiet: bool) 
     return np.concatenate(embs), np.concatenate(logits)
 
 
-def group_folds(samples: list[Sample], folds: int, seed: int = 0) -> list[list[int]]:
-    """Whole groups (near-duplicates, file-name series) into `folds` parts, each with every class."""
+def group_folds(
+    samples: list[Sample], folds: int, embeddings: F32 | None = None, seed: int = 0
+) -> list[list[int]]:
+    """Whole groups (near-duplicates, file-name series, photo sessions when `embeddings` are given)
+    into `folds` parts, each with every class."""
     names = [s.label for s in samples]
-    groups = file_groups([s.path for s in samples], names)
+    groups = file_groups([s.path for s in samples], names, embeddings)
     for label in sorted(set(names)):
         count = len({g for g, n in zip(groups, names, strict=True) if n == label})
         if count < folds:
@@ -192,7 +195,7 @@ def crossval_groups(
 
     With `finetune_epochs`, each fold also fine-tunes the backbone on its own training groups only.
     """
-    groups = group_folds(samples, folds)
+    groups = group_folds(samples, folds, embed_plain(clf, samples, kind, quiet=True)[0])
     results: list[dict[str, Any]] = []
     for f, held in enumerate(groups):
         held_set = set(held)

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.classifier import Classifier
-from models.crossfit import LinearFit, calibrate, choose_l2, fit_linear, out_of_fold_logits
+from models.crossfit import LinearFit, calibrate, choose_l2, first_rows, fit_linear, out_of_fold_logits
 from models.groups import file_groups, grouped_folds, series_of
 from models.heads import Head, default_suspect_labels
 from models.preprocess import ImageDecodeError, load_image, normalise
@@ -26,6 +26,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 BATCH = 16
 DEFAULT_VIEWS = 3
 DEFAULT_FOLDS = 5
+# A goods category holding at least this share of the training photos is one the head is for.
+CATEGORY_SHARE = 0.1
 
 
 class DatasetError(ValueError):
@@ -95,10 +97,26 @@ def embed_samples(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[F32, npt.NDArray[np.int64]]:
     """Embeddings of each sample, plus `views` augmented copies each; returns (embeddings, sample index)."""
+    emb, _, owners = embed_views(clf, samples, kind, views, seed, progress)
+    return emb, owners
+
+
+def embed_views(
+    clf: Classifier,
+    samples: list[Sample],
+    kind: str,
+    views: int = 0,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[F32, F32, npt.NDArray[np.int64]]:
+    """(embeddings, ImageNet logits, sample index) of each sample's plain view and `views` augmented copies.
+
+    The plain view of each sample comes first among its rows.
+    """
     rng = np.random.default_rng(seed)
     tensors: list[F32] = []
     owners: list[int] = []
-    chunks: list[F32] = []
+    chunks: list[tuple[F32, F32]] = []
     for i, sample in enumerate(samples):
         try:
             square = load_image(sample.path.read_bytes(), kind, clf.size)
@@ -109,13 +127,27 @@ def embed_samples(
             tensors.append(normalise(img, clf.mean, clf.inv_std))
             owners.append(i)
         if len(tensors) >= BATCH:
-            chunks.append(clf.embed(tensors))
+            chunks.append(clf.run(np.concatenate(tensors)))
             tensors = []
         if progress is not None:
             progress(i + 1, len(samples))
     if tensors:
-        chunks.append(clf.embed(tensors))
-    return np.concatenate(chunks), np.asarray(owners, dtype=np.int64)
+        chunks.append(clf.run(np.concatenate(tensors)))
+    emb = np.concatenate([c[0] for c in chunks])
+    logits = np.concatenate([c[1] for c in chunks])
+    return emb, logits, np.asarray(owners, dtype=np.int64)
+
+
+def data_categories(clf: Classifier, logits: F32, share: float = CATEGORY_SHARE) -> tuple[str, ...]:
+    """Goods categories that at least `share` of the training images are placed in (confidently).
+
+    A head learns only what its images show; recording their categories lets the station ask it
+    about those goods only, and give no verdict on a watch to a head trained on shoes.
+    """
+    placed = [clf.category_of(row) for row in logits]
+    names = [name for name, _, unsure in placed if not unsure and name != "other"]
+    counts = {name: names.count(name) for name in set(names)}
+    return tuple(sorted(name for name, count in counts.items() if count >= share * len(placed)))
 
 
 def print_progress(prefix: str) -> Callable[[int, int], None]:
@@ -196,20 +228,26 @@ def train_head(
 ) -> Head:
     """Embed, cross-fit by groups, calibrate on the out-of-fold predictions, refit on all the data.
 
-    The head records what it was trained for (image kind, goods categories) and its grouped
+    The head records what it was trained for (image kind; goods categories: `categories`, or for
+    camera photos those its training photos are placed in, see `data_categories`) and its grouped
     validation figures: accuracy, temperature, reject threshold and coverage, all from images whose
     group (near-duplicates, file-name series) no weight fitted for them had seen.
     """
     labels = tuple(sorted({s.label for s in samples}))
     names = [s.label for s in samples]
+    x, logits, owners = embed_views(
+        clf, samples, kind, views, seed, None if quiet else print_progress("embedding")
+    )
+    y = np.asarray([labels.index(s.label) for s in samples], dtype=np.int64)
+    plain = first_rows(owners, len(samples))
+    if kind == "camera" and not categories:
+        categories = data_categories(clf, logits[plain])
     try:
-        groups = file_groups([s.path for s in samples], names)
+        groups = file_groups([s.path for s in samples], names, x[plain])
     except ImageDecodeError as exc:
         raise DatasetError(str(exc)) from exc
     k = choose_folds(groups, names, folds)
     parts = grouped_folds(groups, names, k, seed)
-    x, owners = embed_samples(clf, samples, kind, views, seed, None if quiet else print_progress("embedding"))
-    y = np.asarray([labels.index(s.label) for s in samples], dtype=np.int64)
     l2, l2_scores = choose_l2(x, owners, y, parts, len(labels))
     oof = out_of_fold_logits(x, owners, y, parts, len(labels), l2)
     calibration = calibrate(oof, y, target_precision)

@@ -10,7 +10,15 @@ import pytest
 
 from models.classifier import Classifier
 from models.crossfit import calibrate, first_rows, out_of_fold_logits
-from models.groups import average_hash, file_groups, group_ids, grouped_folds, hash_file, series_of
+from models.groups import (
+    average_hash,
+    file_groups,
+    group_ids,
+    grouped_folds,
+    hash_file,
+    series_of,
+    session_pairs,
+)
 from models.preprocess import ImageDecodeError
 from models.train import DatasetError, embed_samples, scan_folder, train_head
 
@@ -37,19 +45,19 @@ def _perturb(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _planted_set(root: Path, items: int = 8, copies: int = 3, seed: int = 5) -> dict[str, str]:
     """root/<label>/<unrelated name>.png: `items` distinct scenes per class, each with perturbed copies.
 
-    File names share no series prefix, so only the image content can tie a copy to its original.
+    File names share no series prefix and carry no number: only the content ties a copy to its original.
     Returns file name -> item id.
     """
     rng = np.random.default_rng(seed)
     item_of: dict[str, str] = {}
-    names = iter(rng.permutation(10_000))
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     for label in ("fake", "genuine"):
         (root / label).mkdir(parents=True)
         for item in range(items):
             scene = _scene(rng)
             for copy in range(copies + 1):
                 img = scene if copy == 0 else _perturb(scene, rng)
-                name = f"{next(names):05d}.png"
+                name = "".join(rng.choice(letters, 10)) + ".png"
                 cv2.imwrite(str(root / label / name), img)
                 item_of[name] = f"{label}{item}"
     return item_of
@@ -148,3 +156,14 @@ def test_too_few_groups_is_a_clear_error(tiny_manifest: Path, tmp_path: Path) ->
         train_head(
             Classifier.load(tiny_manifest), scan_folder(tmp_path / "data"), "camera", views=0, quiet=True
         )
+
+
+def test_consecutive_photos_of_one_item_are_one_session() -> None:
+    paths = [Path(f"d/fake/IMG_{n:04d}.jpg") for n in (1, 2, 3, 7)] + [Path("d/genuine/IMG_0004.jpg")]
+    labels = ["fake"] * 4 + ["genuine"]
+    emb = np.asarray([[1, 0], [0.9, 0.1], [0, 1], [1, 0], [1, 0]], dtype=np.float32)
+    # 1-2 alike and consecutive; 2-3 consecutive but unlike; 7 not consecutive; the genuine one is
+    # another class folder even though its number follows.
+    assert session_pairs(paths, labels, emb) == [(0, 1)]
+    hashes = np.stack([average_hash(_scene(np.random.default_rng(k))) for k in range(5)])
+    assert group_ids(hashes, ["a", "b", "c", "d", "e"], labels, extra_pairs=[(0, 1)]) == [0, 0, 1, 2, 3]
