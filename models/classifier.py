@@ -112,6 +112,17 @@ def _check_companion(what: str, dim: int, backbone: str, spec: Manifest) -> None
         log.warning("%s was made with model %s, now used with %s", what, backbone, spec.version)
 
 
+def head_speaks(head: Head, kind: str | None, category: str | None = None) -> bool:
+    """A head speaks only for what it was trained on: its image kind (a camera head knows no X-rays)
+    and, when it lists goods categories, images placed in one of them (a footwear head says nothing
+    about a watch). `category` None means the category is not asked about."""
+    trained_on = head.meta.get("kind")
+    if kind is not None and trained_on is not None and trained_on != kind:
+        return False
+    categories = head.meta.get("categories") or []
+    return category is None or not categories or category in categories
+
+
 class Classifier:
     """Load once at start (verifies everything, warms up), then `classify` each image."""
 
@@ -191,16 +202,8 @@ class Classifier:
         return self.interpret(emb[0], logits[0], kind)
 
     def applies_head(self, kind: str | None, category: str | None = None) -> bool:
-        """A head speaks only for what it was trained on: its image kind (a camera head knows no
-        X-rays) and, when it lists goods categories, images placed in one of them (a footwear head
-        says nothing about a watch). `category` None means the category is not asked about."""
-        if self.head is None:
-            return False
-        trained_on = self.head.meta.get("kind")
-        if kind is not None and trained_on is not None and trained_on != kind:
-            return False
-        categories = self.head.meta.get("categories") or []
-        return category is None or not categories or category in categories
+        """Whether the loaded head speaks on an image of this kind and category (see `head_speaks`)."""
+        return self.head is not None and head_speaks(self.head, kind, category)
 
     def category_of(self, logits: F32) -> tuple[str, float, bool]:
         """(goods category, its probability, below the model's floor) from one image's ImageNet logits."""
@@ -209,11 +212,14 @@ class Classifier:
         prob = float(cat_probs[cat])
         return GOODS_CATEGORIES[cat], prob, prob < self.manifest.thresholds.category_min_prob
 
-    def head_in_scope(self, logits: F32, kind: str | None) -> bool:
-        """Would the head be asked about this image? An image of no confident category is out of a
-        category-bound head's scope: no verdict rather than a guess."""
+    def head_in_scope(self, logits: F32, kind: str | None, head: Head | None = None) -> bool:
+        """Would the head (the loaded one, or `head`) be asked about this image? An image of no
+        confident category is out of a category-bound head's scope: no verdict rather than a guess."""
+        head = head if head is not None else self.head
+        if head is None:
+            return False
         category, _, unsure = self.category_of(logits)
-        return self.applies_head(kind, "uncertain" if unsure else category)
+        return head_speaks(head, kind, "uncertain" if unsure else category)
 
     def interpret(self, embedding: F32, logits: F32, kind: str | None = None) -> Classification:
         """Category, head and gallery evidence from one image's raw outputs."""

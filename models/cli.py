@@ -1,10 +1,11 @@
-"""`parcelguard model build|train|eval|crossval|quantize|demo|gallery` and `parcelguard bench classifier`."""
+"""`parcelguard model build|train|eval|record|crossval|quantize|demo|gallery`, `bench classifier`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         version=args.version,
         categories=tuple(args.category),
     )
+    data = {k: v for k, v in (("description", args.data_description), ("attribution", args.attribution)) if v}
+    if data:
+        head = replace(head, meta=dict(head.meta, data=data))
     digest = save_head(head, args.out)
     scope = f"{head.meta['kind']} images" + (
         f" of {', '.join(head.meta['categories'])}" if head.meta["categories"] else ""
@@ -86,6 +90,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(
                 f"  {label}: precision {row['precision']:.4f} recall {row['recall']:.4f} ({row['support']})"
             )
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from models.record import write_head_record
+
+    print(write_head_record(args.head, args.out, args.eval, args.evaluated_on))
     return 0
 
 
@@ -222,7 +233,12 @@ def register(
         default=5,
         help="grouped folds for validation and calibration (fewer if few groups)",
     )
-    p.add_argument("--target-precision", type=float, default=0.99)
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.95,
+        help="precision the reject threshold is set for, on grouped out-of-fold predictions",
+    )
     p.add_argument(
         "--suspect", action="append", default=[], help="label that counts as counterfeit suspicion"
     )
@@ -233,6 +249,10 @@ def register(
         choices=GOODS_CATEGORIES,
         help="goods category the head is for (repeatable); the station asks it about those images only",
     )
+    p.add_argument(
+        "--data-description", default="", help="what the training images are, for the head's record"
+    )
+    p.add_argument("--attribution", default="", help="credit and licence the training data require")
     p.add_argument("--version", default=None)
     p.set_defaults(func=cmd_train)
 
@@ -241,9 +261,16 @@ def register(
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--head", type=Path, required=True)
     p.add_argument("--kind", choices=KINDS, default="camera")
-    p.add_argument("--target-precision", type=float, default=0.99)
+    p.add_argument("--target-precision", type=float, default=0.95)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("record", help="write the JSON record that ships beside a head")
+    p.add_argument("--head", type=Path, required=True)
+    p.add_argument("--eval", type=Path, default=None, help="`model eval --json` output on held-out data")
+    p.add_argument("--evaluated-on", default="", help="what that held-out data is")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
         "crossval", help="hold out whole image groups (near-duplicates, file-name series) and measure"

@@ -119,7 +119,9 @@ def evaluate_head(
         raise DatasetError(f"data has classes {unknown} that the head does not know ({list(head.labels)})")
     x, logits = embed_plain(clf, samples, kind, quiet)
     y = np.asarray([head.labels.index(s.label) for s in samples], dtype=np.int64)
-    result = metrics(head.predict_proba(x), y, head.labels, head, target)
+    probs = head.predict_proba(x)
+    accepted = probs.max(axis=1) >= head.reject_threshold
+    result = metrics(probs, y, head.labels, head, target)
     groups = file_groups([s.path for s in samples], [s.label for s in samples], x)
     result["groups"] = len(set(groups))
     validation = head.meta.get("validation", {})
@@ -133,11 +135,17 @@ def evaluate_head(
     }
     # The station asks the head only about images of its kind and goods categories: say how many
     # of these images it would have spoken on, and how it does on just those.
-    scope = np.asarray([clf.head_in_scope(lg, kind) for lg in logits], dtype=bool)
+    scope = np.asarray([clf.head_in_scope(lg, kind, head) for lg in logits], dtype=bool)
     result["station_scope"] = {
         "in_scope": int(scope.sum()),
         "fraction": float(scope.mean()) if len(scope) else 0.0,
         "accuracy_in_scope": float((result_pred(head, x[scope]) == y[scope]).mean()) if scope.any() else None,
+        "coverage_in_scope": float(accepted[scope].mean()) if scope.any() else None,
+        "precision_in_scope_at_head_threshold": (
+            float((result_pred(head, x[scope & accepted]) == y[scope & accepted]).mean())
+            if (scope & accepted).any()
+            else None
+        ),
     }
     return result
 

@@ -26,6 +26,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 BATCH = 16
 DEFAULT_VIEWS = 3
 DEFAULT_FOLDS = 5
+DEFAULT_TARGET_PRECISION = 0.95
 # A goods category holding at least this share of the training photos is one the head is for.
 CATEGORY_SHARE = 0.1
 
@@ -219,7 +220,7 @@ def train_head(
     kind: str,
     views: int = DEFAULT_VIEWS,
     folds: int = DEFAULT_FOLDS,
-    target_precision: float = 0.99,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
     suspect: tuple[str, ...] | None = None,
     version: str | None = None,
     seed: int = 0,
