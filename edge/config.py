@@ -212,6 +212,13 @@ class PolicyConfig(Strict):
         0.6, ge=0, le=1, description="Category probability needed to call declared contents mismatched."
     )
     hold_unknown_waybill: bool = Field(True, description="Hold parcels whose waybill is not in the manifest.")
+    hold_when_head_unsure: bool = Field(
+        True,
+        description=(
+            "Hold a parcel when the counterfeit head is asked about an image and rejects it as uncertain;"
+            " false: such an image gets no counterfeit verdict, as if no head were loaded."
+        ),
+    )
 
     @model_validator(mode="after")
     def _known_categories(self) -> PolicyConfig:

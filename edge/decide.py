@@ -118,7 +118,8 @@ def _image_reasons(facts: ParcelFacts, policy: PolicyConfig) -> list[Reason]:
         if sim is not None and sim >= policy.gallery_similarity:
             reasons.append(Reason.GALLERY_MATCH)
         if img.uncertain:
-            reasons.append(Reason.MODEL_UNCERTAIN)
+            if policy.hold_when_head_unsure:
+                reasons.append(Reason.MODEL_UNCERTAIN)
         elif (
             img.kind == "camera"
             and facts.declared_category

@@ -159,6 +159,18 @@ def test_unknown_waybill_can_be_let_through_by_policy() -> None:
     assert decide(ParcelFacts(**OK), PolicyConfig(hold_unknown_waybill=False)).decision == "CLEAR"  # type: ignore[arg-type]
 
 
+def test_a_head_that_cannot_tell_need_not_hold_by_policy() -> None:
+    unsure = ImageView("footwear_clothing", 0.9, 0.6, None, True, "camera")
+    facts = ParcelFacts(**{**GOOD, "classifier_state": "on", "images": (unsure,)})  # type: ignore[arg-type]
+    assert decide(facts, PolicyConfig()).reasons == (Reason.MODEL_UNCERTAIN,)
+    relaxed = PolicyConfig(hold_when_head_unsure=False)
+    assert decide(facts, relaxed).decision == "CLEAR" and decide(facts, relaxed).reasons == ()
+    # A confident counterfeit verdict still pulls under the relaxed policy.
+    sure = ImageView("footwear_clothing", 0.9, 0.95, None, False, "camera")
+    pulled = decide(ParcelFacts(**{**GOOD, "classifier_state": "on", "images": (sure,)}), relaxed)  # type: ignore[arg-type]
+    assert pulled.reasons == (Reason.COUNTERFEIT_SUSPECT,)
+
+
 def test_risk_combines_and_saturates() -> None:
     assert combine_risk(()) == 0.0
     assert combine_risk((Reason.SENDER_BLACKLISTED,)) == 1.0
