@@ -16,9 +16,9 @@ import numpy.typing as npt
 
 from models.categories import GOODS_CATEGORIES, IMAGENET_LABELS_SHA256, category_matrix, labels_sha256
 from models.gallery import Gallery, load_gallery
-from models.heads import Head, load_head, softmax
+from models.heads import Head, l2_normalise, load_head, softmax
 from models.manifest import Manifest, ModelLoadError, read_manifest, verified_model_path
-from models.preprocess import ImageDecodeError, load_image, normalise
+from models.preprocess import ImageDecodeError, detail_tiles, load_image, normalise
 
 __all__ = ["Classification", "Classifier", "GalleryMatch", "ImageDecodeError", "ModelLoadError"]
 
@@ -112,6 +112,11 @@ def _check_companion(what: str, dim: int, backbone: str, spec: Manifest) -> None
         log.warning("%s was made with model %s, now used with %s", what, backbone, spec.version)
 
 
+def detail_grid(head: Head | None) -> int:
+    """Tiles per side of a head's detail view (1: the plain view only)."""
+    return int(head.meta.get("detail_grid", 1)) if head is not None else 1
+
+
 def head_speaks(head: Head, kind: str | None, category: str | None = None) -> bool:
     """A head speaks only for what it was trained on: its image kind (a camera head knows no X-rays)
     and, when it lists goods categories, images placed in one of them (a footwear head says nothing
@@ -199,7 +204,21 @@ class Classifier:
     def classify(self, image: bytes | npt.NDArray[np.generic], kind: str = "camera") -> Classification:
         """One image (encoded bytes, or an RGB/grey array) -> one Classification."""
         emb, logits = self.run(self.preprocess(image, kind))
-        return self.interpret(emb[0], logits[0], kind)
+        head_emb: F32 | None = None
+        grid = detail_grid(self.head)
+        if grid > 1 and self.head_in_scope(logits[0], kind):
+            # Detail views cost grid * grid more inferences, paid only by images the head is asked about.
+            head_emb = self.detail_embedding(image, kind, grid)
+        return self.interpret(emb[0], logits[0], kind, head_emb)
+
+    def detail_embedding(self, image: bytes | npt.NDArray[np.generic], kind: str, grid: int) -> F32:
+        """Mean of the unit embeddings of grid x grid tiles of the image at grid times the resolution."""
+        big = load_image(image, kind, grid * self.size)
+        return self.embed_detail_square(big, grid)
+
+    def embed_detail_square(self, big: npt.NDArray[np.uint8], grid: int) -> F32:
+        tiles = [normalise(tile, self.mean, self.inv_std) for tile in detail_tiles(big, grid)]
+        return np.asarray(l2_normalise(self.embed(tiles)).mean(axis=0), dtype=np.float32)
 
     def applies_head(self, kind: str | None, category: str | None = None) -> bool:
         """Whether the loaded head speaks on an image of this kind and category (see `head_speaks`)."""
@@ -221,13 +240,18 @@ class Classifier:
         category, _, unsure = self.category_of(logits)
         return head_speaks(head, kind, "uncertain" if unsure else category)
 
-    def interpret(self, embedding: F32, logits: F32, kind: str | None = None) -> Classification:
-        """Category, head and gallery evidence from one image's raw outputs."""
+    def interpret(
+        self, embedding: F32, logits: F32, kind: str | None = None, head_embedding: F32 | None = None
+    ) -> Classification:
+        """Category, head and gallery evidence from one image's raw outputs (`head_embedding`: the
+        detail-view embedding for a head that wants one)."""
         category, category_prob, uncertain = self.category_of(logits)
         label: str | None = None
         score: float | None = None
         if self.head is not None and self.head_in_scope(logits, kind):
-            probs = self.head.predict_proba(embedding[None])[0]
+            probs = self.head.predict_proba((embedding if head_embedding is None else head_embedding)[None])[
+                0
+            ]
             top = int(probs.argmax())
             label = self.head.labels[top]
             score = self.head.suspect_score(probs)

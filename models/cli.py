@@ -55,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         suspect=tuple(args.suspect) or None,
         version=args.version,
         categories=tuple(args.category),
+        detail=args.detail_grid,
     )
     data = {k: v for k, v in (("description", args.data_description), ("attribution", args.attribution)) if v}
     if data:
@@ -253,6 +254,13 @@ def register(
         "--data-description", default="", help="what the training images are, for the head's record"
     )
     p.add_argument("--attribution", default="", help="credit and licence the training data require")
+    p.add_argument(
+        "--detail-grid",
+        type=int,
+        default=1,
+        choices=(1, 2, 3),
+        help="read NxN tiles at N times the resolution (N*N more inferences per photo asked about)",
+    )
     p.add_argument("--version", default=None)
     p.set_defaults(func=cmd_train)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.classifier import Classifier
+from models.classifier import Classifier, detail_grid
 from models.groups import file_groups, grouped_folds
 from models.heads import Head, threshold_for_precision
 from models.preprocess import ImageDecodeError
@@ -118,11 +118,15 @@ def evaluate_head(
     if unknown:
         raise DatasetError(f"data has classes {unknown} that the head does not know ({list(head.labels)})")
     x, logits = embed_plain(clf, samples, kind, quiet)
+    plain = x
     y = np.asarray([head.labels.index(s.label) for s in samples], dtype=np.int64)
+    grid = detail_grid(head)
+    if grid > 1:
+        x = np.stack([clf.detail_embedding(s.path.read_bytes(), kind, grid) for s in samples])
     probs = head.predict_proba(x)
     accepted = probs.max(axis=1) >= head.reject_threshold
     result = metrics(probs, y, head.labels, head, target)
-    groups = file_groups([s.path for s in samples], [s.label for s in samples], x)
+    groups = file_groups([s.path for s in samples], [s.label for s in samples], plain)
     result["groups"] = len(set(groups))
     validation = head.meta.get("validation", {})
     result["head"] = {

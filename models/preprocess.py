@@ -217,6 +217,17 @@ def square_for_kind(pixels: UInt8Image, kind: str, size: int) -> UInt8Image:
     return np.ascontiguousarray(out)
 
 
+def detail_tiles(square: UInt8Image, grid: int) -> list[UInt8Image]:
+    """A square cut into grid x grid equal tiles, row by row: detail views at the full input size
+    when the square was made at grid times the network's input size."""
+    side = square.shape[0] // grid
+    return [
+        np.ascontiguousarray(square[r * side : (r + 1) * side, c * side : (c + 1) * side])
+        for r in range(grid)
+        for c in range(grid)
+    ]
+
+
 def normalise(
     square: UInt8Image, mean: npt.NDArray[np.float32], inv_std: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:

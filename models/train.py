@@ -98,7 +98,7 @@ def embed_samples(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[F32, npt.NDArray[np.int64]]:
     """Embeddings of each sample, plus `views` augmented copies each; returns (embeddings, sample index)."""
-    emb, _, owners = embed_views(clf, samples, kind, views, seed, progress)
+    emb, owners, _, _ = embed_views(clf, samples, kind, views, seed, progress)
     return emb, owners
 
 
@@ -109,34 +109,55 @@ def embed_views(
     views: int = 0,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[F32, F32, npt.NDArray[np.int64]]:
-    """(embeddings, ImageNet logits, sample index) of each sample's plain view and `views` augmented copies.
+    grid: int = 1,
+) -> tuple[F32, npt.NDArray[np.int64], F32, F32]:
+    """Training rows and what the station sees of each sample.
 
-    The plain view of each sample comes first among its rows.
+    Returns (rows, sample index of each row, plain embedding per sample, ImageNet logits per sample).
+    Rows are the plain view (first) and `views` augmented copies of each sample; with `grid` > 1 each
+    row is instead the detail embedding of that view (see `Classifier.detail_embedding`).
     """
     rng = np.random.default_rng(seed)
     tensors: list[F32] = []
     owners: list[int] = []
-    chunks: list[tuple[F32, F32]] = []
+    rows: list[F32] = []
+    plain: list[tuple[F32, F32]] = []
     for i, sample in enumerate(samples):
         try:
-            square = load_image(sample.path.read_bytes(), kind, clf.size)
+            data = sample.path.read_bytes()
+            square = load_image(data, kind, clf.size)
+            big = load_image(data, kind, grid * clf.size) if grid > 1 else square
         except ImageDecodeError as exc:
             raise DatasetError(f"{sample.path}: {exc}") from exc
+        if grid > 1:
+            emb, logits = clf.run(normalise(square, clf.mean, clf.inv_std))
+            plain.append((emb, logits))
         for view in range(views + 1):
-            img = square if view == 0 else augment(square, rng, kind)
-            tensors.append(normalise(img, clf.mean, clf.inv_std))
+            img = big if view == 0 else augment(big, rng, kind)
+            if grid > 1:
+                rows.append(clf.embed_detail_square(img, grid)[None])
+            else:
+                tensors.append(normalise(img, clf.mean, clf.inv_std))
             owners.append(i)
         if len(tensors) >= BATCH:
-            chunks.append(clf.run(np.concatenate(tensors)))
+            batch = clf.run(np.concatenate(tensors))
+            rows.append(batch[0])
+            plain.append(batch)
             tensors = []
         if progress is not None:
             progress(i + 1, len(samples))
     if tensors:
-        chunks.append(clf.run(np.concatenate(tensors)))
-    emb = np.concatenate([c[0] for c in chunks])
-    logits = np.concatenate([c[1] for c in chunks])
-    return emb, logits, np.asarray(owners, dtype=np.int64)
+        batch = clf.run(np.concatenate(tensors))
+        rows.append(batch[0])
+        plain.append(batch)
+    x = np.concatenate(rows)
+    owner_index = np.asarray(owners, dtype=np.int64)
+    emb_all = np.concatenate([p[0] for p in plain])
+    logits_all = np.concatenate([p[1] for p in plain])
+    if grid == 1:  # the plain view is each sample's first row
+        first = first_rows(owner_index, len(samples))
+        emb_all, logits_all = emb_all[first], logits_all[first]
+    return x, owner_index, emb_all, logits_all
 
 
 def data_categories(clf: Classifier, logits: F32, share: float = CATEGORY_SHARE) -> tuple[str, ...]:
@@ -226,25 +247,27 @@ def train_head(
     seed: int = 0,
     quiet: bool = False,
     categories: tuple[str, ...] = (),
+    detail: int = 1,
 ) -> Head:
     """Embed, cross-fit by groups, calibrate on the out-of-fold predictions, refit on all the data.
 
     The head records what it was trained for (image kind; goods categories: `categories`, or for
     camera photos those its training photos are placed in, see `data_categories`) and its grouped
     validation figures: accuracy, temperature, reject threshold and coverage, all from images whose
-    group (near-duplicates, file-name series) no weight fitted for them had seen.
+    group (near-duplicates, file-name series, photo sessions) no weight fitted for them had seen.
+    With `detail` > 1 the head reads detail views: detail x detail tiles at that many times the
+    resolution, embeddings averaged (detail * detail more inferences per photo it is asked about).
     """
     labels = tuple(sorted({s.label for s in samples}))
     names = [s.label for s in samples]
-    x, logits, owners = embed_views(
-        clf, samples, kind, views, seed, None if quiet else print_progress("embedding")
+    x, owners, plain_emb, plain_logits = embed_views(
+        clf, samples, kind, views, seed, None if quiet else print_progress("embedding"), detail
     )
     y = np.asarray([labels.index(s.label) for s in samples], dtype=np.int64)
-    plain = first_rows(owners, len(samples))
     if kind == "camera" and not categories:
-        categories = data_categories(clf, logits[plain])
+        categories = data_categories(clf, plain_logits)
     try:
-        groups = file_groups([s.path for s in samples], names, x[plain])
+        groups = file_groups([s.path for s in samples], names, plain_emb)
     except ImageDecodeError as exc:
         raise DatasetError(str(exc)) from exc
     k = choose_folds(groups, names, folds)
@@ -272,6 +295,7 @@ def train_head(
         "trained_utc": now.isoformat(),
         "train_images": len(samples),
         "augmented_views": views,
+        "detail_grid": detail,
         "per_label": {label: names.count(label) for label in labels},
         "validation": validation,
     }

@@ -19,7 +19,8 @@ from models.groups import (
     series_of,
     session_pairs,
 )
-from models.preprocess import ImageDecodeError
+from models.heads import save_head
+from models.preprocess import ImageDecodeError, detail_tiles, load_image
 from models.train import DatasetError, embed_samples, scan_folder, train_head
 
 
@@ -167,3 +168,22 @@ def test_consecutive_photos_of_one_item_are_one_session() -> None:
     assert session_pairs(paths, labels, emb) == [(0, 1)]
     hashes = np.stack([average_hash(_scene(np.random.default_rng(k))) for k in range(5)])
     assert group_ids(hashes, ["a", "b", "c", "d", "e"], labels, extra_pairs=[(0, 1)]) == [0, 0, 1, 2, 3]
+
+
+def test_detail_head_reads_tiles_at_the_station(tiny_manifest: Path, tmp_path: Path) -> None:
+    _planted_set(tmp_path / "data", items=4, copies=1)
+    samples = scan_folder(tmp_path / "data")
+    clf = Classifier.load(tiny_manifest)
+    head = train_head(clf, samples, "camera", views=0, folds=2, quiet=True, detail=2)
+    assert head.meta["detail_grid"] == 2
+    path = tmp_path / "detail.npz"
+    save_head(head, path)
+    with_head = Classifier.load(tiny_manifest, head=path)
+    image = samples[0].path.read_bytes()
+    c = with_head.classify(image)
+    # The verdict comes from the mean of the four tile embeddings, not from the plain view.
+    tiles = with_head.detail_embedding(image, "camera", 2)
+    expected = head.suspect_score(head.predict_proba(tiles[None])[0])
+    assert c.counterfeit_score == pytest.approx(expected, abs=1e-6)
+    big = load_image(image, "camera", 2 * with_head.size)
+    assert [t.shape for t in detail_tiles(big, 2)] == [(with_head.size, with_head.size, 3)] * 4
