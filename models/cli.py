@@ -86,7 +86,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cov = result["coverage_at_precision"]
         ece = result["calibration"]["ece"]
         print(f"accuracy {result['accuracy']:.4f} on {result['samples']} images; ECE {ece:.4f}")
-        print(f"coverage at precision {cov['target_precision']}: {cov['coverage']:.4f}")
+        print(f"majority baseline {result['majority_baseline']:.4f}; {result['groups']} image groups")
+        own = cov["head_threshold_precision"]
+        print(
+            f"at the head's threshold {cov['head_threshold']:.4f}: "
+            f"coverage {cov['head_threshold_coverage']:.4f}, precision {'-' if own is None else f'{own:.4f}'}"
+        )
+        print(f"best coverage at precision {cov['target_precision']} on this data: {cov['coverage']:.4f}")
+        scope = result["station_scope"]
+        print(f"the station would ask the head about {scope['in_scope']} of these images")
         for label, row in result["per_class"].items():
             print(
                 f"  {label}: precision {row['precision']:.4f} recall {row['recall']:.4f} ({row['support']})"

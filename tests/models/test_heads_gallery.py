@@ -186,6 +186,10 @@ def test_model_cli_train_eval_gallery(
     assert main(["model", "eval", *common, "--data", str(data), "--head", str(head), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {"accuracy", "per_class", "confusion", "coverage_at_precision", "calibration"}
+    assert result["head"]["validation_accuracy"] is not None and result["groups"] >= 2
+    assert main(["model", "eval", *common, "--data", str(data), "--head", str(head)]) == 0
+    text = capsys.readouterr().out
+    assert "at the head's threshold" in text and "majority baseline" in text
     gallery = tmp_path / "gallery.npz"
     image = next((data / "counterfeit").iterdir())
     add = ["model", "gallery", "add", *common, "--gallery", str(gallery), "--image", str(image)]
