@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -17,10 +17,11 @@ from edge.feed import StationFeed
 from edge.health import HealthBoard
 from edge.intake import Intake
 from edge.model_updates import ModelUpdater
+from edge.parcels import ParcelWorker
 from edge.pipeline import Pipeline
 from edge.store import EdgeStore, utc_now
 from edge.sync import SyncLink, SyncWorker
-from edge.wire import DeviceStatusEvent
+from edge.wire import DeviceStatusEvent, ParcelEvent
 from scanner_drivers.scanners.open import open_scanner
 from scanner_drivers.scanners.scanner import ScannerDriver
 from scanner_drivers.sorter.link import SorterLink
@@ -31,7 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class EdgeAgent:
-    """One station. Start order: store, models (fail fast), sorter link, sync, then the scanner."""
+    """One station. Start order: store, models (fail fast), sorter link, sync, then the scanner.
+
+    The parcel path never blocks a driver: the scanner's thread enqueues its read, the intake
+    adds the camera frame and X-ray shot, one parcel worker decides and records the divert
+    intent, and the divert dispatcher sends it and records its outcome.
+    """
 
     def __init__(
         self,
@@ -39,6 +45,7 @@ class EdgeAgent:
         token: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         transport: httpx.BaseTransport | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -54,8 +61,17 @@ class EdgeAgent:
             self.health.register("sorter", up=True)
             self.health.report("sorter", True, "waiting for the first divert")
         self.pipeline = Pipeline(
-            cfg, self.store, self.classifier, self.sorter, self.feed, self.boot_id, clock, self.health
+            cfg,
+            self.store,
+            self.classifier,
+            self.sorter,
+            self.feed,
+            self.boot_id,
+            clock,
+            self.health,
+            monotonic,
         )
+        self.worker = ParcelWorker(self.pipeline, self.feed, self._recorded, self.health.crashed)
         self.sync: SyncWorker | None = None
         self.models: ModelUpdater | None = None
         if cfg.server.url:
@@ -85,12 +101,15 @@ class EdgeAgent:
                     cfg.server.models_interval_s,
                 )
         self.scanner: ScannerDriver = open_scanner(cfg.devices.scanner)
-        self.intake = Intake(cfg.devices, self.health, self.on_parcel)
-        self.parcels = 0
-        self._errors = 0
-        self._lock = threading.Lock()
+        self.intake = Intake(cfg.devices, self.health, self.on_parcel, cfg.sorter.budget_s, monotonic)
 
     def start(self, scanner: bool = True) -> None:
+        # Diverts intended before a stop whose outcome was never recorded: UNKNOWN, shown to the operator.
+        unknown = self.pipeline.dispatcher.resolve_open()
+        if unknown:
+            log.warning("%d divert(s) from before the restart have an unknown outcome", unknown)
+        self.pipeline.recorder.start()
+        self.worker.start()
         if self.sync is not None:
             self.sync.start()
         if self.models is not None:
@@ -103,22 +122,29 @@ class EdgeAgent:
         self.scanner.start(self.on_read, self.on_status)
 
     def on_read(self, read: ScanRead) -> None:
+        """Called on the scanner's thread: returns at once, the parcel goes on in the background."""
         self.health.seen("scanner")
         self.intake.take(read)
 
     def on_parcel(self, read: ScanRead, missing_images: int) -> None:
-        try:
-            event = self.pipeline.process(read, missing_images)
-        except Exception:
-            # One bad parcel must not stop the line: log it, count it, keep reading.
-            log.exception("parcel from %s could not be processed", read.device)
-            with self._lock:
-                self._errors += 1
-            return
-        with self._lock:
-            self.parcels += 1
+        """A read with its images, from the intake: queued for the parcel worker."""
+        self.worker.submit(read, missing_images)
+
+    def _recorded(self, event: ParcelEvent) -> None:
         if self.sync is not None and event.decision != "CLEAR":
             self.sync.kick()
+
+    @property
+    def parcels(self) -> int:
+        return self.worker.parcels
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until every read taken so far is recorded and its divert settled; False on timeout."""
+        end = time.monotonic() + timeout_s
+        for stage in (self.intake.drain, self.worker.drain, self.pipeline.dispatcher.drain):
+            if not stage(max(0.0, end - time.monotonic())):
+                return False
+        return True
 
     def on_status(self, device: str, up: bool, detail: str) -> None:
         self.health.report("scanner", up, detail)
@@ -133,13 +159,16 @@ class EdgeAgent:
 
     @property
     def errors(self) -> int:
-        with self._lock:
-            return self._errors
+        """Parcels whose processing raised (held and recorded as PROCESSING_ERROR, or not recorded at all)."""
+        return self.pipeline.errors + self.worker.failed
 
     def stop(self) -> None:
         self.scanner.stop()
         self.scanner.join(5)
+        # Reads taken are finished and recorded, diverts settled, kept records flushed, before closing.
         self.intake.stop()
+        self.worker.stop()
+        self.pipeline.stop()
         if self.models is not None:
             self.models.stop()
         if self.sync is not None:

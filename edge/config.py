@@ -64,8 +64,54 @@ class SorterConfig(Strict):
     pull_chute: str = Field("P1", description="Chute for parcels to be pulled (interception).")
     hold_chute: str = Field("H1", description="Chute for parcels held for checking at the station.")
     deadline_s: float = Field(
-        1.5, gt=0, le=30, description="Seconds from the read until the parcel passes the divert point."
+        1.5,
+        gt=0,
+        le=30,
+        description="Seconds from the read until the parcel passes the divert point (used when neither"
+        " divert_budget_s nor scan_to_divert_m with belt_speed_m_s is given).",
     )
+    divert_budget_s: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="Seconds from the read until the parcel passes the divert point; overrides deadline_s"
+        " and the line geometry.",
+    )
+    scan_to_divert_m: float | None = Field(
+        None, gt=0, le=1000, description="Belt distance from the scanner to the divert point, in metres."
+    )
+    belt_speed_m_s: float | None = Field(
+        None, gt=0, le=20, description="Belt speed in metres per second (with scan_to_divert_m)."
+    )
+    send_margin_s: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="Seconds a divert command needs to reach the controller before the divert point;"
+        " a parcel decided with less time left is held as LATE and its divert is not sent.",
+    )
+    in_flight: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Diverts awaiting their confirmation at once (the controller confirms when the parcel"
+        " reaches its chute, long after the next parcels were read).",
+    )
+
+    @model_validator(mode="after")
+    def _geometry_pair(self) -> SorterConfig:
+        if (self.scan_to_divert_m is None) != (self.belt_speed_m_s is None):
+            raise ValueError("give scan_to_divert_m and belt_speed_m_s together, or neither")
+        return self
+
+    @property
+    def budget_s(self) -> float:
+        """Seconds from a read to its divert point: the explicit budget, the line geometry, or deadline_s."""
+        if self.divert_budget_s is not None:
+            return self.divert_budget_s
+        if self.scan_to_divert_m is not None and self.belt_speed_m_s is not None:
+            return self.scan_to_divert_m / self.belt_speed_m_s
+        return self.deadline_s
 
 
 class ServerLinkConfig(Strict):
@@ -127,6 +173,12 @@ class ClassifierConfig(Strict):
         None, description="A second model run in shadow mode: results recorded, never acted on."
     )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads.")
+    pool: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Images of one parcel classified at once (threads; onnxruntime frees the GIL).",
+    )
     kinds: list[ClassifiedKind] = Field(
         default_factory=_classified_kinds,
         description="Image kinds the classifier runs on (label photos are only read for the waybill).",

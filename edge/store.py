@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
@@ -18,7 +19,7 @@ import sqlite_utils
 from pydantic import TypeAdapter
 
 from edge.errors import StoreError
-from edge.wire import Event, ManifestWire, PullOrderWire, RegistryChanges, SenderWire
+from edge.wire import Event, ManifestWire, OrderStatusEvent, PullOrderWire, RegistryChanges, SenderWire
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at TEXT NOT NULL, expires_at TEXT NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_waybill ON orders(waybill);
 CREATE INDEX IF NOT EXISTS orders_sender ON orders(sender_token);
+CREATE TABLE IF NOT EXISTS divert_intents (
+    tracking_id TEXT PRIMARY KEY, event_key TEXT NOT NULL, waybill TEXT, sorter_id TEXT,
+    decision TEXT NOT NULL, chute TEXT, order_ids TEXT NOT NULL DEFAULT '[]');
 """
 
 
@@ -81,8 +85,57 @@ class ImageBlob:
     data: bytes
 
 
+@dataclass(frozen=True)
+class DivertIntent:
+    """A divert decided and recorded but whose outcome is not recorded yet."""
+
+    tracking_id: str
+    event_key: str
+    waybill: str | None
+    sorter_id: str | None
+    decision: str
+    chute: str | None
+    order_ids: tuple[str, ...] = ()
+
+
+# Writer priorities: the parcel path goes ahead of sync bookkeeping and registry copies.
+URGENT, NORMAL, LAST = 0, 1, 2
+Job = tuple[int, int, Callable[[sqlite_utils.Database], Any] | None, Future[Any] | None]
+
+
 def _wrap(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"local database write failed: {exc}")
+
+
+def _insert_events(db: sqlite_utils.Database, evs: Sequence[Event], upload: Sequence[str] = ()) -> None:
+    """Events and their outbox rows, inside the caller's transaction; `upload` goes with parcel events."""
+    for ev in evs:
+        body = ev.model_dump_json()
+        db.execute(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+            [
+                ev.key,
+                ev.seq,
+                ev.type,
+                ev.at.isoformat(),
+                getattr(ev, "tracking_id", None),
+                getattr(ev, "waybill", None),
+                getattr(ev, "decision", None),
+                body,
+            ],
+        )
+        ups = list(upload) if ev.type == "parcel" else []
+        db.execute(
+            "INSERT INTO outbox (seq, key, body, images) VALUES (?,?,?,?)",
+            [ev.seq, ev.key, body, json.dumps(ups)],
+        )
+    if evs:
+        top = max(e.seq for e in evs)
+        db.execute(
+            "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
+            " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            [str(top)],
+        )
 
 
 class EdgeStore:
@@ -99,17 +152,21 @@ class EdgeStore:
             self._wconn.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
             self._upgrade()
-            self._rconn = sqlite3.connect(str(path), check_same_thread=False)
-            self._rconn.execute("PRAGMA busy_timeout=5000")
+            row = self._wconn.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),"
+                " COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'), 0))"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open local database {path}: {exc}") from exc
-        self._rlock = threading.Lock()
-        self._jobs: queue.Queue[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]] | None] = (
-            queue.Queue()
-        )
+        # Readers (parcel worker, sync, order poll, terminal) each get their own connection:
+        # the writer's connection is the writer thread's alone.
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._order = itertools.count()
+        self._jobs: queue.PriorityQueue[Job] = queue.PriorityQueue()
         self._seq_lock = threading.Lock()
-        row = self._wconn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        self._seq = max(int(row[0]), int(self.get_meta("seq", "0")))
+        self._seq = int(row[0])
         self._writer = threading.Thread(target=self._write_loop, name="edge-store-writer", daemon=True)
         self._writer.start()
 
@@ -125,10 +182,9 @@ class EdgeStore:
 
     def _write_loop(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            _prio, _n, fn, fut = self._jobs.get()
+            if fn is None or fut is None:
                 return
-            fn, fut = job
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
@@ -141,27 +197,49 @@ class EdgeStore:
             else:
                 fut.set_result(result)
 
-    def write(self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 30.0) -> T:
-        """Run `fn` in one transaction on the writer thread and wait for it."""
+    def write(
+        self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 30.0, urgent: bool = False
+    ) -> T:
+        """Run `fn` in one transaction on the writer thread and wait for it (urgent jobs go first)."""
         fut: Future[T] = Future()
-        self._jobs.put((fn, fut))
-        return fut.result(timeout)
+        self._jobs.put((URGENT if urgent else NORMAL, next(self._order), fn, fut))
+        try:
+            return fut.result(timeout)
+        except TimeoutError as exc:
+            raise StoreError(f"local database write did not finish within {timeout} s") from exc
 
     def close(self) -> None:
-        self._jobs.put(None)
+        # Queued last: every write already asked for is done first.
+        self._jobs.put((LAST, next(self._order), None, None))
         self._writer.join(10)
         self._wconn.close()
-        self._rconn.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                # check_same_thread off only so that close() may close it; one thread uses it.
+                conn = sqlite3.connect(str(self.path), check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=5000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open local database {self.path} for reading: {exc}") from exc
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._rlock:
-            return list(self._rconn.execute(sql, params).fetchall())
+        return list(self._reader().execute(sql, params).fetchall())
 
     def get_meta(self, key: str, default: str) -> str:
-        row = self._wconn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0]) if row else default
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
 
     # -- sequence and boots ----------------------------------------------------------------------
 
@@ -185,7 +263,8 @@ class EdgeStore:
         """Count one more boot of the station; the boot id is part of every idempotency key."""
 
         def bump(db: sqlite_utils.Database) -> int:
-            boot = int(self.get_meta("boot", "0")) + 1
+            row = db.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
+            boot = int(row[0] if row else 0) + 1
             db.execute("INSERT OR REPLACE INTO meta VALUES ('boot', ?)", [str(boot)])
             return boot
 
@@ -199,33 +278,23 @@ class EdgeStore:
         images: Iterable[ImageBlob] = (),
         order_states: Iterable[tuple[str, str]] = (),
         upload: Sequence[str] = (),
+        intents: Iterable[DivertIntent] = (),
+        settled: Iterable[str] = (),
+        urgent: bool = False,
     ) -> None:
-        """Events, their outbox rows, held images and order states in one transaction."""
+        """Events, their outbox rows, held images, order states and divert intents in one transaction.
+
+        `intents` are diverts about to be sent (recorded before they are); `settled` are the
+        tracking ids whose divert outcome these events record.
+        """
         evs = list(events)
         imgs = list(images)
         states = list(order_states)
+        new_intents = list(intents)
+        done = list(settled)
 
         def tx(db: sqlite_utils.Database) -> None:
-            for ev in evs:
-                body = ev.model_dump_json()
-                db.execute(
-                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
-                    [
-                        ev.key,
-                        ev.seq,
-                        ev.type,
-                        ev.at.isoformat(),
-                        getattr(ev, "tracking_id", None),
-                        getattr(ev, "waybill", None),
-                        getattr(ev, "decision", None),
-                        body,
-                    ],
-                )
-                ups = list(upload) if ev.type == "parcel" else []
-                db.execute(
-                    "INSERT INTO outbox (seq, key, body, images) VALUES (?,?,?,?)",
-                    [ev.seq, ev.key, body, json.dumps(ups)],
-                )
+            _insert_events(db, evs, upload)
             for img in imgs:
                 db.execute(
                     "INSERT OR IGNORE INTO images (sha256, kind, content_type, data, stored_at)"
@@ -234,15 +303,30 @@ class EdgeStore:
                 )
             for order_id, state in states:
                 db.execute("UPDATE orders SET state = ? WHERE order_id = ?", [state, order_id])
-            if evs:
-                top = max(e.seq for e in evs)
+            for it in new_intents:
                 db.execute(
-                    "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
-                    " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                    [str(top)],
+                    "INSERT OR REPLACE INTO divert_intents VALUES (?,?,?,?,?,?,?)",
+                    [
+                        it.tracking_id,
+                        it.event_key,
+                        it.waybill,
+                        it.sorter_id,
+                        it.decision,
+                        it.chute,
+                        json.dumps(list(it.order_ids)),
+                    ],
                 )
+            db.conn.executemany("DELETE FROM divert_intents WHERE tracking_id = ?", [(t,) for t in done])
 
-        self.write(tx)
+        self.write(tx, urgent=urgent)
+
+    def open_intents(self) -> list[DivertIntent]:
+        """Diverts recorded as intended whose outcome never was (the station stopped in between)."""
+        rows = self.query(
+            "SELECT tracking_id, event_key, waybill, sorter_id, decision, chute, order_ids"
+            " FROM divert_intents ORDER BY rowid"
+        )
+        return [DivertIntent(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows]
 
     def pending_outbox(self, limit: int) -> list[OutboxRow]:
         rows = self.query(
@@ -309,6 +393,18 @@ class EdgeStore:
     def events(self, limit: int = 100, after_seq: int = 0) -> list[Event]:
         rows = self.query("SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
         return [EVENT_ADAPTER.validate_json(r[0]) for r in rows]
+
+    def divert_outcomes(self) -> dict[str, str]:
+        """Each parcel's last divert outcome by tracking id: its follow-up's, else the parcel's own."""
+        out: dict[str, str] = {}
+        for tracking_id, body in self.query(
+            "SELECT tracking_id, body FROM events WHERE type IN ('parcel', 'divert_outcome') ORDER BY seq"
+        ):
+            data = json.loads(body)
+            outcome = data.get("outcome") or (data.get("divert") or {}).get("outcome")
+            if outcome is not None:
+                out[tracking_id] = outcome
+        return out
 
     def decision_counts(self) -> dict[str, int]:
         rows = self.query("SELECT decision, COUNT(*) FROM events WHERE type = 'parcel' GROUP BY decision")
@@ -417,8 +513,16 @@ class EdgeStore:
 
     # -- pull orders -----------------------------------------------------------------------------
 
-    def add_orders(self, orders: Sequence[PullOrderWire]) -> list[PullOrderWire]:
-        """Store orders not seen before; return the new ones (the caller reports them delivered)."""
+    def add_orders(
+        self,
+        orders: Sequence[PullOrderWire],
+        delivered: Callable[[PullOrderWire], OrderStatusEvent] | None = None,
+    ) -> list[PullOrderWire]:
+        """Store orders not seen before; return the new ones.
+
+        With `delivered`, each new order's "delivered" status event is written in the same
+        transaction as the order and the poll cursor, so no stop in between can lose the ack.
+        """
 
         def tx(db: sqlite_utils.Database) -> list[PullOrderWire]:
             new: list[PullOrderWire] = []
@@ -448,6 +552,8 @@ class EdgeStore:
                     " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
                     [str(top)],
                 )
+            if delivered is not None:
+                _insert_events(db, [delivered(o) for o in new])
             return new
 
         return self.write(tx)

@@ -43,6 +43,7 @@ class ScanRead:
     raw: bytes = b""
     trigger_id: int | None = None
     images: tuple[ImageCapture, ...] = field(default=())
+    carrier_id: str | None = None
 
     @property
     def no_read(self) -> bool:

@@ -50,6 +50,7 @@ def agent(tmp_path: Path, seed_registry: Callable[..., None]) -> Iterator[EdgeAg
     )
     a.start()
     assert a.scanner.join(10)
+    assert a.drain(10)
     yield a
     a.stop()
 
