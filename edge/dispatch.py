@@ -139,11 +139,12 @@ class DivertDispatcher:
         if outcome in FAILED:
             with self._lock:
                 self.failures += 1
-            kind = {"LATE": "late", "UNKNOWN": "divert_unknown"}.get(outcome, "divert_failed")
+            # One kind for every divert not carried out (the terminal asks for a pull by hand);
+            # `divert` says which: MISSED, TIMEOUT, NOT_SENT, LATE or UNKNOWN.
             self.feed.publish(
                 {
                     "type": "alert",
-                    "kind": kind,
+                    "kind": "divert_failed",
                     "tracking_id": intent.tracking_id,
                     "waybill": intent.waybill,
                     "decision": intent.decision,

@@ -1,0 +1,259 @@
+"""The parcel path off the drivers' threads: enqueue only, deadlines from the read, in-flight diverts."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.agent import EdgeAgent
+from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
+from edge.dispatch import DivertDispatcher
+from edge.recorder import Recorder
+from edge.store import DivertIntent
+from edge.wire import DivertOutcomeEvent, ParcelEvent
+from scanner_drivers.sorter.sim import SimulatedSorter
+from scanner_drivers.types import Code, ScanRead
+from tests.edge.conftest import W_BLACK, W_GOOD
+
+Feed = queue.Queue[dict[str, Any]]
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedSorter]:
+    s = SimulatedSorter()
+    s.start()
+    yield s
+    s.stop()
+
+
+def make_agent(tmp_path: Path, seed: Callable[..., None], sorter_url: str | None, **sorter: Any) -> EdgeAgent:
+    replay = tmp_path / "none.jsonl"
+    replay.write_text("", encoding="utf-8")
+    cfg = EdgeConfig(
+        station=StationConfig(id="SZX-HUB1-L3-XR1", site_id="SITE", line_id="L3", data_dir=tmp_path / "edge"),
+        devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
+        sorter=SorterConfig(url=sorter_url, **sorter),
+    )
+    agent = EdgeAgent(cfg)
+    seed(agent.store)
+    return agent
+
+
+def scan(*codes: str, ago_s: float = 0.0, carrier_id: str | None = None) -> ScanRead:
+    return ScanRead(
+        device="test",
+        codes=tuple(Code(c, "code128", "test") for c in codes),
+        at_utc=datetime.now(UTC).isoformat(),
+        at_monotonic=time.monotonic() - ago_s,
+        carrier_id=carrier_id,
+    )
+
+
+def parcels(agent: EdgeAgent) -> list[ParcelEvent]:
+    return [e for e in agent.store.events(1000) if isinstance(e, ParcelEvent)]
+
+
+def outcomes(agent: EdgeAgent) -> list[DivertOutcomeEvent]:
+    return [e for e in agent.store.events(1000) if isinstance(e, DivertOutcomeEvent)]
+
+
+def alerts(feed: Feed) -> list[dict[str, Any]]:
+    out = []
+    while not feed.empty():
+        item = feed.get_nowait()
+        if item["type"] == "alert":
+            out.append(item)
+    return out
+
+
+def test_on_read_only_enqueues(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    # Before the worker runs, reads are taken and nothing is processed on the caller's thread.
+    for _ in range(3):
+        agent.on_read(scan(W_BLACK))
+    assert parcels(agent) == [] and sim.diverts_received == 0
+    agent.start()
+    assert agent.drain(20)
+    assert [p.decision for p in parcels(agent)] == ["PULL"] * 3
+    assert [o.outcome for o in outcomes(agent)] == ["DIVERTED"] * 3
+    agent.stop()
+
+
+def test_diverts_are_in_flight_together(tmp_path: Path, seed_registry: Callable[..., None]) -> None:
+    # The controller confirms each divert when its parcel reaches the chute, seconds later.
+    slow = SimulatedSorter(result_delay_s=3.0)
+    slow.start()
+    agent = make_agent(tmp_path, seed_registry, slow.url, divert_budget_s=30)
+    agent.start()
+    for _ in range(5):
+        agent.on_read(scan(W_BLACK))
+    deadline = time.monotonic() + 10
+    while slow.diverts_received < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # All five reached the controller while the first was still unconfirmed, each already on record.
+    assert slow.diverts_received == 5
+    assert outcomes(agent) == []
+    assert [p.divert.outcome if p.divert else None for p in parcels(agent)] == ["PENDING"] * 5
+    assert len(agent.store.open_intents()) == 5
+    assert agent.drain(30)
+    assert [o.outcome for o in outcomes(agent)] == ["DIVERTED"] * 5
+    assert agent.store.open_intents() == []
+    agent.stop()
+    slow.stop()
+
+
+def test_a_parcel_past_its_divert_point_is_held_late(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    agent = make_agent(tmp_path, seed_registry, sim.url, scan_to_divert_m=3.0, belt_speed_m_s=2.0)
+    assert agent.cfg.sorter.budget_s == 1.5
+    feed = agent.feed.subscribe()
+    agent.start()
+    agent.on_read(scan(W_GOOD, ago_s=5.0))  # the queue behind made it late: never cleared unseen
+    agent.on_read(scan(W_BLACK, ago_s=5.0))
+    agent.on_read(scan(W_GOOD))  # in time
+    assert agent.drain(20)
+    late_good, late_black, fresh = parcels(agent)
+    assert (late_good.decision, late_good.reasons) == ("HOLD", ["LATE"])
+    assert (late_black.decision, late_black.reasons) == ("PULL", ["SENDER_BLACKLISTED", "LATE"])
+    for ev in (late_good, late_black):
+        assert ev.divert is not None and ev.divert.outcome == "LATE"
+    assert fresh.decision == "CLEAR"
+    # A divert that cannot reach its point is not sent; the operator is told to pull by hand.
+    assert sim.diverts_received == 0
+    got = [(a["kind"], a["tracking_id"], a["divert"]) for a in alerts(feed)]
+    assert got == [
+        ("divert_failed", late_good.tracking_id, "LATE"),
+        ("divert_failed", late_black.tracking_id, "LATE"),
+    ]
+    agent.stop()
+
+
+def test_dispatcher_does_not_send_a_divert_that_is_too_late(tmp_path: Path, sim: SimulatedSorter) -> None:
+    agent = make_agent(tmp_path, lambda _s: None, sim.url)
+    now = {"t": 100.0}
+    pipe = agent.pipeline
+    dispatcher = DivertDispatcher(
+        agent.cfg.sorter,
+        agent.sorter,
+        agent.store,
+        pipe.recorder,
+        agent.feed,
+        agent.health,
+        pipe._stamp,
+        agent.clock,
+        lambda: now["t"],
+    )
+    intent = DivertIntent("t-1", "k-1", W_GOOD, W_GOOD, "HOLD", "H1")
+    agent.store.append_events([], intents=[intent])
+    dispatcher.submit(intent, deadline_at=100.04)  # less than the 50 ms a command needs
+    assert dispatcher.drain(10)
+    (ev,) = outcomes(agent)
+    assert (ev.tracking_id, ev.outcome) == ("t-1", "LATE")
+    assert sim.diverts_received == 0 and agent.store.open_intents() == []
+    dispatcher.stop()
+    agent.stop()
+
+
+def test_sorter_gets_the_controllers_id_then_the_waybill(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    agent.start()
+    agent.on_read(scan(W_BLACK, carrier_id="PLC-0042"))
+    agent.on_read(scan(W_BLACK))
+    agent.on_read(scan("NOT-A-WAYBILL"))
+    agent.on_read(scan())
+    assert agent.drain(20)
+    evs = parcels(agent)
+    assert [e.sorter_id for e in evs[:3]] == ["PLC-0042", W_BLACK, "NOT-A-WAYBILL"]
+    # Nothing read at all: only then the station's own tracking id.
+    assert evs[3].sorter_id == evs[3].tracking_id
+    assert sorted(sim.tracking_ids) == sorted(e.sorter_id or "" for e in evs)
+    agent.stop()
+
+
+def test_an_id_the_link_refuses_is_a_recorded_divert_failure(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    feed = agent.feed.subscribe()
+    agent.start()
+    agent.on_read(scan("X" * 80))  # longer than a telegram field can carry
+    assert agent.drain(20)
+    (ev,) = parcels(agent)
+    (out,) = outcomes(agent)
+    assert ev.decision == "HOLD" and out.outcome == "NOT_SENT" and "TelegramError" in out.detail
+    assert sim.diverts_received == 0
+    assert [(a["kind"], a["divert"]) for a in alerts(feed)] == [("divert_failed", "NOT_SENT")]
+    agent.stop()
+
+
+def test_open_intents_become_unknown_at_restart(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    first = make_agent(tmp_path, seed_registry, sim.url)
+    # As a kill between the intent and the outcome leaves it: the intent is recorded, nothing after.
+    first.store.append_events(
+        [], intents=[DivertIntent("t-9", "k-9", W_BLACK, W_BLACK, "PULL", "P1", ("o1",))]
+    )
+    first.store.close()
+    again = make_agent(tmp_path, seed_registry, sim.url)
+    feed = again.feed.subscribe()
+    again.start(scanner=False)
+    (ev,) = outcomes(again)
+    assert (ev.tracking_id, ev.outcome, ev.decision) == ("t-9", "UNKNOWN", "PULL")
+    statuses = [e for e in again.store.events(100) if e.type == "order_status"]
+    assert [(s.order_id, s.state) for s in statuses] == [("o1", "missed")]
+    assert [(a["kind"], a["divert"]) for a in alerts(feed)] == [("divert_failed", "UNKNOWN")]
+    assert again.store.open_intents() == []
+    again.stop()
+
+
+def test_disk_full_records_are_retried_then_flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.errors import StoreError
+    from edge.feed import StationFeed
+    from edge.health import HealthBoard
+    from edge.recorder import Record
+    from edge.store import EdgeStore
+    from edge.wire import DeviceStatusEvent
+
+    store = EdgeStore(tmp_path / "s.db")
+    feed = StationFeed()
+    recorder = Recorder(store, feed, HealthBoard(), retry_s=0.01)
+    real = store.append_events
+    full = {"on": True}
+
+    def disk(*args: Any, **kw: Any) -> None:  # the disk is the hardware edge
+        if full["on"]:
+            raise StoreError("database or disk is full")
+        real(*args, **kw)
+
+    monkeypatch.setattr(store, "append_events", disk)
+
+    def event(n: int) -> DeviceStatusEvent:
+        return DeviceStatusEvent(**store.stamp("S1", "b1", datetime.now(UTC)), device=f"d{n}", up=True)
+
+    assert not recorder.record(Record((event(1),)))
+    assert not recorder.record(Record((event(2),)))
+    assert recorder.unsaved == 2 and store.events(10) == []
+    recorder.start()
+    full["on"] = False  # space freed: the timer writes them without a new parcel coming
+    deadline = time.monotonic() + 10
+    while recorder.unsaved and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [e.device for e in store.events(10)] == ["d1", "d2"]  # type: ignore[union-attr]
+    full["on"] = True
+    recorder.record(Record((event(3),)))
+    recorder.stop()  # still full at shutdown: lost, loudly
+    assert recorder.lost == 1
+    assert [i["kind"] for i in feed.recent("alert")][-1] == "store_lost"
+    store.close()
