@@ -223,3 +223,47 @@ def test_old_held_images_go_only_once_uploaded(store: EdgeStore) -> None:
     assert store.purge_images(later) == 1
     assert store.image(sent.sha256) is None
     assert store.image(waiting.sha256) == waiting  # still to be uploaded: kept however old
+
+
+def test_readers_never_use_the_writers_connection(store: EdgeStore) -> None:
+    """A reader sees only committed data, from its own connection, while the writer is mid-transaction."""
+    import threading
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow_tx(db: object) -> None:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('probe', 'uncommitted')")  # type: ignore[attr-defined]
+        inside.set()
+        release.wait(10)
+
+    writer = threading.Thread(target=store.write, args=(slow_tx,))
+    writer.start()
+    assert inside.wait(10)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.append(store.get_meta("probe", "absent")))
+    reader.start()
+    reader.join(10)
+    assert seen == ["absent"] and store.get_meta("probe", "absent") == "absent"
+    release.set()
+    writer.join(10)
+    assert store.get_meta("probe", "absent") == "uncommitted"
+
+
+def test_an_order_and_its_delivered_ack_commit_together(store: EdgeStore) -> None:
+    def delivered(o: PullOrderWire) -> OrderStatusEvent:
+        return OrderStatusEvent(
+            **store.stamp("S1", "b1", NOW), order_id=o.order_id, state="delivered", waybill=o.waybill
+        )
+
+    def broken(o: PullOrderWire) -> OrderStatusEvent:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(StoreError):
+        store.add_orders([order(1)], broken)
+    # Nothing of it stayed: the order comes again with the next poll and is acked then.
+    assert store.orders_seq() == 0 and store.open_orders() == 0
+    assert [o.order_id for o in store.add_orders([order(1), order(2)], delivered)] == ["o1", "o2"]
+    acks = [e for e in store.events(10) if isinstance(e, OrderStatusEvent)]
+    assert [(a.order_id, a.state) for a in acks] == [("o1", "delivered"), ("o2", "delivered")]
+    assert store.add_orders([order(1)], delivered) == [] and len(store.events(10)) == 2
