@@ -66,7 +66,8 @@ def test_failed_transaction_leaves_nothing(store: EdgeStore) -> None:
     ev = parcel(store)
     store.append_events([ev])
     with pytest.raises(StoreError):
-        store.append_events([parcel(store), ev])  # the second collides: the whole write rolls back
+        # The second collides (same key, other body): the whole write rolls back.
+        store.append_events([parcel(store), ev.model_copy(update={"risk": 0.5})])
     assert store.outbox_size() == 1
     assert len(store.events()) == 1
 
@@ -267,3 +268,14 @@ def test_an_order_and_its_delivered_ack_commit_together(store: EdgeStore) -> Non
     acks = [e for e in store.events(10) if isinstance(e, OrderStatusEvent)]
     assert [(a.order_id, a.state) for a in acks] == [("o1", "delivered"), ("o2", "delivered")]
     assert store.add_orders([order(1)], delivered) == [] and len(store.events(10)) == 2
+
+
+def test_writing_a_record_again_is_harmless(store: EdgeStore) -> None:
+    """A write that landed after its caller gave up waiting is retried from memory: no double, no resend."""
+    ev = parcel(store, "HOLD")
+    store.append_events([ev])
+    store.append_events([ev])
+    assert len(store.events(10)) == 1 and store.outbox_size() == 1
+    store.ack_outbox([ev.key])
+    store.append_events([ev])
+    assert len(store.events(10)) == 1 and store.outbox_size() == 0
