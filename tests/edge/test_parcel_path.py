@@ -181,20 +181,28 @@ def test_sorter_gets_the_controllers_id_then_the_waybill(
     agent.stop()
 
 
+@pytest.mark.parametrize(("protocol", "code"), [("tcp", "X" * 80), ("modbus", "X" * 21)])
 def test_an_id_the_link_refuses_is_a_recorded_divert_failure(
-    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+    tmp_path: Path, seed_registry: Callable[..., None], protocol: str, code: str
 ) -> None:
-    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    # A telegram field carries 64 characters, a Modbus mailbox 20.
+    sim = SimulatedSorter(protocol)
+    sim.start()
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30, hold_chute="2")
     feed = agent.feed.subscribe()
     agent.start()
-    agent.on_read(scan("X" * 80))  # longer than a telegram field can carry
+    agent.on_read(scan(code))
+    agent.on_read(scan(code[:20]))  # fits both
     assert agent.drain(20)
-    (ev,) = parcels(agent)
-    (out,) = outcomes(agent)
-    assert ev.decision == "HOLD" and out.outcome == "NOT_SENT" and "TelegramError" in out.detail
-    assert sim.diverts_received == 0
+    refused, fits = parcels(agent)
+    by_id = {o.tracking_id: o for o in outcomes(agent)}
+    out = by_id[refused.tracking_id]
+    assert refused.decision == "HOLD" and out.outcome == "NOT_SENT" and "TelegramError" in out.detail
+    assert by_id[fits.tracking_id].outcome == "DIVERTED"
+    assert sim.tracking_ids == [code[:20]]
     assert [(a["kind"], a["divert"]) for a in alerts(feed)] == [("divert_failed", "NOT_SENT")]
     agent.stop()
+    sim.stop()
 
 
 def test_open_intents_become_unknown_at_restart(
