@@ -169,14 +169,16 @@ class Pipeline:
             found.extend(c.text for c in result.codes)
         return found
 
-    def _failed(self, exc: BaseException, stage: str) -> Assessment:
+    def _failed(self, exc: BaseException, stage: str, read: ScanRead) -> Assessment:
         name = type(exc).__name__
         log.error("parcel processing failed at %s (%s); held", stage, name, exc_info=exc)
         with self._lock:
             self.errors += 1
             n = self.errors
         self.health.report("pipeline", False, f"{n} parcel(s) failed processing, last at {stage}: {name}")
-        return Assessment(decide_failed(), [], None, None, None, StageResult("off", (), ()), (), name)
+        # The scanner's codes are kept (the operator finds the parcel by them); nothing derived is trusted.
+        codes = [str(c.text) for c in read.codes]
+        return Assessment(decide_failed(), codes, None, None, None, StageResult("off", (), ()), (), name)
 
     # -- one parcel ----------------------------------------------------------------------------
 
@@ -193,13 +195,13 @@ class Pipeline:
             images = [(sha256_hex(i.data), i.kind, i.data, i.content_type) for i in read.images]
             found = self.assess(read, images, missing_images, deadline_at)
         except Exception as exc:
-            found = self._failed(exc, "assess")
+            found = self._failed(exc, "assess", read)
         try:
             event, rec, intent = self._build(envelope, tracking_id, read, found, images, deadline_at)
             self.recorder.record(rec)
         except Exception as exc:
             # The record itself failed (a full disk is kept and retried instead): hold, record bare facts.
-            found = self._failed(exc, "record")
+            found = self._failed(exc, "record", read)
             event, rec, intent = self._build(envelope, tracking_id, read, found, [], deadline_at)
             self.recorder.record(rec)
         self.feed.publish({"type": "parcel", "event": event.model_dump(mode="json")})

@@ -313,6 +313,7 @@ def test_a_failure_at_any_stage_holds_and_records_the_parcel(
     assert agent.drain(20)
     (ev,) = parcels(agent)
     assert (ev.decision, ev.reasons, ev.error) == ("HOLD", ["PROCESSING_ERROR"], "InjectedFault")
+    assert (ev.codes, ev.sorter_id, ev.waybill) == ([W_GOOD], W_GOOD, None)
     # Physically held: diverted to the hold chute, and the outcome recorded.
     (out,) = outcomes(agent)
     assert (out.tracking_id, out.outcome, out.chute) == (ev.tracking_id, "DIVERTED", "H1")
@@ -343,4 +344,20 @@ def test_a_failing_divert_is_recorded_and_alerted(
         ("divert_failed", "NOT_SENT"),
     ]
     assert agent.store.open_intents() == []
+    agent.stop()
+
+
+def test_terminal_list_shows_the_divert_outcome_not_the_intent(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    from edge.web.views import recent_parcels
+
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    agent.start()
+    agent.on_read(scan(W_BLACK))
+    agent.on_read(scan("NOT-A-WAYBILL", ago_s=60))  # late: the operator must pull it by hand
+    assert agent.drain(20)
+    late, pulled = recent_parcels(agent.store, 10, datetime.now(UTC))
+    assert (pulled["divert"], pulled["chute"], pulled["alert"]) == ("DIVERTED", "P1", True)
+    assert (late["decision"], late["divert"], late["alert"]) == ("HOLD", "LATE", True)
     agent.stop()
