@@ -71,7 +71,9 @@ class EdgeAgent:
             self.health,
             monotonic,
         )
-        self.worker = ParcelWorker(self.pipeline, self.feed, self._recorded, self.health.crashed)
+        self.worker = ParcelWorker(
+            self.pipeline, self.feed, self._recorded, self.health.crashed, cfg.classifier.parcels
+        )
         self.sync: SyncWorker | None = None
         self.models: ModelUpdater | None = None
         if cfg.server.url:

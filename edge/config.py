@@ -90,12 +90,21 @@ class SorterConfig(Strict):
         description="Seconds a divert command needs to reach the controller before the divert point;"
         " a parcel decided with less time left is held as LATE and its divert is not sent.",
     )
+    confirm_wait_s: float = Field(
+        0.0,
+        ge=0,
+        le=30,
+        description="Seconds past the divert point to wait for the controller's confirmation (for"
+        " controllers that confirm when the parcel reaches its chute); a command is still never sent"
+        " after the divert point.",
+    )
     in_flight: int = Field(
-        16,
+        64,
         ge=1,
         le=256,
         description="Diverts awaiting their confirmation at once (the controller confirms when the parcel"
-        " reaches its chute, long after the next parcels were read).",
+        " reaches its chute, long after the next parcels were read); at least confirmation time over"
+        " the time between parcels, e.g. 0.8 s / 30 ms = 27.",
     )
 
     @model_validator(mode="after")
@@ -178,6 +187,13 @@ class ClassifierConfig(Strict):
         ge=1,
         le=16,
         description="Images of one parcel classified at once (threads; onnxruntime frees the GIL).",
+    )
+    parcels: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Parcels assessed at once (lookups and classification); they are still recorded,"
+        " and diverted, in the order they were read.",
     )
     kinds: list[ClassifiedKind] = Field(
         default_factory=_classified_kinds,

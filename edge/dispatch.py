@@ -95,7 +95,8 @@ class DivertDispatcher:
         if remaining <= self.cfg.send_margin_s:
             return "LATE", intent.chute, f"not sent: {max(0.0, remaining):.3f} s left before the divert point"
         try:
-            result = self.sorter.divert(intent.sorter_id or intent.tracking_id, remaining, intent.chute)
+            wait_s = remaining + self.cfg.confirm_wait_s
+            result = self.sorter.divert(intent.sorter_id or intent.tracking_id, wait_s, intent.chute)
         except ValueError as exc:
             # The link cannot carry this id or chute (too long, bad characters): never sent.
             return "NOT_SENT", intent.chute, f"link refused the command ({type(exc).__name__}): {exc}"[:300]

@@ -6,10 +6,11 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from edge.backlog import Backlog
 from edge.feed import StationFeed
-from edge.pipeline import Pipeline
+from edge.pipeline import Pipeline, Prepared
 from edge.supervise import supervised
 from edge.wire import ParcelEvent
 from scanner_drivers.types import ScanRead
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class ParcelWorker:
-    """One thread, so a line's parcels are recorded in the order they were read.
+    """Parcels are assessed by `parallel` threads at once, and recorded by one, in read order.
 
     `submit` never blocks: a driver's thread only enqueues. A queue that grows behind a slow
     stage does not make decisions late: each parcel checks its own time left (LATE holds).
@@ -30,13 +31,21 @@ class ParcelWorker:
         feed: StationFeed,
         on_done: Callable[[ParcelEvent], None] | None = None,
         on_give_up: Callable[[str, BaseException], None] | None = None,
+        parallel: int = 1,
     ) -> None:
         self.pipeline = pipeline
         self.feed = feed
         self.on_done = on_done
         self.on_give_up = on_give_up
         self.backlog = Backlog()
-        self._queue: queue.SimpleQueue[tuple[ScanRead, int] | None] = queue.SimpleQueue()
+        # With one assessing thread the recording thread assesses too; with more, it waits on each
+        # parcel's assessment in turn, so records (and sequence numbers) keep the read order.
+        self._assess = (
+            ThreadPoolExecutor(parallel, thread_name_prefix="edge-assess") if parallel > 1 else None
+        )
+        self._queue: queue.SimpleQueue[tuple[ScanRead, int, Future[Prepared] | None] | None] = (
+            queue.SimpleQueue()
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -45,7 +54,13 @@ class ParcelWorker:
 
     def submit(self, read: ScanRead, missing_images: int = 0) -> None:
         self.backlog.add()
-        self._queue.put((read, missing_images))
+        prep = None
+        if self._assess is not None:
+            try:
+                prep = self._assess.submit(self.pipeline.prepare, read, missing_images)
+            except RuntimeError:
+                prep = None  # stopping: assessed on the recording thread instead
+        self._queue.put((read, missing_images, prep))
 
     def start(self) -> None:
         if self._thread is None:
@@ -61,9 +76,11 @@ class ParcelWorker:
             finally:
                 self.backlog.done()
 
-    def _one(self, read: ScanRead, missing: int) -> None:
+    def _one(self, read: ScanRead, missing: int, prep: Future[Prepared] | None) -> None:
         try:
-            event = self.pipeline.process(read, missing)
+            # prepare() never raises; a broken future is a bug below it, and fails closed here.
+            prepared = prep.result() if prep is not None else self.pipeline.prepare(read, missing)
+            event = self.pipeline.commit(read, prepared)
         except Exception as exc:
             # The pipeline holds and records on its own; reaching here means even that failed.
             log.critical("parcel from %s could not be recorded at all", read.device, exc_info=exc)
@@ -86,3 +103,5 @@ class ParcelWorker:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self._assess is not None:
+            self._assess.shutdown(wait=False, cancel_futures=True)

@@ -47,6 +47,15 @@ class Assessment:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A parcel assessed and waiting for its turn to be recorded."""
+
+    found: Assessment
+    images: list[ImageRow]
+    deadline_at: float
+
+
 def sorter_id_for(read: ScanRead, waybill: str | None, codes: list[str], tracking_id: str) -> str:
     """The id the controller is sent: its own parcel id, else the waybill, else the first code read."""
     for candidate in (read.carrier_id, waybill, *codes):
@@ -88,7 +97,8 @@ class Pipeline:
         self.dispatcher = DivertDispatcher(
             cfg.sorter, sorter, store, self.recorder, feed, self.health, self._stamp, clock, monotonic
         )
-        self.pool = ThreadPoolExecutor(cfg.classifier.pool, thread_name_prefix="edge-classify")
+        workers = cfg.classifier.pool * cfg.classifier.parcels
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="edge-classify")
         self._lock = threading.Lock()
         self.errors = 0
 
@@ -187,15 +197,24 @@ class Pipeline:
 
         Fails closed: whatever raises, the parcel is held, recorded with PROCESSING_ERROR and alerted.
         """
+        return self.commit(read, self.prepare(read, missing_images))
+
+    def prepare(self, read: ScanRead, missing_images: int = 0) -> Prepared:
+        """Everything up to the decision; may run for several parcels at once. Never raises."""
         deadline_at = read.at_monotonic + self.cfg.sorter.budget_s
-        envelope = self._stamp(self.clock())
-        tracking_id = f"{self.cfg.station.id}-{self.boot_id}-{envelope['seq']}"
         images: list[ImageRow] = []
         try:
             images = [(sha256_hex(i.data), i.kind, i.data, i.content_type) for i in read.images]
             found = self.assess(read, images, missing_images, deadline_at)
         except Exception as exc:
             found = self._failed(exc, "assess", read)
+        return Prepared(found, images, deadline_at)
+
+    def commit(self, read: ScanRead, prep: Prepared) -> ParcelEvent:
+        """Record the decision (with its divert intent) and hand the divert on; in read order."""
+        found, images, deadline_at = prep.found, prep.images, prep.deadline_at
+        envelope = self._stamp(self.clock())
+        tracking_id = f"{self.cfg.station.id}-{self.boot_id}-{envelope['seq']}"
         try:
             event, rec, intent = self._build(envelope, tracking_id, read, found, images, deadline_at)
             self.recorder.record(rec)

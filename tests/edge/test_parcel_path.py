@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
+from edge.config import ClassifierConfig, DevicesConfig, EdgeConfig, SorterConfig, StationConfig
 from edge.dispatch import DivertDispatcher
 from edge.recorder import Recorder
 from edge.store import DivertIntent
@@ -32,13 +32,20 @@ def sim() -> Iterator[SimulatedSorter]:
     s.stop()
 
 
-def make_agent(tmp_path: Path, seed: Callable[..., None], sorter_url: str | None, **sorter: Any) -> EdgeAgent:
+def make_agent(
+    tmp_path: Path,
+    seed: Callable[..., None],
+    sorter_url: str | None,
+    classifier: ClassifierConfig | None = None,
+    **sorter: Any,
+) -> EdgeAgent:
     replay = tmp_path / "none.jsonl"
     replay.write_text("", encoding="utf-8")
     cfg = EdgeConfig(
         station=StationConfig(id="SZX-HUB1-L3-XR1", site_id="SITE", line_id="L3", data_dir=tmp_path / "edge"),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
         sorter=SorterConfig(url=sorter_url, **sorter),
+        classifier=classifier or ClassifierConfig(),
     )
     agent = EdgeAgent(cfg)
     seed(agent.store)
@@ -360,4 +367,20 @@ def test_terminal_list_shows_the_divert_outcome_not_the_intent(
     late, pulled = recent_parcels(agent.store, 10, datetime.now(UTC))
     assert (pulled["divert"], pulled["chute"], pulled["alert"]) == ("DIVERTED", "P1", True)
     assert (late["decision"], late["divert"], late["alert"]) == ("HOLD", "LATE", True)
+    agent.stop()
+
+
+def test_parcels_assessed_together_are_recorded_in_read_order(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    agent = make_agent(tmp_path, seed_registry, sim.url, ClassifierConfig(parcels=3), divert_budget_s=30)
+    agent.start()
+    codes = [f"K-{i}" if i % 3 else (W_BLACK if i % 2 else W_GOOD) for i in range(30)]
+    for code in codes:
+        agent.on_read(scan(code))
+    assert agent.drain(30)
+    evs = parcels(agent)
+    assert [e.codes[0] for e in evs] == codes
+    assert [e.seq for e in evs] == sorted(e.seq for e in evs)
+    assert len(outcomes(agent)) == sum(e.decision != "CLEAR" for e in evs)
     agent.stop()
