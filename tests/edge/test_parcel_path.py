@@ -384,3 +384,41 @@ def test_parcels_assessed_together_are_recorded_in_read_order(
     assert [e.seq for e in evs] == sorted(e.seq for e in evs)
     assert len(outcomes(agent)) == sum(e.decision != "CLEAR" for e in evs)
     agent.stop()
+
+
+def test_camera_frame_is_taken_off_the_scanners_thread(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    """A no-read whose label the camera saw: the frame is added on the intake's thread, then decoded."""
+    import threading
+
+    from edge.demo_images import parcel_photo
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "0001.jpg").write_bytes(parcel_photo(W_GOOD, seed=1))
+    replay = tmp_path / "none.jsonl"
+    replay.write_text("", encoding="utf-8")
+    cfg = EdgeConfig(
+        station=StationConfig(id="S1", site_id="SITE", line_id="L1", data_dir=tmp_path / "edge"),
+        devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", camera=f"images://{frames}?encode=png"),
+        sorter=SorterConfig(url=sim.url, divert_budget_s=30),
+    )
+    agent = EdgeAgent(cfg)
+    seed_registry(agent.store)
+    capturing: list[str] = []
+    assert agent.intake.camera is not None
+    capture = agent.intake.camera.capture
+
+    def watched(timeout_s: float = 1.0) -> Any:  # the camera is the hardware edge
+        capturing.append(threading.current_thread().name)
+        return capture(timeout_s)
+
+    agent.intake.camera.capture = watched  # type: ignore[method-assign]
+    agent.start()
+    agent.on_read(scan())
+    assert agent.drain(20)
+    (ev,) = parcels(agent)
+    assert (ev.waybill, ev.decision, [i.kind for i in ev.images]) == (W_GOOD, "CLEAR", ["label"])
+    assert capturing and threading.current_thread().name not in capturing
+    agent.stop()
