@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from edge.store import EdgeStore
 from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
+from scanner_drivers.sorter.sim import SimulatedSorter
 
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
 
@@ -35,3 +36,12 @@ def seed_two_senders(store: EdgeStore, black_declared: str = "other") -> None:
 @pytest.fixture
 def seed_registry() -> Callable[..., None]:
     return seed_two_senders
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedSorter]:
+    """A simulated TCP sorter controller that diverts everything."""
+    s = SimulatedSorter()
+    s.start()
+    yield s
+    s.stop()
