@@ -201,7 +201,8 @@ class Pipeline:
 
     def prepare(self, read: ScanRead, missing_images: int = 0) -> Prepared:
         """Everything up to the decision; may run for several parcels at once. Never raises."""
-        deadline_at = read.at_monotonic + self.cfg.sorter.budget_s
+        # A read stamped ahead of this clock (a driver's bug) must not stretch its parcel's time.
+        deadline_at = min(read.at_monotonic, self.monotonic()) + self.cfg.sorter.budget_s
         images: list[ImageRow] = []
         try:
             images = [(sha256_hex(i.data), i.kind, i.data, i.content_type) for i in read.images]
