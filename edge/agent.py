@@ -103,7 +103,10 @@ class EdgeAgent:
                     cfg.server.models_interval_s,
                 )
         self.scanner: ScannerDriver = open_scanner(cfg.devices.scanner)
-        self.intake = Intake(cfg.devices, self.health, self.on_parcel, cfg.sorter.budget_s, monotonic)
+        # Images are waited for only while a held parcel could still be diverted: three send
+        # margins before the divert point (one to decide and record, one to send, one spare).
+        image_budget = max(0.001, cfg.sorter.budget_s - 3 * cfg.sorter.send_margin_s)
+        self.intake = Intake(cfg.devices, self.health, self.on_parcel, image_budget, monotonic)
 
     def start(self, scanner: bool = True) -> None:
         # Diverts intended before a stop whose outcome was never recorded: UNKNOWN, shown to the operator.

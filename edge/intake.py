@@ -26,7 +26,7 @@ ParcelCallback = Callable[[ScanRead, int], None]
 
 class Intake:
     """Reads go straight to the pipeline unless an X-ray feed is configured; then each read waits
-    (at most `image_wait_s`, never past its divert point) for its shot, and a read whose shot
+    (at most `image_wait_s`, and never past `budget_s` after the read) for its shot, and a read whose shot
     never came goes on as missing one. The camera frame of a read is taken on the intake's own
     thread: the scanner's reader thread only enqueues, and goes back to reading its port.
     """

@@ -33,10 +33,11 @@ def test_reads_are_bound_to_their_xray_shots(tmp_path: Path) -> None:
             scanner=f"fake://{replay}?speed=0",
             xray=f"folder://{spool}?settle_ms=0&poll_ms=20",
             binding="token",
-            image_wait_s=1.5,
+            image_wait_s=3.0,
         ),
-        # The parcel still has time for a divert after the station gave up waiting for its shot.
-        sorter=SorterConfig(divert_budget_s=5.0),
+        # Longer than the parcel's 1.5 s to its divert point: the station stops waiting for a shot
+        # while a held parcel can still be diverted (three send margins before the divert point).
+        sorter=SorterConfig(deadline_s=1.5, send_margin_s=0.3),
     )
     agent = EdgeAgent(cfg)
     agent.store.apply_registry(
