@@ -280,6 +280,14 @@ def test_divert_outcome_follows_its_intent_in_the_report(
     # Counted once each, by their outcome, not as the intents' PENDING.
     assert report["pulls"]["diverted"] == 1 and report["pulls"]["missed"] == 1
     assert report["parcels"] == 2 and report["review_items"] == 2
+    # The officer sees what became of each divert, not the intent.
+    officer = server.user("olga", "officer", ["site1"])
+    items = server.client.get("/api/v1/reviews", headers=officer).json()
+    shown = {
+        i["tracking_id"]: server.client.get(f"/api/v1/reviews/{i['id']}", headers=officer).json()["divert"]
+        for i in items
+    }
+    assert {t: d["outcome"] for t, d in shown.items()} == {"t1": "DIVERTED", "t2": "UNKNOWN"}
     bad = {**outcomes[0], "key": "st-a:b1:9", "seq": 9, "outcome": "EXPLODED"}
     refused = server.client.post("/api/v1/sync", json=make_batch("st-a", [bad]), headers=server.station_a)
     assert refused.status_code == 422
