@@ -65,9 +65,10 @@ def sorter_id_for(read: ScanRead, waybill: str | None, codes: list[str], trackin
 
 
 class Pipeline:
-    """Runs on the parcel worker's thread, one parcel at a time; acting never waits for the server.
-
-    Every stage spends what is left of the parcel's time from its read to the divert point.
+    """`prepare` (identify, look up, classify, decide) may run for several parcels at once;
+    `commit` (record the intent, hand on the divert) runs on the parcel worker's thread, in read
+    order. Acting never waits for the server; every stage spends what is left of the parcel's
+    time from its read to the divert point.
     """
 
     def __init__(
