@@ -25,6 +25,7 @@ from typing import Any
 from edge.agent import EdgeAgent
 from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
 from edge.demo import demo_classifier
+from edge.pipeline import Prepared
 from edge.scenario import build_scenario, write_replay
 from edge.wire import ParcelEvent
 from scanner_drivers.sorter.sim import SimulatedSorter
@@ -73,10 +74,10 @@ def run_path_bench(opts: PathBenchOptions) -> dict[str, Any]:
                 classifier=demo_classifier(opts.classifier),
             )
             agent = EdgeAgent(cfg)
-            process = agent.pipeline.process
+            commit = agent.pipeline.commit
 
-            def timed_process(read: ScanRead, missing: int = 0) -> ParcelEvent:
-                event = process(read, missing)
+            def timed_commit(read: ScanRead, prep: Prepared) -> ParcelEvent:
+                event = commit(read, prep)
                 with lock:
                     to_intent.append(time.monotonic() - read.at_monotonic)
                 return event
@@ -88,7 +89,7 @@ def run_path_bench(opts: PathBenchOptions) -> dict[str, Any]:
                 with lock:
                     held.append(time.monotonic() - start)
 
-            agent.pipeline.process = timed_process  # type: ignore[method-assign,assignment]
+            agent.pipeline.commit = timed_commit  # type: ignore[method-assign]
             agent.start(scanner=False)
             started = time.monotonic()
             agent.intake.start()
