@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import httpx
@@ -19,6 +20,7 @@ from edge.intake import Intake
 from edge.model_updates import ModelUpdater
 from edge.parcels import ParcelWorker
 from edge.pipeline import Pipeline
+from edge.recorder import Record
 from edge.store import EdgeStore, utc_now
 from edge.sync import SyncLink, SyncWorker
 from edge.wire import DeviceStatusEvent, ParcelEvent
@@ -106,6 +108,7 @@ class EdgeAgent:
         # Images are waited for only while a held parcel could still be diverted: three send
         # margins before the divert point (one to decide and record, one to send, one spare).
         image_budget = max(0.001, cfg.sorter.budget_s - 3 * cfg.sorter.send_margin_s)
+        self._status = ThreadPoolExecutor(1, thread_name_prefix="edge-status")
         self.intake = Intake(cfg.devices, self.health, self.on_parcel, image_budget, monotonic)
 
     def start(self, scanner: bool = True) -> None:
@@ -152,15 +155,27 @@ class EdgeAgent:
         return True
 
     def on_status(self, device: str, up: bool, detail: str) -> None:
+        """Called on the scanner's thread: the board and the feed now, the record in the background."""
         self.health.report("scanner", up, detail)
-        ev = DeviceStatusEvent(
-            **self.store.stamp(self.cfg.station.id, self.boot_id, self.clock()),
-            device=device,
-            up=up,
-            detail=detail[:200],
-        )
-        self.store.append_events([ev])
+        at = self.clock()
+        try:
+            self._status.submit(self._record_status, device, up, detail, at)
+        except RuntimeError:
+            log.warning("scanner status after stop not recorded: %s %s", device, up)
         self.feed.publish({"type": "health", "device": "scanner", "up": up, "detail": detail})
+
+    def _record_status(self, device: str, up: bool, detail: str, at: datetime) -> None:
+        try:
+            ev = DeviceStatusEvent(
+                **self.store.stamp(self.cfg.station.id, self.boot_id, at),
+                device=device,
+                up=up,
+                detail=detail[:200],
+            )
+            # A full disk keeps it in memory (retried); it never stops the scanner.
+            self.pipeline.recorder.record(Record((ev,)))
+        except Exception:
+            log.exception("scanner status %s not recorded", device)
 
     @property
     def errors(self) -> int:
@@ -170,6 +185,7 @@ class EdgeAgent:
     def stop(self) -> None:
         self.scanner.stop()
         self.scanner.join(5)
+        self._status.shutdown(wait=True)
         # Reads taken are finished and recorded, diverts settled, kept records flushed, before closing.
         self.intake.stop()
         self.worker.stop()

@@ -52,26 +52,44 @@ class Recorder:
         Errors other than the store's own propagate: the caller's record itself is wrong.
         """
         with self._lock:
-            self._unsaved.append(rec)
-            return self._flush_locked()
+            if self._unsaved:
+                self._unsaved.append(rec)
+                return self._flush_locked()
+        # Nothing kept: written at once, without waiting on other writers. A record that depends
+        # on another (an outcome on its intent) is only made once that one's record() returned,
+        # so it queues behind it whenever that one was kept.
+        try:
+            self._write(rec)
+        except StoreError as exc:
+            with self._lock:
+                self._unsaved.append(rec)
+                self._kept(exc)
+            return False
+        return True
+
+    def _write(self, rec: Record) -> None:
+        self.store.append_events(
+            rec.events,
+            rec.images,
+            rec.closing,
+            upload=rec.upload,
+            intents=rec.intents,
+            settled=rec.settled,
+            urgent=True,
+        )
+
+    def _kept(self, exc: StoreError) -> None:
+        log.error("%d record(s) not written yet, kept in memory: %s", len(self._unsaved), exc)
+        self.health.report("store", False, f"{len(self._unsaved)} record(s) waiting: {exc}"[:200])
+        self.feed.publish({"type": "alert", "kind": "store_failed", "detail": str(exc)[:300]})
 
     def _flush_locked(self) -> bool:
         while self._unsaved:
             rec = self._unsaved[0]
             try:
-                self.store.append_events(
-                    rec.events,
-                    rec.images,
-                    rec.closing,
-                    upload=rec.upload,
-                    intents=rec.intents,
-                    settled=rec.settled,
-                    urgent=True,
-                )
+                self._write(rec)
             except StoreError as exc:
-                log.error("%d record(s) not written yet, kept in memory: %s", len(self._unsaved), exc)
-                self.health.report("store", False, f"{len(self._unsaved)} record(s) waiting: {exc}"[:200])
-                self.feed.publish({"type": "alert", "kind": "store_failed", "detail": str(exc)[:300]})
+                self._kept(exc)
                 return False
             except Exception:
                 # A record the store cannot take at all must not block the ones behind it.

@@ -135,3 +135,34 @@ def test_disk_full_records_are_retried_then_flushed(tmp_path: Path, monkeypatch:
     assert recorder.lost == 1
     assert [i["kind"] for i in feed.recent("alert")][-1] == "store_lost"
     store.close()
+
+
+def test_with_the_disk_full_the_parcel_is_still_diverted_and_its_records_keep_their_order(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.errors import StoreError
+
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    real = agent.store.append_events
+    full = {"on": True}
+
+    def disk(*args: Any, **kw: Any) -> None:  # the disk is the hardware edge
+        if full["on"]:
+            raise StoreError("database or disk is full")
+        real(*args, **kw)
+
+    monkeypatch.setattr(agent.store, "append_events", disk)
+    agent.start()
+    agent.on_read(scan(W_BLACK))
+    assert agent.drain(20)
+    # Pulled all the same; the intent and then its outcome wait in memory, in that order.
+    assert sim.tracking_ids == [W_BLACK]
+    # (with the scanner's own status records, which no longer stop it when they cannot be written)
+    assert agent.pipeline.recorder.unsaved >= 2 and parcels(agent) == []
+    full["on"] = False
+    assert agent.pipeline.recorder.retry()
+    (ev,) = parcels(agent)
+    (out,) = outcomes(agent)
+    assert (ev.decision, out.tracking_id, out.outcome) == ("PULL", ev.tracking_id, "DIVERTED")
+    assert agent.store.open_intents() == []
+    agent.stop()
