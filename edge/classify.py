@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from edge.config import ClassifierConfig
 from edge.decide import ImageView
 from edge.wire import ClassificationWire, GalleryMatchWire
+from scanner_drivers.image_gate import ImageRefused
 
 if TYPE_CHECKING:
     from models.classifier import Classification, Classifier
@@ -140,7 +141,7 @@ class ClassifierStage:
         """One image's wire records and view; None when the model refused the image."""
         try:
             c = live.classify(data, kind=kind)
-        except ValueError as exc:
+        except (ImageRefused, ValueError) as exc:  # the image gate's refusal, or a model's ValueError
             log.warning("image %s not classified: %s", sha[:12], exc)
             return None
         wire = [_to_wire(sha, c, shadow=False)]
@@ -153,7 +154,7 @@ class ClassifierStage:
         if shadow is not None:
             try:
                 wire.append(_to_wire(sha, shadow.classify(data, kind=kind), shadow=True))
-            except ValueError as exc:
+            except (ImageRefused, ValueError) as exc:
                 log.warning("shadow model failed on %s: %s", sha[:12], exc)
         return wire, view
 

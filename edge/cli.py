@@ -12,6 +12,7 @@ from collections.abc import Sequence
 # each group lives with the code it drives and exposes `register(commands, bench)`.
 COMMAND_GROUPS = (
     "edge.commands",
+    "edge.line_bench",
     "scanner_drivers.tools.barcodes_cli",
     "scanner_drivers.tools.devices_cli",
     "models.cli",

@@ -1,4 +1,4 @@
-"""Command group of the station: `edge run`, `config check`, `line simulate` and `demo`."""
+"""Command group of the station: `edge run`, `edge hash-pin`, `config check`, `line simulate` and `demo`."""
 
 from __future__ import annotations
 
@@ -36,18 +36,16 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     agent.start()
     log.info("station %s running: %s", cfg.station.id, agent.classifier.describe)
     terminal = None
-    if cfg.terminal.enabled:
-        try:
+    try:
+        if cfg.terminal.enabled:
+            # Inside the try: a terminal that refuses to start (no operators, unset PIN) stops the agent too.
             from edge.terminal import TerminalServer
-        except ImportError:
-            log.warning("operator terminal not available in this build")
-        else:
+
             terminal = TerminalServer(
                 agent, cfg.terminal.host, cfg.terminal.port, cfg.terminal.confirm_within_s
             )
             terminal.start()
             log.info("operator terminal at %s", terminal.url)
-    try:
         _wait_for_signal()
     finally:
         if terminal is not None:
@@ -91,6 +89,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             failed += 1
             print(str(exc), file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_hash_pin(args: argparse.Namespace) -> int:
+    """Reads a PIN (twice on a terminal, once from a pipe) and prints its argon2 hash for `pin_hash`."""
+    import getpass
+
+    from edge.web.sessions import hash_pin
+
+    if sys.stdin.isatty():
+        pin = getpass.getpass("PIN: ")
+        if getpass.getpass("PIN again: ") != pin:
+            raise ConfigError("the two PINs differ")
+    else:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    print(hash_pin(pin))
+    return 0
 
 
 def cmd_line_simulate(args: argparse.Namespace) -> int:
@@ -156,6 +170,8 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
     run = edge_sub.add_parser("run", help="run the station agent from a config file")
     run.add_argument("--config", required=True, help="edge TOML file (see config/edge.example.toml)")
     run.set_defaults(func=cmd_edge_run)
+    pin = edge_sub.add_parser("hash-pin", help="print the argon2 hash of an operator PIN (read from stdin)")
+    pin.set_defaults(func=cmd_hash_pin)
 
     config = commands.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

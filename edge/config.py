@@ -6,10 +6,19 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from edge.errors import ConfigError
 from models.categories import GOODS_CATEGORIES
+from scanner_drivers import LinkLimitError, check_sorter_url, check_url
 
 
 class Strict(BaseModel):
@@ -56,13 +65,40 @@ class DevicesConfig(Strict):
         " none: only when it reports itself down. Set it for scanners that send heartbeats.",
     )
 
+    # Device URLs are checked as `edge run` would open them (scheme, options, presets, paths),
+    # without touching the devices.
+    @field_validator("scanner")
+    @classmethod
+    def _scanner_url(cls, value: str) -> str:
+        check_url("scanner", value)
+        return value
+
+    @field_validator("camera")
+    @classmethod
+    def _camera_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url("camera", value)
+        return value
+
+    @field_validator("xray")
+    @classmethod
+    def _xray_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url("xray", value)
+        return value
+
 
 class SorterConfig(Strict):
     url: str | None = Field(
         None, description="Sorter link URL (tcp://host:port, serial://..., modbus://...); none: alert only."
     )
-    pull_chute: str = Field("P1", description="Chute for parcels to be pulled (interception).")
-    hold_chute: str = Field("H1", description="Chute for parcels held for checking at the station.")
+    # validate_default: the default chute names must fit the link too (a Modbus link takes numbers).
+    pull_chute: str = Field(
+        "P1", validate_default=True, description="Chute for parcels to be pulled (interception)."
+    )
+    hold_chute: str = Field(
+        "H1", validate_default=True, description="Chute for parcels held for checking at the station."
+    )
     deadline_s: float = Field(
         1.5,
         gt=0,
@@ -122,6 +158,25 @@ class SorterConfig(Strict):
             return self.scan_to_divert_m / self.belt_speed_m_s
         return self.deadline_s
 
+    @field_validator("url")
+    @classmethod
+    def _link_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_sorter_url(value)
+        return value
+
+    @field_validator("pull_chute", "hold_chute")
+    @classmethod
+    def _chute_the_link_carries(cls, value: str, info: ValidationInfo) -> str:
+        # A bad url has already been reported under its own key; without one nothing is sent.
+        url = info.data.get("url")
+        if url:
+            try:
+                check_sorter_url(url).check_chute(value)
+            except LinkLimitError as exc:
+                raise ValueError(f"{info.field_name} {value!r} cannot be sent: {exc}") from None
+        return value
+
 
 class ServerLinkConfig(Strict):
     url: str | None = Field(None, description="Central server base URL; none: the station runs offline.")
@@ -162,7 +217,11 @@ class IdentifyConfig(Strict):
         True, description="When the scanner gives no valid waybill, decode barcodes in the camera images."
     )
     image_budget_ms: float = Field(
-        50.0, gt=0, le=5000, description="Time budget for decoding barcodes in one camera image."
+        50.0,
+        gt=0,
+        le=5000,
+        description="Processor time budget (ms) for decoding barcodes in one camera image; a busy"
+        " machine does not shorten it (a hard real-time deadline still applies).",
     )
 
 
@@ -230,6 +289,35 @@ class PolicyConfig(Strict):
         return self
 
 
+OPERATOR_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class TerminalOperator(Strict):
+    """An operator who may log in at the terminal: an id and a PIN, hashed or from the environment."""
+
+    id: str = Field(
+        pattern=OPERATOR_ID,
+        description="Operator id (staff number) recorded on every confirmation: letters, digits, . _ -",
+    )
+    name: str = Field("", max_length=100, description="Name shown on the terminal after login.")
+    pin_hash: str | None = Field(
+        None,
+        pattern=r"^\$argon2id?\$",
+        description="argon2 hash of the PIN (`parcelguard edge hash-pin` prints one); never the PIN itself.",
+    )
+    pin_env: str | None = Field(
+        None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding this operator's PIN, instead of pin_hash.",
+    )
+
+    @model_validator(mode="after")
+    def _one_pin_source(self) -> TerminalOperator:
+        if (self.pin_hash is None) == (self.pin_env is None):
+            raise ValueError(f"operator {self.id}: set exactly one of pin_hash and pin_env")
+        return self
+
+
 class TerminalConfig(Strict):
     host: str = Field("127.0.0.1", description="Address the operator terminal listens on.")
     port: int = Field(8700, ge=0, le=65535, description="Port of the operator terminal (0: pick a free one).")
@@ -243,6 +331,71 @@ class TerminalConfig(Strict):
     language: Literal["zh", "en"] = Field(
         "zh", description="Default language of the terminal (zh: Simplified Chinese, en: English)."
     )
+    require_login: bool = Field(
+        True,
+        description="Operators log in with their id and PIN before the terminal shows or records anything;"
+        " false only for a bench terminal, where every confirmation is recorded as bench_operator.",
+    )
+    operators: list[TerminalOperator] = Field(
+        default_factory=list,
+        description="Operators who may log in at this terminal (needed when require_login is true).",
+    )
+    bench_operator: str = Field(
+        "bench",
+        pattern=OPERATOR_ID,
+        description="Operator id recorded on confirmations when require_login is false.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24, description="Hours an operator stays logged in (one shift), then logs in again."
+    )
+    max_failures: int = Field(
+        5, ge=1, le=100, description="Wrong PINs in a row (per operator id and per address) before a lockout."
+    )
+    lockout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="First lockout after max_failures wrong PINs; each further lockout doubles it.",
+    )
+    max_lockout_s: float = Field(
+        900.0, gt=0, le=86400, description="Longest lockout however many wrong PINs follow."
+    )
+    streams_per_session: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Live streams one login may hold open; a further one closes that login's oldest.",
+    )
+    streams_per_address: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Live streams one client address may hold open; a further one closes its oldest.",
+    )
+    max_streams: int = Field(
+        32, ge=1, le=1024, description="Live streams of all clients together; beyond it a new one is refused."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (optionally host:port) the terminal may be reached by, besides IP addresses"
+        " and localhost, which always work; any other Host is refused, so that a page on a rebound DNS"
+        " name cannot talk to the terminal.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra origins (scheme://host:port) allowed to send confirmations, e.g. a reverse"
+        " proxy's public address; the terminal's own origin is always allowed.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_operators(self) -> TerminalConfig:
+        ids = [o.id for o in self.operators]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"operator ids listed twice: {dupes}")
+        if self.max_lockout_s < self.lockout_s:
+            raise ValueError("max_lockout_s is shorter than lockout_s")
+        return self
 
 
 class EdgeConfig(Strict):

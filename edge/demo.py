@@ -28,6 +28,8 @@ from edge.config import (
     ServerLinkConfig,
     SorterConfig,
     StationConfig,
+    TerminalConfig,
+    TerminalOperator,
 )
 from edge.scenario import Parcel, build_scenario, write_imports, write_replay
 from edge.wire import ParcelEvent
@@ -40,6 +42,7 @@ STATION_A = "SZX-HUB1-L1-XR1"
 STATION_B = "SZX-HUB1-L2-XR1"
 ADMIN = "demo-admin"
 DEMO_BUDGET_S = 600.0
+TERMINAL_OPERATOR = "demo-operator"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class DemoHandles:
     terminals: tuple[str, ...]
     logins: dict[str, str]
     summary: dict[str, Any]
+    # Operator id and PIN for the stations' operator terminals.
+    terminal_login: tuple[str, str] = (TERMINAL_OPERATOR, "")
 
 
 class DemoError(RuntimeError):
@@ -157,6 +162,7 @@ def station_config(
     sorter_url: str,
     server_url: str,
     classifier: ClassifierConfig,
+    terminal: TerminalConfig,
 ) -> EdgeConfig:
     return EdgeConfig(
         station=StationConfig(id=station_id, site_id=SITE, line_id=line_id, data_dir=work / station_id),
@@ -168,6 +174,16 @@ def station_config(
         identify=IdentifyConfig(image_budget_ms=2000.0),
         server=ServerLinkConfig(url=server_url, sync_interval_s=0.3, batch_size=200),
         classifier=classifier,
+        terminal=terminal,
+    )
+
+
+def demo_terminal(pin: str) -> TerminalConfig:
+    """Both stations' terminals: one operator, the same PIN, hashed as in a real configuration."""
+    from edge.web.sessions import hash_pin
+
+    return TerminalConfig(
+        operators=[TerminalOperator(id=TERMINAL_OPERATOR, name="Demo", pin_hash=hash_pin(pin))]
     )
 
 
@@ -274,6 +290,8 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     for role in ("officer", "supervisor", "operator"):
         logins[f"demo-{role}"] = secrets.token_urlsafe(9)
         admin.create_user(settings, f"demo-{role}", logins[f"demo-{role}"], role, [SITE])
+    pin = f"{secrets.randbelow(10**6):06d}"
+    terminal_cfg = demo_terminal(pin)
     api = Api(base_url, admin.create_api_token(settings, ADMIN))
     stack.callback(api.client.close)
     tokens = {
@@ -323,7 +341,7 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
 
     replay_a = work / "station-a.jsonl"
     write_replay(scenario.parcels, replay_a, images=True)
-    cfg_a = station_config(STATION_A, "L1", work, replay_a, sorter_url, base_url, classifier)
+    cfg_a = station_config(STATION_A, "L1", work, replay_a, sorter_url, base_url, classifier, terminal_cfg)
     agent_a = EdgeAgent(cfg_a, token=tokens[STATION_A])
     stack.callback(agent_a.stop)
     progress.say(f"station A ({STATION_A}): {agent_a.classifier.describe}")
@@ -352,7 +370,7 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
 
     replay_b = work / "station-b.jsonl"
     write_replay(onward, replay_b, images=True)
-    cfg_b = station_config(STATION_B, "L2", work, replay_b, sorter_url, base_url, classifier)
+    cfg_b = station_config(STATION_B, "L2", work, replay_b, sorter_url, base_url, classifier, terminal_cfg)
     agent_b = EdgeAgent(cfg_b, token=tokens[STATION_B])
     stack.callback(agent_b.stop)
     agent_b.start(scanner=False)
@@ -378,12 +396,15 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
             stack.callback(terminal.stop)
             terminals.append(terminal.url)
         if opts.on_ready is not None:
-            opts.on_ready(DemoHandles(base_url, tuple(terminals), dict(logins), summary))
+            opts.on_ready(
+                DemoHandles(base_url, tuple(terminals), dict(logins), summary, (TERMINAL_OPERATOR, pin))
+            )
     if not opts.exit_after:
         progress.say(f"operator terminals: station A {terminals[0]}/  station B {terminals[1]}/")
         progress.say(f"web pages at {base_url}/ ; Ctrl-C to stop. Logins:")
         for user, secret in logins.items():
             progress.say(f"  {user:<16} {secret}")
+        progress.say(f"operator terminals: operator id {TERMINAL_OPERATOR}, PIN {pin}")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return summary

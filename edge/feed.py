@@ -10,12 +10,25 @@ from typing import Any
 FeedItem = dict[str, Any]
 
 
+class Subscription(queue.Queue[FeedItem]):
+    """One subscriber's bounded queue; `dropped` is set when it fell so far behind that the feed let it go."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.dropped = threading.Event()
+
+
 class StationFeed:
-    """Publish/subscribe with bounded queues: a slow screen loses old items, never blocks the line."""
+    """Publish/subscribe that never waits on a subscriber: one that is too slow is dropped, not waited for.
+
+    `publish` runs on the parcel path (pipeline, sync, device callbacks), so it only ever does a
+    non-blocking put. A screen whose queue is full is unsubscribed and told so; it reconnects and
+    catches up from the short history, while every other subscriber keeps getting every item.
+    """
 
     def __init__(self, maxsize: int = 500, history: int = 200) -> None:
         self._lock = threading.Lock()
-        self._subs: list[queue.Queue[FeedItem]] = []
+        self._subs: list[Subscription] = []
         self._maxsize = maxsize
         self._history: list[FeedItem] = []
         self._history_len = history
@@ -27,19 +40,18 @@ class StationFeed:
             self._history.append(item)
             del self._history[: -self._history_len]
             subs = list(self._subs)
+        slow = []
         for q in subs:
-            while True:
-                try:
-                    q.put_nowait(item)
-                    break
-                except queue.Full:
-                    try:
-                        q.get_nowait()
-                    except queue.Empty:
-                        pass
+            try:
+                q.put_nowait(item)
+            except queue.Full:
+                slow.append(q)
+        for q in slow:
+            self.unsubscribe(q)
+            q.dropped.set()
 
-    def subscribe(self) -> queue.Queue[FeedItem]:
-        q: queue.Queue[FeedItem] = queue.Queue(self._maxsize)
+    def subscribe(self) -> Subscription:
+        q = Subscription(self._maxsize)
         with self._lock:
             self._subs.append(q)
         return q
@@ -48,6 +60,11 @@ class StationFeed:
         with self._lock:
             if q in self._subs:
                 self._subs.remove(q)
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._subs)
 
     def recent(self, kind: str | None = None) -> list[FeedItem]:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 ARTEFACT_FILES = {"model": "model.onnx", "head": "head.npz", "gallery": "gallery.npz"}
 MAX_ARTEFACT_BYTES = 512 * 1024 * 1024
+# Names and versions become folder names here: the server's rule, checked again on the station.
+SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(?:\.[A-Za-z0-9_+-]+)*")
+MAX_PART = 64
 
 
 class ArtefactError(ValueError):
@@ -112,8 +116,23 @@ class ModelUpdater:
         changed += self.sync_gallery()
         return changed
 
+    def _target(self, art: Artefact) -> Path:
+        """Where the artefact lives, refused unless it is inside the models folder."""
+        for label, part in (("name", art.name), ("version", art.version)):
+            if len(part) > MAX_PART or not SAFE_PART.fullmatch(part):
+                raise ArtefactError(f"{art.kind} artefact {label} {part[:80]!r} is not a safe folder name")
+        root = self.folder.resolve()
+        target = (root / art.kind / art.name / art.version / ARTEFACT_FILES[art.kind]).resolve()
+        # Resolving follows links too: a folder linked to elsewhere is as outside as "..".
+        if not target.is_relative_to(root):
+            raise ArtefactError(f"{art.ident} would be written outside the models folder")
+        return target
+
     def _download(self, art: Artefact) -> Path:
-        target = self.folder / art.kind / art.name / art.version / ARTEFACT_FILES[art.kind]
+        target = self._target(art)
+        if not art.url.startswith("/api/v1/models/"):
+            # An absolute URL would send this station's token to another host.
+            raise ArtefactError(f"{art.ident}: download URL is not on this server")
         if target.is_file() and _sha256(target) == art.sha256:
             return target
         resp = self.client.get(art.url)
@@ -179,7 +198,11 @@ class ModelUpdater:
             kind = str(ref.get("kind") or "camera")
             if not ref_id or ref_id in known or kind == "label":
                 continue
-            img = self.client.get(str(ref["image_url"]))
+            image_url = str(ref.get("image_url", ""))
+            if not image_url.startswith("/api/v1/images/"):  # never send the token to another host
+                log.warning("gallery image %s has a URL off this server; skipped", ref_id)
+                continue
+            img = self.client.get(image_url)
             if img.status_code != 200:
                 log.warning("gallery image %s not available (HTTP %d)", ref_id, img.status_code)
                 continue

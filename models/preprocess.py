@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from scanner_drivers.image_gate import ImageLimits, ImageRefused, check_size, decode, header_size, probe
 
 IMAGE_KINDS = ("camera", "xray", "xray_low")
 MAX_BYTES = 64 * 1024 * 1024
@@ -15,6 +15,8 @@ MIN_SIDE = 8
 # Camera photos follow the ImageNet evaluation recipe (shorter side to size/0.875, centre crop);
 # X-ray crops are padded to a square instead, because cropping would cut the object's ends off.
 CAMERA_CROP_FRACTION = 0.875
+# Padding an X-ray to a square may add at most this many pixels beyond four times the image itself.
+MAX_PAD_PIXELS = 16_000_000
 
 UInt8Image = npt.NDArray[np.uint8]
 
@@ -23,48 +25,40 @@ def _u8(image: object) -> UInt8Image:
     return np.asarray(image, dtype=np.uint8)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(ImageRefused):
     """An image is empty, corrupt, of an unsupported format, or too large to decode safely."""
 
 
+# The image gate refuses by header before decoding; the aspect limit also bounds the padded X-ray square.
+LIMITS = ImageLimits(
+    max_bytes=MAX_BYTES,
+    max_pixels=MAX_PIXELS,
+    min_side=MIN_SIDE,
+    formats=frozenset({"jpeg", "png", "tiff", "bmp", "webp"}),
+)
+_TOO_LARGE = {"too_many_bytes", "too_many_pixels", "side_too_long", "too_much_memory", "too_many_frames"}
+
+
+def _refused(exc: ImageRefused) -> ImageDecodeError:
+    if exc.reason in _TOO_LARGE:
+        return ImageDecodeError(f"image is larger than the limits allow: {exc}", exc.reason)
+    return ImageDecodeError(str(exc), exc.reason)
+
+
 def sniff_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG or PNG header without decoding, or None for other formats.
+    """(width, height) from the image header without decoding, or None when it cannot be read.
 
     Checking the size before decoding keeps a small file that claims a gigantic image (a
     decompression bomb) from taking the station's memory.
     """
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    if data[:2] != b"\xff\xd8":
-        return None
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 <= len(data):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return int(width), int(height)
-        pos += 2 + length
-    return None
+    return header_size(data)
 
 
 def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise ImageDecodeError(
-            f"image of {width}x{height} pixels is larger than the {MAX_PIXELS} pixel limit"
-        )
-    if min(width, height) < MIN_SIDE:
-        raise ImageDecodeError(f"image of {width}x{height} pixels is too small to classify")
+    try:
+        check_size(width, height, LIMITS)
+    except ImageRefused as exc:
+        raise _refused(exc) from None
 
 
 def _to_uint8(image: npt.NDArray[np.generic], stretch: bool) -> UInt8Image:
@@ -97,32 +91,24 @@ def _to_uint8(image: npt.NDArray[np.generic], stretch: bool) -> UInt8Image:
 
 
 def _decode_bytes(data: bytes, target: int, grey: bool) -> npt.NDArray[np.generic]:
-    if not data:
-        raise ImageDecodeError("image is empty (0 bytes)")
-    if len(data) > MAX_BYTES:
-        raise ImageDecodeError(f"image of {len(data)} bytes is larger than the {MAX_BYTES} byte limit")
-    size = sniff_size(data)
-    if size is not None:
-        _check_size(*size)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    if data[:2] == b"\xff\xd8" and size is not None:
-        # JPEG can be decoded at 1/2, 1/4 or 1/8 scale by the DCT itself: far cheaper than a full
-        # decode followed by a resize, and still at least `target` pixels on the shorter side.
-        factor = 1
-        while factor < 8 and min(size) // (factor * 2) >= target:
-            factor *= 2
-        flags = {
-            1: (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE),
-            2: (cv2.IMREAD_REDUCED_COLOR_2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
-            4: (cv2.IMREAD_REDUCED_COLOR_4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
-            8: (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
-        }[factor]
-        image = cv2.imdecode(buf, flags[1] if grey else flags[0])
-    else:
-        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise ImageDecodeError("image data is corrupt or not a supported format (JPEG, PNG, TIFF, BMP, WebP)")
-    _check_size(image.shape[1], image.shape[0])
+    try:
+        info = probe(data, LIMITS)
+        flags = cv2.IMREAD_UNCHANGED
+        if info.format == "jpeg":
+            # JPEG can be decoded at 1/2, 1/4 or 1/8 scale by the DCT itself: far cheaper than a full
+            # decode followed by a resize, and still at least `target` pixels on the shorter side.
+            factor = 1
+            while factor < 8 and min(info.width, info.height) // (factor * 2) >= target:
+                factor *= 2
+            flags = {
+                1: (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE),
+                2: (cv2.IMREAD_REDUCED_COLOR_2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
+                4: (cv2.IMREAD_REDUCED_COLOR_4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+                8: (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
+            }[factor][1 if grey else 0]
+        _, image = decode(data, LIMITS, flags=flags)
+    except ImageRefused as exc:
+        raise _refused(exc) from None
     # Colour stays in OpenCV's BGR order until the image is small: swapping channels of a full-size
     # photo costs more than the rest of the preprocessing.
     return np.asarray(image)
@@ -150,17 +136,26 @@ def to_rgb_or_grey(
 def load_image(image: bytes | npt.NDArray[np.generic], kind: str, size: int) -> UInt8Image:
     """Decode and lay out one image for `kind`: an RGB square of `size` pixels, uint8.
 
-    Arrays are taken as RGB (or grey); encoded bytes may be any format OpenCV reads.
+    Arrays are taken as RGB (or grey); encoded bytes are JPEG, PNG, TIFF, BMP or WebP, checked by the
+    image gate before decoding. Every failure is an ImageDecodeError (an ImageRefused, a ValueError).
     """
     if kind not in IMAGE_KINDS:
-        raise ImageDecodeError(f"image kind {kind!r} is not one of {IMAGE_KINDS}")
+        raise ImageDecodeError(f"image kind {kind!r} is not one of {IMAGE_KINDS}", "format_not_accepted")
+    try:
+        return _load_image(image, kind, size)
+    except cv2.error as exc:
+        # The gate has checked sizes and shapes; an OpenCV error here is still one refused image.
+        raise ImageDecodeError(f"image cannot be preprocessed: {str(exc).strip()[-200:]}") from None
+
+
+def _load_image(image: bytes | npt.NDArray[np.generic], kind: str, size: int) -> UInt8Image:
     xray = kind != "camera"
     if isinstance(image, bytes | bytearray | memoryview):
         raw = _decode_bytes(bytes(image), size, grey=xray)
         bgr = True
     elif isinstance(image, np.ndarray):
         if image.size == 0:
-            raise ImageDecodeError("image array is empty")
+            raise ImageDecodeError("image array is empty", "zero_size")
         raw, bgr = image, False
     else:
         raise ImageDecodeError(f"image must be bytes or a numpy array, not {type(image).__name__}")
@@ -182,6 +177,7 @@ def square_for_kind(pixels: UInt8Image, kind: str, size: int) -> UInt8Image:
     Grey input gives a 3-channel result; colour keeps its channel order.
     """
     h, w = pixels.shape[:2]
+    _check_size(w, h)
     if kind == "camera":
         # Equivalent to "shorter side to size/0.875, then centre crop", but crops first so that
         # only the pixels that are kept get resized.
@@ -196,11 +192,21 @@ def square_for_kind(pixels: UInt8Image, kind: str, size: int) -> UInt8Image:
     # X-ray background is the unattenuated beam; pad with what the image's border shows.
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     fill = int(np.median(border))
+    interp = _interpolation(side, size)
+    if side * side > 4 * h * w + MAX_PAD_PIXELS:
+        # A long thin image would make a padded square many times its own size: shrink it first, then pad
+        # the small copy (nearly the same pixels, without the giant canvas).
+        sw, sh = max(1, round(w * size / side)), max(1, round(h * size / side))
+        small = cv2.resize(grey, (sw, sh), interpolation=interp)
+        top, left = (size - sh) // 2, (size - sw) // 2
+        square = cv2.copyMakeBorder(
+            small, top, size - sh - top, left, size - sw - left, cv2.BORDER_CONSTANT, value=fill
+        )
+        return np.ascontiguousarray(cv2.cvtColor(square, cv2.COLOR_GRAY2RGB))
     top, left = (side - h) // 2, (side - w) // 2
     canvas = cv2.copyMakeBorder(
         grey, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=fill
     )
-    interp = _interpolation(side, size)
     out = cv2.cvtColor(cv2.resize(canvas, (size, size), interpolation=interp), cv2.COLOR_GRAY2RGB)
     return np.ascontiguousarray(out)
 

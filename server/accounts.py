@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -18,7 +19,19 @@ from server.db import iso, utcnow
 from server.errors import UserError
 from server.schema import api_tokens, stations, users
 
-ROLES = ("operator", "officer", "supervisor", "admin")
+
+class Role(StrEnum):
+    """What a caller is; a station token is a caller too. Values are what the users table stores."""
+
+    OPERATOR = "operator"
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    STATION = "station"
+
+
+USER_ROLES = (Role.OPERATOR, Role.OFFICER, Role.SUPERVISOR, Role.ADMIN)
+ROLES = tuple(str(r) for r in USER_ROLES)
 ALL_SITES = "*"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _hasher = PasswordHasher()
@@ -30,7 +43,7 @@ class Principal:
 
     kind: Literal["user", "station"]
     name: str
-    role: str
+    role: Role
     sites: tuple[str, ...]
     line_id: str | None = None
     via_session: bool = False
@@ -99,7 +112,7 @@ def load_user(conn: Connection, username: str) -> Principal | None:
     ).first()
     if row is None:
         return None
-    return Principal("user", username, row.role, tuple(json.loads(row.sites)))
+    return Principal("user", username, Role(row.role), tuple(json.loads(row.sites)))
 
 
 def issue_user_token(conn: Connection, secret_key: str, username: str) -> str:
@@ -171,4 +184,4 @@ def resolve_token(conn: Connection, secret_key: str, token: str) -> Principal | 
     ).first()
     if st is None:
         return None
-    return Principal("station", row.station_id, "station", (st.site_id,), line_id=st.line_id)
+    return Principal("station", row.station_id, Role.STATION, (st.site_id,), line_id=st.line_id)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from server.accounts import add_user, issue_user_token, revoke_station_tokens, upsert_station
-from server.audit import AuditReport, append_audit, verify_audit
+from server.audit import AuditReport
+from server.audit_checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    checkpoint_path,
+    current_head,
+    take_checkpoint,
+    verify_with_checkpoints,
+    write_checkpoint_file,
+)
 from server.db import Database, migrate
 from server.privacy import Privacy
 from server.registry import import_rows, parse_rows
+from server.scope import record, station_site, user_sites
 from server.settings import ServerSettings
 
 ADMIN_ACTOR = "admin-cli"
@@ -29,12 +40,13 @@ def create_user(settings: ServerSettings, username: str, password: str, role: st
     try:
         with db.write() as conn:
             add_user(conn, username, password, role, sites)
-            append_audit(
+            record(
                 conn,
                 settings.secret_key.get_secret_value(),
                 ADMIN_ACTOR,
                 "user_add",
                 username,
+                sites,
                 {"role": role, "sites": sites},
             )
     finally:
@@ -47,7 +59,8 @@ def create_api_token(settings: ServerSettings, username: str) -> str:
     try:
         with db.write() as conn:
             token = issue_user_token(conn, settings.secret_key.get_secret_value(), username)
-            append_audit(conn, settings.secret_key.get_secret_value(), ADMIN_ACTOR, "token_issue", username)
+            sites = user_sites(conn, username) or ["*"]
+            record(conn, settings.secret_key.get_secret_value(), ADMIN_ACTOR, "token_issue", username, sites)
         return token
     finally:
         db.dispose()
@@ -58,13 +71,15 @@ def register_station(settings: ServerSettings, station_id: str, site_id: str, li
     db = _db(settings)
     try:
         with db.write() as conn:
+            before = station_site(conn, station_id) or site_id
             token = upsert_station(conn, settings.secret_key.get_secret_value(), station_id, site_id, line_id)
-            append_audit(
+            record(
                 conn,
                 settings.secret_key.get_secret_value(),
                 ADMIN_ACTOR,
                 "station_register",
                 station_id,
+                {site_id, before},
                 {"site": site_id, "line": line_id},
             )
         return token
@@ -76,9 +91,10 @@ def revoke_station(settings: ServerSettings, station_id: str) -> int:
     db = _db(settings)
     try:
         with db.write() as conn:
+            sites = [station_site(conn, station_id) or "*"]
             n = revoke_station_tokens(conn, station_id)
-            append_audit(
-                conn, settings.secret_key.get_secret_value(), ADMIN_ACTOR, "station_revoke", station_id
+            record(
+                conn, settings.secret_key.get_secret_value(), ADMIN_ACTOR, "station_revoke", station_id, sites
             )
         return n
     finally:
@@ -96,12 +112,13 @@ def import_file(
     try:
         with db.write() as conn:
             out = import_rows(conn, privacy, kind, rows)
-            append_audit(
+            record(
                 conn,
                 settings.secret_key.get_secret_value(),
                 ADMIN_ACTOR,
                 f"import_{kind}",
                 path.name,
+                ["*"],
                 {"imported": out["imported"], "rejected": len(out["rejected"])},
             )
         return out
@@ -109,10 +126,39 @@ def import_file(
         db.dispose()
 
 
-def check_audit(settings: ServerSettings) -> AuditReport:
+def check_audit(
+    settings: ServerSettings, checkpoints: Sequence[Path] = ()
+) -> tuple[AuditReport, Path | None]:
+    """Verify the chain, also against the configured checkpoint folder and exported checkpoint
+    files; when it holds, checkpoint it into the folder. Returns the report and the file written."""
     db = _db(settings)
+    secret = settings.secret_key.get_secret_value()
+    folder = settings.audit.checkpoint_dir
     try:
-        with db.read() as conn:
-            return verify_audit(conn, settings.secret_key.get_secret_value())
+        report = verify_with_checkpoints(db, secret, folder, checkpoints)
+        if not report.ok or folder is None:
+            return report, None
+        try:
+            cp = take_checkpoint(db, secret, folder)
+        except CheckpointError as exc:  # the chain changed for the worse since the check
+            return AuditReport(report.entries, [str(exc)], report.checked_against), None
+        return report, checkpoint_path(folder, cp)
     finally:
         db.dispose()
+
+
+def export_checkpoint(settings: ServerSettings, out: Path) -> Checkpoint:
+    """Verify the chain (as `check_audit`) and write a signed checkpoint of its head to `out`, for
+    the operator to keep off the server; refused (CheckpointError) when the chain is broken."""
+    report, _ = check_audit(settings)
+    if not report.ok:
+        raise CheckpointError("audit chain is broken, not checkpointed: " + "; ".join(report.problems))
+    db = _db(settings)
+    secret = settings.secret_key.get_secret_value()
+    try:
+        with db.read() as conn:
+            cp = current_head(conn)
+    finally:
+        db.dispose()
+    write_checkpoint_file(secret, cp, out)
+    return cp

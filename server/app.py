@@ -9,15 +9,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
 from server.api import models, office, people, reviews, station
+from server.audit_checkpoint import CheckpointWorker
+from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
 from server.errors_http import install_error_handlers, install_openapi
 from server.notify import OrderNotifier, PgListenWorker
 from server.privacy import Privacy
+from server.routing import MethodCheckMiddleware
 from server.services import Services
 from server.settings import ServerSettings
 
@@ -65,9 +68,21 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
             listener = PgListenWorker(conninfo, services.notifier)
             listener.start()
             app.state.order_listener = listener
+        checkpoints: CheckpointWorker | None = None
+        if settings.audit.checkpoint_dir is not None:
+            checkpoints = CheckpointWorker(
+                services.db,
+                services.secret,
+                settings.audit.checkpoint_dir,
+                settings.audit.checkpoint_interval_seconds,
+            )
+            checkpoints.start()
+            app.state.audit_checkpoints = checkpoints
         try:
             yield
         finally:
+            if checkpoints is not None:
+                checkpoints.stop()
             if listener is not None:
                 listener.stop()
             services.db.dispose()
@@ -76,11 +91,20 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
         title="parcelguard central server",
         version="1",
         lifespan=lifespan,
+        # Every route passes the one access table (server.authz) before its handler runs.
+        dependencies=[Depends(authorise)],
     )
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit_for=_limit_for(settings))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit_for=_limit_for(settings),
+        json_limit=settings.limits.max_body_bytes,
+        json_depth=settings.limits.max_json_depth,
+    )
+    # Added last, so it runs first: a wrong method is refused before its body is read.
+    app.add_middleware(MethodCheckMiddleware, routes_of=lambda: app.routes)
     if settings.log_requests:
         _log_requests(app)
     for router in api_routers():
@@ -90,6 +114,7 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
         app.include_router(router)
     _include_web(app)
     install_openapi(app)
+    check_routes(app)
     return app
 
 

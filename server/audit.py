@@ -54,10 +54,12 @@ def append_audit(
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Outcome of a chain check: entries checked and every problem found (empty when intact)."""
+    """Outcome of a chain check: entries checked and every problem found (empty when intact), and
+    which checkpoints outside the database the chain was held against."""
 
     entries: int
     problems: list[str]
+    checked_against: str = "no checkpoint"
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,7 @@ import sqlalchemy
 
 from edge.wire import SyncRequest
 from server import admin
-from server.accounts import Principal
+from server.accounts import Principal, Role
 from server.db import Database, iso, migrate, normalise_url
 from server.ingest import ingest_batch
 from server.reports import daily_report
@@ -253,7 +253,7 @@ def bench_report(url: str, total: int) -> dict[str, Any]:
     t_load = time.perf_counter()
     per_station = total // len(stations)
     for st in stations:
-        who = Principal("station", st, "station", ("hub",), line_id="l1")
+        who = Principal("station", st, Role.STATION, ("hub",), line_id="l1")
         for start in range(0, per_station, BATCH):
             req = SyncRequest.model_validate(
                 {

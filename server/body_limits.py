@@ -1,4 +1,5 @@
-"""ASGI middleware: refuse bodies over the limit (413) and decode gzip request bodies, bombs included."""
+"""ASGI middleware: refuse bodies over the limit (413), decode gzip request bodies (bombs included),
+and refuse JSON bodies over the JSON size limit or nested too deep, before any parser sees them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import json
 import zlib
 from collections.abc import Callable
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+from server.json_depth import is_json_body, nests_deeper_than
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Bodies larger than this are scanned for depth on a worker thread, not on the event loop.
+INLINE_SCAN_BYTES = 256 * 1024
 
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:
@@ -24,11 +30,16 @@ async def _reply(send: Send, status: int, code: str, message: str) -> None:
 
 
 class BodyLimitMiddleware:
-    """Buffers request bodies up to `limit_for(path)` bytes (after gzip decoding) and hands them on plain."""
+    """Buffers request bodies up to `limit_for(path)` bytes (after gzip decoding) and hands them on plain;
+    JSON bodies, on any path, must also fit `json_limit` bytes and nest at most `json_depth` levels."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(
+        self, app: ASGIApp, limit_for: Callable[[str], int], json_limit: int, json_depth: int
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.json_limit = json_limit
+        self.json_depth = json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
@@ -68,6 +79,19 @@ class BodyLimitMiddleware:
                 return
             if len(body) > limit or decoder.unconsumed_tail:
                 await _reply(send, 413, "too_large", f"decoded request body over {limit} bytes")
+                return
+        content_type = next((v for k, v in headers if k == b"content-type"), None)
+        if is_json_body(content_type, body):
+            if len(body) > self.json_limit:
+                await _reply(send, 413, "too_large", f"JSON body over {self.json_limit} bytes")
+                return
+            if len(body) > INLINE_SCAN_BYTES:
+                deep = await anyio.to_thread.run_sync(nests_deeper_than, body, self.json_depth)
+            else:
+                deep = nests_deeper_than(body, self.json_depth)
+            if deep:
+                why = f"JSON nested deeper than {self.json_depth} levels (or brackets unbalanced)"
+                await _reply(send, 422, "too_deep", why)
                 return
         new_headers = [(k, v) for k, v in headers if k not in (b"content-encoding", b"content-length")]
         new_headers.append((b"content-length", str(len(body)).encode()))

@@ -1,4 +1,5 @@
-"""`parcelguard server ...` and `parcelguard audit verify`: run, migrate, users, stations, imports, audit."""
+"""`parcelguard server ...` and `parcelguard audit verify|checkpoint`: run, migrate, users, stations,
+imports, audit."""
 
 from __future__ import annotations
 
@@ -80,11 +81,24 @@ def _import(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     from server.admin import check_audit
 
-    report = check_audit(_settings(args))
+    report, written = check_audit(_settings(args), [Path(p) for p in args.checkpoint])
     for problem in report.problems:
         print(problem, file=sys.stderr)
-    print(f"{report.entries} audit entries, chain {'intact' if report.ok else 'BROKEN'}")
+    print(
+        f"{report.entries} audit entries, chain {'intact' if report.ok else 'BROKEN'}"
+        f" (checked against {report.checked_against})"
+    )
+    if written is not None:
+        print(f"checkpoint written: {written}")
     return 0 if report.ok else 1
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    from server.admin import export_checkpoint
+
+    cp = export_checkpoint(_settings(args), Path(args.out))
+    print(f"{cp.describe()} written to {args.out}; keep it off this server")
+    return 0
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -142,9 +156,22 @@ def register(
     audit = commands.add_parser("audit", help="check the audit log").add_subparsers(
         dest="audit_command", required=True
     )
-    p = audit.add_parser("verify", help="verify the hash chain; exit 1 when broken")
+    p = audit.add_parser(
+        "verify", help="verify the hash chain and its checkpoints, then checkpoint it; exit 1 when broken"
+    )
     _add_config(p)
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also hold the chain against this exported checkpoint (repeatable)",
+    )
     p.set_defaults(func=_audit_verify)
+    p = audit.add_parser("checkpoint", help="verify the chain and export a signed checkpoint of its head")
+    _add_config(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the checkpoint")
+    p.set_defaults(func=_audit_checkpoint)
 
     try:
         from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,12 +89,31 @@ class Database:
 # commit order and a reader resuming "after N" never skips a row committed late.
 ORDER_LOCK = 7_482_010
 REGISTRY_LOCK = 7_482_011
+# Lock space (first half of a two-part key) of the login limit, keyed by user name and by address.
+LOGIN_LOCK_SPACE = 7_482_012
 
 
 def serialise_writers(conn: Connection, key: int) -> None:
     """Hold `key` until this transaction ends (PostgreSQL); SQLite already has one writer at a time."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
+
+
+def _key32(name: str) -> int:
+    """A stable signed 32-bit key for a name (the second half of a two-part advisory lock)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+
+
+def serialise_on_names(conn: Connection, space: int, names: list[str]) -> None:
+    """Hold a lock per name until this transaction ends (PostgreSQL), so that writers on the same
+    name take turns while writers on other names do not wait. Locks are taken in key order so two
+    writers sharing two names cannot deadlock. SQLite needs nothing: its write transactions begin
+    IMMEDIATE and so already run one at a time."""
+    if conn.dialect.name != "postgresql":
+        return
+    # The two-part form keeps these keys apart from the single-key sequence locks above.
+    for key in sorted({_key32(n) for n in names}):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(space)}, {key})")
 
 
 def alembic_config(url: str) -> Config:

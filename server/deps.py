@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from server.accounts import Principal, resolve_token
+from server.accounts import Principal, Role, resolve_token
 from server.errors import Forbidden, NotAuthenticated
 from server.services import Services
 from server.sessions import NewSession, check_csrf, principal_from_session
@@ -82,15 +82,13 @@ def get_principal(request: Request, svc: ServicesDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(*roles: str) -> Callable[[Principal], Principal]:
-    """Dependency factory: the caller must hold one of `roles` ("station" for station tokens)."""
+def require(*roles: Role | str) -> Callable[[Principal], Principal]:
+    """Dependency factory: the caller must hold one of `roles` (a second check; server.authz rules first)."""
+    wanted = frozenset(Role(r) for r in roles)  # an unknown role name fails when the app is built
 
     def check(principal: PrincipalDep) -> Principal:
-        if principal.role not in roles:
+        if principal.role not in wanted:
             raise Forbidden(f"role {principal.role!r} may not use this endpoint")
         return principal
 
     return check
-
-
-StationDep = Annotated[Principal, Depends(require("station"))]

@@ -13,12 +13,12 @@ from sqlalchemy import Connection, select, update
 
 from edge.wire import OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
-from server.audit import append_audit
 from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_order
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
 from server.schema import events, reviews, stations
+from server.scope import link_images, record
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,8 @@ def ingest_batch(
                     "site": order.site_id,
                     "event": ev.key,
                 }
-                append_audit(conn, secret, f"station:{station.name}", "order_raise", order.order_id, detail)
+                sites = [order.site_id or "*"]
+                record(conn, secret, f"station:{station.name}", "order_raise", order.order_id, sites, detail)
         elif isinstance(ev, OrderStatusEvent):
             if record_state(conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key):
                 result.orders_changed = True
@@ -151,6 +152,8 @@ def ingest_batch(
                 log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
     if review_rows:
         conn.execute(reviews.insert(), review_rows)
+    # The images these events name become visible to the officers of this site (and no other).
+    link_images(conn, site_id, (img.sha256 for ev in new if isinstance(ev, ParcelEvent) for img in ev.images))
     conn.execute(update(stations).where(stations.c.station_id == station.name).values(last_seen_at=iso(now)))
     result.accepted = [ev.key for ev in new]
     return result

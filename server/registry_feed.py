@@ -9,10 +9,22 @@ from sqlalchemy import Connection, select
 from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
 from server.db import iso
 from server.schema import manifests, registry_log, senders, watchlist
+from server.watchlist import applies_at
 
 
-def registry_changes(conn: Connection, cursor: int, limit: int, now: datetime) -> RegistryChanges:
-    """Rows changed after `cursor` (at most `limit` log entries); `more` says another page is waiting."""
+def registry_changes(
+    conn: Connection,
+    cursor: int,
+    limit: int,
+    now: datetime,
+    site_id: str,
+    regions: dict[str, list[str]],
+) -> RegistryChanges:
+    """Rows changed after `cursor` (at most `limit` log entries); `more` says another page is waiting.
+
+    Watchlist entries go only to stations of a site they apply at; other sites' entries are skipped
+    (the cursor still moves past them), so the wire form needs no scope.
+    """
     log_rows = conn.execute(
         select(registry_log.c.cursor, registry_log.c.kind, registry_log.c.ref)
         .where(registry_log.c.cursor > cursor)
@@ -61,7 +73,9 @@ def registry_changes(conn: Connection, cursor: int, limit: int, now: datetime) -
     now_s = iso(now)
     if refs["watch"]:
         for r in conn.execute(
-            select(watchlist).where(watchlist.c.entry_id.in_(refs["watch"])).order_by(watchlist.c.entry_id)
+            select(watchlist)
+            .where(watchlist.c.entry_id.in_(refs["watch"]), applies_at([site_id], regions))
+            .order_by(watchlist.c.entry_id)
         ):
             expired = r.expires_at is not None and r.expires_at <= now_s
             withdrawn = r.appeal_status == "overturned"

@@ -14,13 +14,15 @@ from server.db import iso, parse_iso
 from server.errors import Conflict, NotFound
 from server.review_rules import GALLERY_DECISIONS, ItemView, apply_action
 from server.schema import events, gallery, manifests, reviews, senders, watchlist
+from server.scope import site_filter
 from server.settings import ReviewConfig
+from server.watchlist import applies_at
 
 IMAGE_URL = "/api/v1/images/{sha256}"
 
 
 def _scope(principal: Principal) -> Any:
-    return True if principal.all_sites else reviews.c.site_id.in_(principal.sites)
+    return site_filter(principal, reviews.c.site_id)
 
 
 def item_summary(row: Any) -> dict[str, Any]:
@@ -111,8 +113,14 @@ def _settled_divert(conn: Connection, row: Any, divert: dict[str, Any] | None) -
     return {"outcome": outcome["outcome"], "chute": outcome.get("chute"), "detail": outcome.get("detail", "")}
 
 
-def evidence(conn: Connection, item_id: int, principal: Principal) -> dict[str, Any]:
-    """One item with its images, classifier output, masked sender record, declared contents and history."""
+def evidence(
+    conn: Connection, item_id: int, principal: Principal, regions: dict[str, list[str]]
+) -> dict[str, Any]:
+    """One item with its images, classifier output, masked sender record, declared contents and history.
+
+    The sender's history holds only items of the caller's sites, and the list entries only those that
+    apply at the item's site.
+    """
     row = _load(conn, item_id, principal)
     out = item_summary(row)
     payload = json.loads(
@@ -146,7 +154,7 @@ def evidence(conn: Connection, item_id: int, principal: Principal) -> dict[str, 
             }
         history = conn.execute(
             select(reviews)
-            .where(reviews.c.sender_token == row.sender_token, reviews.c.id != row.id)
+            .where(reviews.c.sender_token == row.sender_token, reviews.c.id != row.id, _scope(principal))
             .order_by(reviews.c.id.desc())
             .limit(20)
         ).fetchall()
@@ -159,7 +167,11 @@ def evidence(conn: Connection, item_id: int, principal: Principal) -> dict[str, 
                 "expires_at": w.expires_at,
                 "active": bool(w.active),
             }
-            for w in conn.execute(select(watchlist).where(watchlist.c.token == row.sender_token))
+            for w in conn.execute(
+                select(watchlist).where(
+                    watchlist.c.token == row.sender_token, applies_at([row.site_id], regions)
+                )
+            )
         ]
     out["manifest"] = None
     if row.waybill:

@@ -117,6 +117,15 @@ daily_counts = Table(
     PrimaryKeyConstraint("day", "station_id", "metric", "key"),
 )
 
+# Which sites' events name an image: an officer sees an evidence image only through one of these.
+image_sites = Table(
+    "image_sites",
+    metadata,
+    Column("sha256", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    PrimaryKeyConstraint("sha256", "site_id"),
+)
+
 images = Table(
     "images",
     metadata,
@@ -179,7 +188,12 @@ watchlist = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # Where the entry applies: site (scope_ref is the site), region (a named set of sites in the
+    # settings) or network (every site, scope_ref NULL). Stations receive only entries for their site.
+    Column("scope", String(8), nullable=False, server_default="network"),
+    Column("scope_ref", String(64), nullable=True),
     Index("ix_watchlist_token", "token"),
+    Index("ix_watchlist_scope", "scope", "scope_ref"),
 )
 
 # Every registry write appends here; a station's registry cursor is the last `cursor` it holds.
@@ -307,4 +321,15 @@ audit_log = Table(
     Column("detail", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# The sites an audit entry is about ("*": the whole network); an entry is listed to a caller only when
+# all of its sites are theirs. Kept beside the chain, not in it: it decides who reads, not what happened.
+audit_scope = Table(
+    "audit_scope",
+    metadata,
+    Column("n", BigInteger, nullable=False),
+    Column("site_id", String(64), nullable=False),
+    PrimaryKeyConstraint("n", "site_id"),
+    Index("ix_audit_scope_site", "site_id"),
 )

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 
 from server.accounts import Principal, load_user, token_digest, verify_password
 from server.audit import append_audit
-from server.db import iso, utcnow
+from server.db import LOGIN_LOCK_SPACE, iso, serialise_on_names, utcnow
 from server.errors import Forbidden, NotAuthenticated, RateLimited
 from server.schema import login_failures, sessions, users
 from server.services import Services
@@ -28,10 +28,17 @@ class NewSession:
 
 
 def login(svc: Services, username: str, password: str, client: str) -> NewSession:
-    """Check the password (rate limited per user and per client address) and open a session."""
+    """Check the password (rate limited per user and per client address) and open a session.
+
+    Each attempt is counted as a failure *before* its password is checked, in a transaction that
+    holds the user's and the address's lock while it counts: of any number of concurrent guesses,
+    at most the limit get to the password check. A right password then clears the count.
+    """
     now = utcnow()
+    user, addr = username[:64], client[:64]
     window_start = iso(now - timedelta(seconds=svc.settings.auth.login_window_seconds))
     with svc.db.write() as conn:
+        serialise_on_names(conn, LOGIN_LOCK_SPACE, [f"user:{user}", f"client:{addr}"])
         # Housekeeping on the login path keeps both tables small without a background job.
         conn.execute(delete(login_failures).where(login_failures.c.at <= window_start))
         conn.execute(delete(sessions).where(sessions.c.expires_at <= iso(now)))
@@ -39,26 +46,30 @@ def login(svc: Services, username: str, password: str, client: str) -> NewSessio
             select(func.count())
             .select_from(login_failures)
             .where(
-                (login_failures.c.username == username) | (login_failures.c.client == client),
+                (login_failures.c.username == user) | (login_failures.c.client == addr),
                 login_failures.c.at > window_start,
             )
         ).scalar_one()
-        if failures >= svc.settings.auth.login_max_failures:
-            append_audit(conn, svc.secret, username[:64], "login_limited", client[:200])
-            raise RateLimited("too many failed logins; wait and try again")
-        stored = conn.execute(
-            select(users.c.password_hash).where(users.c.username == username, users.c.active.is_(True))
-        ).scalar()
-        if stored is None or not verify_password(stored, password):
-            conn.execute(
-                login_failures.insert().values(username=username[:64], client=client[:64], at=iso(now))
-            )
-            append_audit(conn, svc.secret, username[:64], "login_failed", client[:200])
-            failed = True
+        limited = failures >= svc.settings.auth.login_max_failures
+        if limited:
+            append_audit(conn, svc.secret, user, "login_limited", client[:200])
         else:
-            failed = False
+            conn.execute(login_failures.insert().values(username=user, client=addr, at=iso(now)))
+            stored = conn.execute(
+                select(users.c.password_hash).where(users.c.username == username, users.c.active.is_(True))
+            ).scalar()
+    if limited:
+        # Raised after the transaction so that the refusal's audit entry is kept.
+        raise RateLimited("too many failed logins; wait and try again")
+    # The slow hash check runs outside any transaction: no lock is held while it works.
+    ok = stored is not None and verify_password(stored, password)
+    with svc.db.write() as conn:
+        if not ok:
+            append_audit(conn, svc.secret, user, "login_failed", client[:200])
+        else:
             found = load_user(conn, username)
-            assert found is not None
+            if found is None:  # deactivated between the two transactions
+                raise NotAuthenticated("wrong username or password", "login_failed")
             principal = found
             cookie = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(24)
@@ -72,10 +83,10 @@ def login(svc: Services, username: str, password: str, client: str) -> NewSessio
                     expires_at=iso(now + timedelta(hours=hours)),
                 )
             )
-            conn.execute(delete(login_failures).where(login_failures.c.username == username))
+            conn.execute(delete(login_failures).where(login_failures.c.username == user))
             append_audit(conn, svc.secret, username, "login", client[:200])
-    if failed:
-        # Raised after the transaction so that the failure and its audit entry are kept.
+    if not ok:
+        # Raised after the transaction so that the failure's audit entry is kept.
         raise NotAuthenticated("wrong username or password", "login_failed")
     return NewSession(cookie, csrf, principal, int(hours * 3600))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -18,6 +19,7 @@ SECRET_ENV = {
     "encryption_key": "PARCELGUARD_ENCRYPTION_KEY",
 }
 MIN_SECRET_LENGTH = 32
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # Values copied from examples and templates; a server started with one of these is not secret at all.
 PLACEHOLDER_WORDS = (
     "changethis",
@@ -54,13 +56,21 @@ def _env_secret(name: str) -> Any:
 
 
 class LimitsConfig(BaseModel):
-    """Request size limits; anything larger is refused with 413."""
+    """Request size limits; anything larger is refused with 413, JSON nested deeper with 422."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_batch_events: int = Field(1000, ge=1, description="most events accepted in one sync batch")
     max_body_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024, description="largest request body after gzip decoding"
+        16 * 1024 * 1024,
+        ge=1024,
+        description="largest request body after gzip decoding; also the largest JSON body on any path",
+    )
+    max_json_depth: int = Field(
+        32,
+        ge=4,
+        le=200,
+        description="deepest nesting of arrays and objects in a JSON body or JSON parameter",
     )
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest image upload in bytes")
     registry_page_size: int = Field(1000, ge=1, description="registry changes returned per sync reply")
@@ -107,6 +117,23 @@ class AuthConfig(BaseModel):
     login_window_seconds: float = Field(300.0, gt=0, description="window of the login rate limit")
 
 
+class AuditConfig(BaseModel):
+    """Checkpoints of the audit chain kept outside the database, so that a cut tail shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint_dir: Path | None = Field(
+        None,
+        description=(
+            "folder, outside the database's reach, for signed checkpoints of the audit chain's head "
+            "(written at start, every interval, at stop and by `parcelguard audit verify`); unset: none"
+        ),
+    )
+    checkpoint_interval_seconds: float = Field(
+        300.0, gt=0, description="how often the running server writes a checkpoint"
+    )
+
+
 class ServerSettings(BaseModel):
     """Everything the central server needs to start; secrets default to the environment."""
 
@@ -134,7 +161,14 @@ class ServerSettings(BaseModel):
     orders: OrdersConfig = Field(default_factory=OrdersConfig, description="pull order rules")
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="review workflow")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="audit log checkpoints")
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
+    regions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="named sets of sites, e.g. {south = ['gz1', 'sz2']}: a watchlist entry of scope "
+        "'region' applies at every site of its region; it may be set by a user holding every one of "
+        "those sites (holders of '*' always)",
+    )
     ui_language: Literal["zh", "en"] = Field(
         "zh", description="language the web pages open in (zh: Simplified Chinese, en: English)"
     )
@@ -143,6 +177,14 @@ class ServerSettings(BaseModel):
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr) -> SecretStr:
         return _check_secret(value)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, sites in value.items():
+            if not _NAME.match(name) or not sites or not all(_NAME.match(s) for s in sites):
+                raise ValueError(f"region {name!r}: names and sites must be 1-64 letters, digits or _.@-")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,12 @@ ALLOWED: dict[str, set[str]] = {
     "edge": {"scanner_drivers", "models"},
     "server": {"edge.wire"},
 }
+# The one named exception: the image gate is a pure shared piece (it imports nothing of ours outside the
+# device library), so the classifier and the server check images with the very code the devices use.
+# Only the module itself, and names taken from it, are allowed; every other scanner_drivers import from
+# models or server stays forbidden.
+SHARED_GATE = "scanner_drivers.image_gate"
+GATE_USERS = {"models", "server"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -47,7 +53,9 @@ def violations(root: Path) -> list[str]:
                 top = name.split(".")[0]
                 if top not in OURS or top == package:
                     continue
-                if package == "server":
+                if package in GATE_USERS and (name == SHARED_GATE or name.startswith(SHARED_GATE + ".")):
+                    ok = name.count(".") <= SHARED_GATE.count(".") + 1
+                elif package == "server":
                     ok = name == "edge.wire" or name.startswith("edge.wire.")
                 else:
                     ok = top in allowed
@@ -129,6 +137,33 @@ def test_checker_catches_a_violation(tmp_path: Path) -> None:
         "scanner_drivers/bad.py imports edge.pipeline.Pipeline",
         "server/bad.py imports edge.store",
     ]
+
+
+def test_checker_allows_only_the_image_gate_across(tmp_path: Path) -> None:
+    for pkg in ALLOWED:
+        (tmp_path / pkg).mkdir()
+    (tmp_path / "models" / "ok.py").write_text("from scanner_drivers.image_gate import ImageRefused\n")
+    (tmp_path / "server" / "ok.py").write_text("import scanner_drivers.image_gate\n")
+    (tmp_path / "server" / "bad.py").write_text(
+        "from scanner_drivers.image_headers import read_png\n"
+        "from scanner_drivers import image_gate\n"
+        "import scanner_drivers.xray.hotfolder\n"
+    )
+    (tmp_path / "models" / "bad.py").write_text("from scanner_drivers.barcodes.image import decode_image\n")
+    assert violations(tmp_path) == [
+        "models/bad.py imports scanner_drivers.barcodes.image",
+        "models/bad.py imports scanner_drivers.barcodes.image.decode_image",
+        "server/bad.py imports scanner_drivers",  # the package itself, named by `from scanner_drivers import`
+        "server/bad.py imports scanner_drivers.image_headers",
+        "server/bad.py imports scanner_drivers.image_headers.read_png",
+        "server/bad.py imports scanner_drivers.xray.hotfolder",
+    ]
+
+
+def test_image_gate_imports_nothing_of_ours_outside_the_device_library(repo_root: Path) -> None:
+    for module in ("image_gate", "image_headers", "image_dicom"):
+        names = imports_of(repo_root / "scanner_drivers" / f"{module}.py")
+        assert {n.split(".")[0] for n in names} & OURS <= {"scanner_drivers"}, module
 
 
 def test_every_module_has_a_docstring(repo_root: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -120,3 +123,23 @@ def health_view(agent: AgentLike) -> dict[str, Any]:
         "sync": {"state": sync_state, "seconds_since_sync": since, "error": snap["sync_error"]},
         "outbox": snap["outbox"],
     }
+
+
+class HealthCache:
+    """One health snapshot per interval for every open stream, computed once instead of once per stream."""
+
+    def __init__(self, agent: AgentLike, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._agent, self._every, self._clock = agent, every_s, clock
+        self._lock = threading.Lock()
+        self._at = float("-inf")
+        self._view: dict[str, Any] = {}
+
+    def fresh(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._view if self._clock() - self._at < self._every else None
+
+    def refresh(self) -> dict[str, Any]:
+        with self._lock:
+            if self._clock() - self._at >= self._every:
+                self._view, self._at = health_view(self._agent), self._clock()
+            return self._view

@@ -168,6 +168,10 @@ class Evidence:
                 return True
         return False
 
+    def seen_any(self) -> bool:
+        """True when some step read anything at all, however doubtful."""
+        return bool(self.places)
+
     def accepted(self) -> list[EngineRead]:
         return [verdict.read for verdict in self.verdicts()]
 

@@ -1,88 +1,63 @@
-"""Image bytes or arrays to 8-bit greyscale for the barcode engines, within size limits."""
+"""Image bytes or arrays to 8-bit greyscale for the barcode engines, through the image gate's limits."""
 
 from __future__ import annotations
-
-import io
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+
+from scanner_drivers.image_gate import ImageLimits, ImageRefused, check_array, decode
 
 GreyImage = npt.NDArray[np.uint8]
 
 
-class BarcodeImageError(ValueError):
+class BarcodeImageError(ImageRefused):
     """An image is empty, corrupt, of an unsupported pixel type, or over the size limits."""
 
 
-def _image_size_from_header(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the file header alone, so a decompression bomb is refused before decoding."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return int(img.size[0]), int(img.size[1])
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses sizes far beyond any sane limit before we can ask for them.
-        raise BarcodeImageError(f"image is over the pixel limit: {exc}") from exc
-    except Exception:  # a format Pillow does not know: OpenCV decides below
-        return None
-
-
-def _decode_with_pillow(data: bytes) -> npt.NDArray[np.generic] | None:
-    # OpenCV refuses some valid files (tiny WebP images for one); Pillow is the second opinion.
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            if img.mode.startswith("I"):
-                return np.asarray(img)
-            if "A" in img.getbands():
-                # RGBA to BGRA, the channel order to_grey expects.
-                return np.asarray(img.convert("RGBA"))[:, :, [2, 1, 0, 3]].copy()
-            return np.asarray(img.convert("L"))
-    except Exception:  # any decoder failure means: not an image we can read
-        return None
-
-
-# zxing-cpp refuses images with a side beyond 16 bits.
+# zxing-cpp refuses images with a side beyond 16 bits. Barcode images may be long thin strips (a single
+# scan line of a linear code), so the aspect limit is far looser than the gate's default.
 MAX_SIDE = 65535
+MAX_ASPECT = 1000.0
+FORMATS = frozenset({"png", "jpeg", "bmp", "tiff", "webp", "gif"})
+# Reasons that mean "these bytes are not a readable image", worded as such for the operator.
+_UNREADABLE = frozenset(
+    {
+        "unknown_format",
+        "format_not_accepted",
+        "unsupported",
+        "bad_header",
+        "truncated",
+        "decode_failed",
+        "size_mismatch",
+    }
+)
 
 
-def _check_pixels(width: int, height: int, max_pixels: int) -> None:
-    if width <= 0 or height <= 0:
-        raise BarcodeImageError(f"empty image ({width}x{height} pixels)")
-    if max(width, height) > MAX_SIDE:
-        raise BarcodeImageError(f"image is {width}x{height} pixels: a side is over {MAX_SIDE}")
-    if width * height > max_pixels:
-        raise BarcodeImageError(
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+def limits_for(max_bytes: int, max_pixels: int) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=max_bytes, max_pixels=max_pixels, max_side=MAX_SIDE, max_aspect=MAX_ASPECT, formats=FORMATS
+    )
+
+
+def _refused(exc: ImageRefused, data: bytes | None = None) -> BarcodeImageError:
+    if exc.reason == "too_many_pixels":
+        return BarcodeImageError(f"image is over the pixel limit: {exc}", exc.reason)
+    if exc.reason in _UNREADABLE and data is not None:
+        head = data[:8].hex()
+        return BarcodeImageError(
+            f"not a decodable image ({len(data)} bytes starting {head}): {exc}", exc.reason
         )
+    return BarcodeImageError(str(exc), exc.reason)
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> GreyImage:
-    """Encoded image bytes (PNG, JPEG, WebP, BMP, TIFF ...) to an 8-bit greyscale array."""
-    if not data:
-        raise BarcodeImageError("empty image (0 bytes)")
-    if len(data) > max_bytes:
-        raise BarcodeImageError(f"image is {len(data)} bytes, over the limit of {max_bytes}")
-    size = _image_size_from_header(data)
-    if size is not None:
-        _check_pixels(size[0], size[1], max_pixels)
-    array: npt.NDArray[np.generic] | None = None
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        # OpenCV's WebP reader refuses small valid files (and logs about it): Pillow reads WebP first.
-        array = _decode_with_pillow(data)
-    if array is None:
-        try:
-            array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        except cv2.error as exc:  # OpenCV raises for sizes over its own limit, returns None otherwise
-            reason = str(exc).strip().splitlines()[-1]
-            raise BarcodeImageError(f"image cannot be decoded ({len(data)} bytes): {reason}") from exc
-    if array is None:
-        array = _decode_with_pillow(data)
-    if array is None:
-        raise BarcodeImageError(
-            f"not a decodable image ({len(data)} bytes starting {data[:8].hex()}): corrupt or unsupported"
-        )
+    """Encoded image bytes (PNG, JPEG, WebP, BMP, TIFF, GIF) to an 8-bit greyscale array."""
+    limits = limits_for(max_bytes, max_pixels)
+    try:
+        _, array = decode(data, limits)
+    except ImageRefused as exc:
+        raise _refused(exc, data) from None
     return to_grey(array, max_pixels=max_pixels)
 
 
@@ -90,7 +65,10 @@ def to_grey(array: npt.NDArray[np.generic], *, max_pixels: int) -> GreyImage:
     """Any 2-D or HxWxC array (grey, BGR, BGRA; 8/16-bit, float or bool) to contiguous 8-bit grey."""
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise BarcodeImageError(f"unsupported image shape {array.shape}: need HxW, HxWx1, HxWx3 or HxWx4")
-    _check_pixels(int(array.shape[1]), int(array.shape[0]), max_pixels)
+    try:
+        check_array(array, limits_for(2**62, max_pixels))
+    except ImageRefused as exc:
+        raise _refused(exc) from None
     pixels = _to_uint8(array)
     if pixels.ndim == 3:
         if pixels.shape[2] == 1:

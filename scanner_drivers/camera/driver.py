@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from scanner_drivers.image_gate import ImageLimits, ImageRefused, check_array, decode, read_file
 from scanner_drivers.scanners.scanner import StatusCallback
 from scanner_drivers.types import DeviceError, DeviceUrlError, ImageCapture
 from scanner_drivers.urlopts import UrlOptions
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 LIVE_SCHEMES = ("v4l2", "rtsp", "rtsps", "http", "https")
 FILE_SCHEMES = ("video", "images")
 FIRST_BACKOFF_S = 0.2
+# Frames and folder images pass the image gate with its default limits, in the formats a folder may hold.
+FRAME_LIMITS = ImageLimits()
+FILE_LIMITS = ImageLimits(formats=frozenset({"jpeg", "png", "bmp", "tiff", "webp"}))
 
 
 @dataclass(frozen=True)
@@ -229,12 +233,17 @@ class CameraDriver:
                 self._next_file = 0
             path = self._files[self._next_file]
             self._next_file += 1
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is not None:
+            try:
+                # Through the image gate: a crafted file in the folder is refused by its header, not decoded.
+                _, image = decode(read_file(path, FILE_LIMITS), FILE_LIMITS)
                 return np.asarray(image)
-            log.warning(
-                "camera folder %s: %s is not a readable image; skipped", self.config.source, path.name
-            )
+            except (ImageRefused, OSError) as exc:
+                log.warning(
+                    "camera folder %s: %s is not a readable image (%s); skipped",
+                    self.config.source,
+                    path.name,
+                    exc,
+                )
 
     def _next_video_frame(self) -> np.ndarray:
         if self._cap is None:
@@ -249,6 +258,11 @@ class CameraDriver:
 
     def _encode(self, frame: np.ndarray) -> ImageCapture:
         cfg = self.config
+        try:
+            # A device or stream can hand over any frame size: the same limits as for encoded images.
+            check_array(frame, FRAME_LIMITS)
+        except ImageRefused as exc:
+            raise DeviceError(f"camera {self.url}: frame refused: {exc}") from None
         if cfg.encode == "png":
             ok, buf = cv2.imencode(".png", frame)
             ctype, ext = "image/png", "png"

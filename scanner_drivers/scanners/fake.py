@@ -55,9 +55,7 @@ def parse_line(text: str, lineno: int, base: Path, device: str) -> ReplayLine:
         if isinstance(c, str):
             codes.append(Code(text=c, symbology="unknown", engine="fake"))
         elif isinstance(c, dict) and isinstance(c.get("text"), str):
-            codes.append(
-                Code(text=c["text"], symbology=str(c.get("symbology", "unknown")), engine="fake")
-            )
+            codes.append(Code(text=c["text"], symbology=str(c.get("symbology", "unknown")), engine="fake"))
         else:
             raise ReplayLineError(f"line {lineno}: each code must be a string or {{'text': ...}}")
     images_raw = obj.pop("images", [])

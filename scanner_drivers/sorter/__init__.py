@@ -1,1 +1,1 @@
-"""Sorter links: the link interface, telegram streams (TCP, serial), Modbus TCP, and simulators."""
+"""Sorter links: interface and limits, telegrams (TCP, serial), Modbus TCP, destination requests, fakes."""

@@ -59,6 +59,9 @@ class SimulatedSorter:
         self._received = 0
         self._acknowledged = 0
         self._missed = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._received_at_first_result: int | None = None
         self.tracking_ids: list[str] = []
         self._server: socket.socket | None = None
         self._pty: tuple[int, int] | None = None
@@ -80,6 +83,18 @@ class SimulatedSorter:
     def missed(self) -> int:
         with self._lock:
             return self._missed
+
+    @property
+    def peak_in_flight(self) -> int:
+        """Most commands the controller held at once between receiving them and sending their result."""
+        with self._lock:
+            return self._peak_in_flight
+
+    @property
+    def received_before_first_result(self) -> int | None:
+        """Commands received when the first result went out (None: no result yet)."""
+        with self._lock:
+            return self._received_at_first_result
 
     def start(self) -> str:
         """Start serving on 127.0.0.1 (or a pty); returns the URL to pass to `open_sorter`."""
@@ -133,11 +148,20 @@ class SimulatedSorter:
         with self._lock:
             self._received += 1
             self._acknowledged += 1
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
             self.tracking_ids.append(tracking_id)
             if missed:
                 self._missed += 1
                 return False, "parcel not seen at the divert point"
         return True, chute or self.default_chute
+
+    def note_result(self) -> None:
+        """A result for one decided command is going out now."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            if self._received_at_first_result is None:
+                self._received_at_first_result = self._received
 
     def handle(self, payload: bytes) -> list[tuple[float, bytes]]:
         """Answer one telegram payload: (delay seconds, framed reply) pairs to send in order."""
@@ -174,6 +198,8 @@ class SimulatedSorter:
         def send_later(delay: float, data: bytes) -> None:
             if delay > 0 and self._stop.wait(delay):
                 return
+            if data.startswith(telegram.STX + b"RES"):
+                self.note_result()
             with send_lock, contextlib.suppress(OSError):
                 send(data)
 

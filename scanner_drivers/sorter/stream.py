@@ -14,9 +14,9 @@ from typing import Protocol
 
 from scanner_drivers.framing import FrameAssembler
 from scanner_drivers.sorter import telegram
-from scanner_drivers.sorter.link import DivertResult
+from scanner_drivers.sorter.link import DivertResult, LinkLimitError, LinkLimits
+from scanner_drivers.sorter.urls import parse_telegram_url
 from scanner_drivers.types import DeviceUrlError
-from scanner_drivers.urlopts import UrlOptions, host_port
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class SerialTransport:
 @dataclass
 class _Pending:
     seq: int
-    conn: _Connection
+    conn: Connection
     acked: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     nak: str | None = None
@@ -96,15 +96,33 @@ class _Pending:
     lost: str | None = None
 
 
-class _Connection:
-    """One open transport and the thread that reads its telegrams and wakes the waiting diverts."""
+class Connection:
+    """One open transport and the thread that reads its telegrams and hands each to `deliver`.
 
-    def __init__(self, transport: Transport, link: TelegramSorterLink) -> None:
+    `lost(conn, why)` is called once when the connection ends, from whichever thread noticed.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        url: str,
+        deliver: Callable[[telegram.Telegram], None],
+        lost: Callable[[Connection, str], None],
+        *,
+        start: bool = True,
+    ) -> None:
         self.transport = transport
-        self.link = link
+        self.url = url
         self.alive = True
+        self._deliver = deliver
+        self._lost = lost
         self._send_lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="sorter-link-reader", daemon=True)
+        if start:
+            self._thread.start()
+
+    def start(self) -> None:
+        """Start reading, for owners that must record the connection before its first telegram."""
         self._thread.start()
 
     def send(self, data: bytes) -> None:
@@ -116,7 +134,7 @@ class _Connection:
             self.alive = False
             with contextlib.suppress(OSError):
                 self.transport.close()
-            self.link._connection_lost(self, why)
+            self._lost(self, why)
 
     def _read(self) -> None:
         frames = FrameAssembler(suffix=telegram.ETX, prefix=telegram.STX, max_len=telegram.MAX_TELEGRAM)
@@ -134,9 +152,11 @@ class _Connection:
                 break
             for payload in frames.feed(data):
                 try:
-                    self.link._deliver(telegram.decode(payload))
+                    msg = telegram.decode(payload)
                 except telegram.TelegramError as exc:
-                    log.warning("sorter %s sent a bad telegram: %s", self.link.url, exc)
+                    log.warning("sorter %s sent a bad telegram: %s", self.url, exc)
+                    continue
+                self._deliver(msg)
         self.kill(why)
 
 
@@ -150,21 +170,23 @@ class TelegramSorterLink:
         ack_timeout: float,
         connect_timeout: float,
         default_chute: str | None,
+        limits: LinkLimits | None = None,
     ) -> None:
         self.url = url
+        self.limits = limits or telegram.telegram_limits("telegram link")
         self._connect = connect
         self.ack_timeout = ack_timeout
         self.connect_timeout = connect_timeout
         self.default_chute = default_chute
         self._lock = threading.Lock()
         self._connect_lock = threading.Lock()
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._pending: dict[int, _Pending] = {}
         self._seq = itertools.cycle(range(1, telegram.MAX_SEQ + 1))
         self._closed = False
         self._down_logged = False
 
-    def _connection(self, remaining: float) -> _Connection | str:
+    def _connection(self, remaining: float) -> Connection | str:
         """The live connection, opening one if needed; a string says why none could be had."""
         # Connecting may take connect_timeout; other callers wait for it only within their own deadline.
         if not self._connect_lock.acquire(timeout=max(0.0, remaining)):
@@ -187,7 +209,7 @@ class TelegramSorterLink:
             if self._down_logged:
                 log.info("sorter %s reachable again", self.url)
                 self._down_logged = False
-            conn = _Connection(transport, self)
+            conn = Connection(transport, self.url, self._deliver, self._connection_lost)
             with self._lock:
                 self._conn = conn
             return conn
@@ -219,7 +241,7 @@ class TelegramSorterLink:
             pending.acked.set()
             pending.done.set()
 
-    def _connection_lost(self, conn: _Connection, why: str) -> None:
+    def _connection_lost(self, conn: Connection, why: str) -> None:
         with self._lock:
             if self._conn is conn:
                 self._conn = None
@@ -232,8 +254,12 @@ class TelegramSorterLink:
     def divert(self, tracking_id: str, deadline_s: float, chute: str | None = None) -> DivertResult:
         deadline = time.monotonic() + max(0.0, deadline_s)
         chute = chute if chute is not None else self.default_chute
-        # Refuse what cannot be sent before touching the device (ValueError, the caller's bug).
-        telegram.encode_divert(0, tracking_id, chute, 0)
+        # Refuse what cannot be sent before touching the device (a ValueError: the caller's bug).
+        try:
+            self.limits.check_tracking_id(tracking_id)
+            self.limits.check_chute(chute)
+        except LinkLimitError as exc:
+            raise telegram.TelegramFieldError(str(exc)) from None
         with self._lock:
             seq = next(self._seq)
         resent = False
@@ -296,36 +322,31 @@ class TelegramSorterLink:
             conn.kill("link closed")
 
 
-def _common_options(opts: UrlOptions) -> tuple[float, float, str | None]:
-    ack = opts.number("ack_timeout", 0.5, 0.001, 60.0)
-    connect = opts.number("connect_timeout", 1.0, 0.001, 60.0)
-    chute = opts.optional_text("chute")
-    if chute is not None:
-        try:
-            telegram.check_field("chute", chute, 16)
-        except telegram.TelegramError as exc:
-            raise DeviceUrlError(f"{exc} in {opts.url}") from None
-    return ack, connect, chute
-
-
 def open_tcp_link(url: str) -> TelegramSorterLink:
     """`tcp://host:port?ack_timeout=0.5&connect_timeout=1.0&chute=R1`."""
-    host, port = host_port(url)
-    opts = UrlOptions(url)
-    ack, connect, chute = _common_options(opts)
-    opts.finish()
-    if opts.parts.path not in ("", "/"):
-        raise DeviceUrlError(f"tcp:// sorter URL takes no path: {url}")
-    return TelegramSorterLink(url, lambda t: TcpTransport(host, port, t), ack, connect, chute)
+    cfg = parse_telegram_url(url)
+    if cfg.scheme != "tcp" or cfg.mode != "divert":
+        raise DeviceUrlError(f"not a tcp:// divert link URL (mode=request opens a DestinationLink): {url}")
+    return TelegramSorterLink(
+        url,
+        lambda t: TcpTransport(cfg.host, cfg.port, t),
+        cfg.ack_timeout,
+        cfg.connect_timeout,
+        cfg.chute,
+        cfg.limits,
+    )
 
 
 def open_serial_link(url: str) -> TelegramSorterLink:
     """`serial:///dev/ttyUSB0?baudrate=9600&ack_timeout=0.5&chute=R1` (8N1, no flow control)."""
-    opts = UrlOptions(url)
-    device = opts.parts.path
-    if not device or opts.parts.netloc:
-        raise DeviceUrlError(f"serial:// URL needs an absolute device path (serial:///dev/...): {url}")
-    baud = opts.integer("baudrate", 9600, 50, 4_000_000)
-    ack, connect, chute = _common_options(opts)
-    opts.finish()
-    return TelegramSorterLink(url, lambda _t: SerialTransport(device, baud), ack, connect, chute)
+    cfg = parse_telegram_url(url)
+    if cfg.scheme != "serial" or cfg.mode != "divert":
+        raise DeviceUrlError(f"not a serial:// divert link URL (mode=request opens a DestinationLink): {url}")
+    return TelegramSorterLink(
+        url,
+        lambda _t: SerialTransport(cfg.device, cfg.baudrate),
+        cfg.ack_timeout,
+        cfg.connect_timeout,
+        cfg.chute,
+        cfg.limits,
+    )

@@ -38,12 +38,24 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
         help="results file (JSON); default bench-results/barcodes-<UTC time>.json",
     )
     run.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    run.add_argument(
+        "--half",
+        choices=("A", "B"),
+        default=None,
+        help="only one half of the sets: A = sets numbered odd (ean13-1, qrcode-3, ...) or unnumbered, "
+        "B = sets numbered even; tune on one half, judge on the other",
+    )
+    run.add_argument(
+        "--select", default=None, metavar="GLOB", help="only the sets whose folder name matches GLOB"
+    )
     _add_settings_arguments(run)
     run.set_defaults(func=bench_command)
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget-ms", type=float, default=None, help="time budget per image (default 50)")
+    parser.add_argument(
+        "--budget-ms", type=float, default=None, help="CPU-time budget per image in ms (default 50)"
+    )
     parser.add_argument(
         "--engine",
         action="append",
@@ -116,7 +128,7 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from scanner_drivers.tools.barcode_bench import format_table, run_bench, write_results
 
     out = out or sys.stdout
-    results = run_bench(args.dir, _settings(args), limit=args.limit)
+    results = run_bench(args.dir, _settings(args), limit=args.limit, half=args.half, select=args.select)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = args.out or Path("bench-results") / f"barcodes-{stamp}.json"
     write_results(results, target)

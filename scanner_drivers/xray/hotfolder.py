@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scanner_drivers.image_gate import ImageRefused
 from scanner_drivers.scanners.scanner import StatusCallback
 from scanner_drivers.types import DeviceUrlError, ImageCapture, ImageKind
 from scanner_drivers.urlopts import UrlOptions
 from scanner_drivers.xray.hotfolder_state import TakenFiles
-from scanner_drivers.xray.image_files import ImageFileError, load_image_file
+from scanner_drivers.xray.image_files import load_image_file
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +184,22 @@ class HotFolderDriver:
     def _take(self, path: Path, now: float) -> None:
         try:
             st = path.stat()
-            if st.st_size > self.config.max_bytes:
-                raise ImageFileError(f"file is {st.st_size} bytes, over the {self.config.max_bytes} limit")
-            data, content_type = load_image_file(path)
+            data, content_type = load_image_file(path, max_bytes=self.config.max_bytes)
         except FileNotFoundError:
             # Taken away by someone else between the listing and now: nothing to do.
             self._seen.pop(path.name, None)
             return
-        except (ImageFileError, OSError) as exc:
-            self._quarantine(path, str(exc))
+        except ImageRefused as exc:
+            self._quarantine(path, f"{exc.reason}: {exc}")
+            return
+        except OSError as exc:
+            self._quarantine(path, f"unreadable: {exc}")
+            return
+        except Exception as exc:
+            # Whatever else reading one file raises, that file must leave the folder: left in place it
+            # would raise again on every pass and hold up every later shot behind it.
+            log.exception("hot folder %s: reading %s failed", self.config.folder, path.name)
+            self._quarantine(path, f"cannot be read: {type(exc).__name__}: {exc}")
             return
         at_utc = datetime.fromtimestamp(st.st_mtime, UTC).isoformat(timespec="milliseconds")
         energy, key = self._energy(path.name)

@@ -18,14 +18,19 @@ from server.audit import append_audit
 from server.db import iso, utcnow
 from server.deps import ServicesDep, require
 from server.errors import BadInput, Conflict, NotFound, TooLarge
+from server.json_depth import nests_deeper_than
 from server.schema import gallery, model_artifacts
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 Admin = Annotated[Principal, Depends(require("admin"))]
 Reader = Annotated[Principal, Depends(require("station", "admin", "officer"))]
-Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="artefact name")]
-Version = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.+-]{1,64}$", description="artefact version")]
+# Names and versions become folder names on every station: they start with a letter or digit and
+# dots only separate runs of other characters, so ".", ".." and "a..b" are refused.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+-]*(?:\.[A-Za-z0-9_+-]+)*$"
+Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="artefact name")]
+Version = Annotated[str, Path(pattern=VERSION_PATTERN, max_length=64, description="artefact version")]
 BLOB_URL = "/api/v1/models/{name}/{version}/blob"
 ARTEFACT_BODY = {
     "requestBody": {
@@ -77,6 +82,8 @@ async def put_artefact(
         raise BadInput("artefact body is empty", "empty")
     if hashlib.sha256(data).hexdigest() != sha256:
         raise BadInput("body does not hash to the given sha256", "hash_mismatch")
+    if nests_deeper_than(manifest.encode(), svc.settings.limits.max_json_depth):
+        raise BadInput("manifest is nested too deep", "too_deep")
     try:
         manifest_obj = json.loads(manifest)
     except json.JSONDecodeError as exc:

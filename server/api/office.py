@@ -5,31 +5,38 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from edge.wire import PullOrderWire
-from server.accounts import Principal
+from server.accounts import ALL_SITES, Principal
 from server.api.responses import DailyReport, OrderItem, WatchEntry
-from server.audit import append_audit
+from server.authz import Caller
 from server.db import utcnow
-from server.deps import ServicesDep, require
-from server.errors import BadInput, Forbidden
+from server.deps import ServicesDep
+from server.errors import BadInput, Forbidden, NotFound
 from server.idcheck import check_id_number
 from server.notify import publish_orders_changed
 from server.orders import OrderDraft, list_orders, store_order
 from server.registry import import_rows, parse_rows
 from server.reports import daily_report, report_csv
-from server.watchlist import WatchRequest, WatchUpdate, add_entry, list_entries, update_entry
+from server.scope import own_sites, record
+from server.watchlist import (
+    WatchRequest,
+    WatchUpdate,
+    add_entry,
+    check_may_set,
+    get_entry,
+    list_entries,
+    resolve_scope,
+    scope_sites,
+    update_entry,
+)
 
+# Who may call each route is in server.authz.RULES; the handlers bound what callers see to their sites.
 router = APIRouter(prefix="/api/v1", tags=["office"])
-
-Officer = Annotated[Principal, Depends(require("officer", "admin"))]
-OrderReader = Annotated[Principal, Depends(require("officer", "admin", "supervisor", "operator"))]
-Supervisor = Annotated[Principal, Depends(require("supervisor", "admin"))]
-WatchReader = Annotated[Principal, Depends(require("officer", "admin", "supervisor"))]
 
 
 class ImportReply(BaseModel):
@@ -59,8 +66,8 @@ async def _import(
     def work() -> dict[str, Any]:
         with svc.db.write() as conn:
             out = import_rows(conn, svc.privacy, kind, rows)
-            append_audit(
-                conn, svc.secret, who.name, f"import_{kind}", kind,
+            record(
+                conn, svc.secret, who.name, f"import_{kind}", kind, own_sites(who),
                 {"imported": out["imported"], "rejected": len(out["rejected"])},
             )  # fmt: skip
             return out
@@ -71,25 +78,34 @@ async def _import(
 @router.post(
     "/senders/import", response_model=ImportReply, openapi_extra=IMPORT_BODY, summary="Import sender records"
 )
-async def import_senders(request: Request, who: Officer, svc: ServicesDep) -> ImportReply:
+async def import_senders(request: Request, who: Caller, svc: ServicesDep) -> ImportReply:
     return await _import("senders", request, who, svc)
 
 
 @router.post(
     "/manifests/import", response_model=ImportReply, openapi_extra=IMPORT_BODY, summary="Import manifests"
 )
-async def import_manifests(request: Request, who: Officer, svc: ServicesDep) -> ImportReply:
+async def import_manifests(request: Request, who: Caller, svc: ServicesDep) -> ImportReply:
     return await _import("manifests", request, who, svc)
 
 
 @router.post(
     "/watchlist", status_code=201, response_model=WatchEntry, summary="Add a blacklist or watchlist entry"
 )
-def add_watch(body: WatchRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+def add_watch(body: WatchRequest, who: Caller, svc: ServicesDep) -> dict[str, Any]:
+    regions = svc.settings.regions
+    scope, ref = resolve_scope(who, body.scope, body.scope_ref, regions)
     with svc.db.write() as conn:
-        entry = add_entry(conn, svc.privacy, body, who.name)
-        append_audit(
-            conn, svc.secret, who.name, "watch_add", entry["entry_id"], {"list": body.list, "kind": body.kind}
+        entry = add_entry(conn, svc.privacy, body, who.name, scope, ref)
+        detail = {"list": body.list, "kind": body.kind, "scope": scope.value, "scope_ref": ref}
+        record(
+            conn,
+            svc.secret,
+            who.name,
+            "watch_add",
+            entry["entry_id"],
+            scope_sites(scope, ref, regions),
+            detail,
         )
     return entry
 
@@ -98,13 +114,14 @@ def add_watch(body: WatchRequest, who: Officer, svc: ServicesDep) -> dict[str, A
     "/watchlist", response_model=list[WatchEntry], summary="List watchlist entries (token and masked forms)"
 )
 def get_watch(
-    who: WatchReader,
+    who: Caller,
     svc: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[dict[str, Any]]:
+    sites = None if who.all_sites else who.sites
     with svc.db.read() as conn:
-        return list_entries(conn, limit, offset)
+        return list_entries(conn, limit, offset, sites, svc.settings.regions)
 
 
 @router.patch(
@@ -112,10 +129,18 @@ def get_watch(
     response_model=WatchEntry,
     summary="Change an entry's appeal status or withdraw it",
 )
-def patch_watch(entry_id: str, body: WatchUpdate, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+def patch_watch(entry_id: str, body: WatchUpdate, who: Caller, svc: ServicesDep) -> dict[str, Any]:
+    regions = svc.settings.regions
     with svc.db.write() as conn:
+        current = get_entry(conn, entry_id)
+        sites = scope_sites(current["scope"], current["scope_ref"], regions)
+        if not who.all_sites and ALL_SITES not in sites and not set(sites) & set(who.sites):
+            raise NotFound(f"no watchlist entry {entry_id}")  # another site's entry is not shown at all
+        check_may_set(who, current["scope"], current["scope_ref"], regions)
         entry = update_entry(conn, entry_id, body)
-        append_audit(conn, svc.secret, who.name, "watch_update", entry_id, body.model_dump(exclude_none=True))
+        record(
+            conn, svc.secret, who.name, "watch_update", entry_id, sites, body.model_dump(exclude_none=True)
+        )
     return entry
 
 
@@ -160,7 +185,7 @@ def _sender_token(svc: ServicesDep, body: OrderRequest) -> str:
 
 
 @router.post("/orders", status_code=201, response_model=PullOrderWire, summary="Issue a pull order")
-def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+def create_order(body: OrderRequest, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     if not who.sees_site(body.site_id):
         raise Forbidden("your sites do not include " + (body.site_id or "the whole network"))
     now = utcnow()
@@ -182,12 +207,13 @@ def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str
         order = store_order(conn, draft, now)
         if order is None:
             raise BadInput("an equal live order already exists", "duplicate_order")
-        append_audit(
+        record(
             conn,
             svc.secret,
             who.name,
             "order_issue",
             order.order_id,
+            [body.site_id or "*"],
             {"scope": body.scope, "site": body.site_id},
         )
         publish_orders_changed(conn)
@@ -197,7 +223,7 @@ def create_order(body: OrderRequest, who: Officer, svc: ServicesDep) -> dict[str
 
 @router.get("/orders", response_model=list[OrderItem], summary="Orders with each station's state")
 def get_orders(
-    who: OrderReader, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+    who: Caller, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500
 ) -> list[dict[str, Any]]:
     with svc.db.read() as conn:
         return list_orders(conn, utcnow(), None if who.all_sites else who.sites, limit=limit)
@@ -211,7 +237,7 @@ def get_orders(
     },
 )
 def get_daily_report(
-    who: Supervisor,
+    who: Caller,
     svc: ServicesDep,
     date_: Annotated[date, Query(alias="date", description="day (UTC), YYYY-MM-DD")],
     site: Annotated[str | None, Query(max_length=64, description="limit to one site")] = None,

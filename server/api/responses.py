@@ -22,6 +22,8 @@ class WatchEntry(BaseModel):
     active: bool
     created_by: str
     created_at: str
+    scope: str
+    scope_ref: str | None
 
 
 class OrderItem(BaseModel):

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from server.accounts import Principal
 from server.api.responses import ReviewEvidence, ReviewItem
-from server.audit import append_audit
+from server.authz import Caller
 from server.db import utcnow
-from server.deps import PrincipalDep, ServicesDep, require
-from server.errors import Forbidden, NotFound
+from server.deps import ServicesDep
+from server.errors import NotFound
 from server.reviews import act, evidence, followups, queue
-from server.schema import gallery, images
+from server.schema import images
+from server.scope import image_visible, record
 
+# Who may call each route is in server.authz.RULES; items and images are bounded to the caller's sites.
 router = APIRouter(prefix="/api/v1", tags=["reviews"])
 
-Officer = Annotated[Principal, Depends(require("officer"))]
-ReviewReader = Annotated[Principal, Depends(require("officer", "supervisor", "admin"))]
 ItemId = Annotated[int, Path(ge=1, le=2**62, description="review item id")]
 
 
@@ -53,7 +53,7 @@ class DecisionRequest(BaseModel):
     summary="The review queue (most urgent first) or the statutory follow-ups due",
 )
 def get_queue(
-    who: ReviewReader,
+    who: Caller,
     svc: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     view: Annotated[
@@ -68,9 +68,9 @@ def get_queue(
 
 
 @router.get("/reviews/{item_id}", response_model=ReviewEvidence, summary="One review item with its evidence")
-def get_item(item_id: ItemId, who: ReviewReader, svc: ServicesDep) -> dict[str, Any]:
+def get_item(item_id: ItemId, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.read() as conn:
-        return evidence(conn, item_id, who)
+        return evidence(conn, item_id, who, svc.settings.regions)
 
 
 def _act(
@@ -91,24 +91,25 @@ def _act(
         detail: dict[str, Any] = {"action": action}
         if body is not None:
             detail.update(fields=body.fields, gallery=body.add_to_gallery)
-        append_audit(conn, svc.secret, who.name, f"review_{action}", f"review:{item_id}", detail)
+        target = f"review:{item_id}"
+        record(conn, svc.secret, who.name, f"review_{action}", target, [item["site_id"]], detail)
     return item
 
 
 @router.post("/reviews/{item_id}/claim", response_model=ReviewItem, summary="Claim an item (lease)")
-def claim(item_id: ItemId, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+def claim(item_id: ItemId, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, "claim", None)
 
 
 @router.post(
     "/reviews/{item_id}/unclaim", response_model=ReviewItem, summary="Give a claimed item back to the queue"
 )
-def unclaim(item_id: ItemId, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+def unclaim(item_id: ItemId, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, "unclaim", None)
 
 
 @router.post("/reviews/{item_id}/decision", response_model=ReviewItem, summary="Decide a claimed item")
-def decide(item_id: ItemId, body: DecisionRequest, who: Officer, svc: ServicesDep) -> dict[str, Any]:
+def decide(item_id: ItemId, body: DecisionRequest, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, body.action, body)
 
 
@@ -120,17 +121,13 @@ def decide(item_id: ItemId, body: DecisionRequest, who: Officer, svc: ServicesDe
 )
 def get_image(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
-    who: PrincipalDep,
+    who: Caller,
     svc: ServicesDep,
 ) -> Response:
-    if who.role not in ("officer", "supervisor", "admin", "station"):
-        raise Forbidden(f"role {who.role!r} may not read images")
     with svc.db.read() as conn:
-        if who.role == "station":
-            # Stations fetch only gallery references, never other stations' evidence.
-            listed = conn.execute(select(gallery.c.ref_id).where(gallery.c.image_sha256 == sha256)).first()
-            if listed is None:
-                raise NotFound("no such gallery image")
+        # Stations fetch gallery references only; readers also the evidence of their sites' events.
+        if not image_visible(conn, who, sha256):
+            raise NotFound("no such image")
         row = conn.execute(
             select(images.c.content_type, images.c.data).where(images.c.sha256 == sha256)
         ).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -13,9 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from edge.wire import OrdersPollReply, PullOrderWire, SyncReply, SyncRequest
+from scanner_drivers.image_gate import ImageLimits, ImageRefused, probe
 from server.api.responses import ImageStored
+from server.authz import Caller
 from server.db import iso, utcnow
-from server.deps import Services, ServicesDep, StationDep
+from server.deps import Services, ServicesDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
 from server.ingest import ingest_batch
 from server.notify import publish_orders_changed
@@ -26,6 +29,9 @@ from server.schema import images
 router = APIRouter(prefix="/api/v1", tags=["station"])
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/tiff"})
+FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/bmp": "bmp", "image/tiff": "tiff"}
+# What stations send: X-ray images up to the hot folder's pixel limit, camera photos below it.
+UPLOAD_LIMITS = ImageLimits(max_pixels=100_000_000)
 # Leading bytes of each accepted type: the declared type must match what was sent.
 MAGIC = {
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -36,7 +42,7 @@ MAGIC = {
 
 
 @router.post("/sync", response_model=SyncReply, summary="Store a station's event batch and reply with orders")
-def sync(body: SyncRequest, station: StationDep, svc: ServicesDep) -> SyncReply:
+def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
     if len(body.events) > svc.settings.limits.max_batch_events:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
@@ -55,7 +61,14 @@ def sync(body: SyncRequest, station: StationDep, svc: ServicesDep) -> SyncReply:
         svc.notifier.notify()
     with svc.db.read() as conn:
         pending = pending_orders(conn, station.name, station.sites[0], now)
-        registry = registry_changes(conn, body.registry_cursor, svc.settings.limits.registry_page_size, now)
+        registry = registry_changes(
+            conn,
+            body.registry_cursor,
+            svc.settings.limits.registry_page_size,
+            now,
+            station.sites[0],
+            svc.settings.regions,
+        )
     return SyncReply(
         accepted=result.accepted,
         duplicates=result.duplicates,
@@ -84,7 +97,7 @@ IMAGE_BODY = {
 async def put_image(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256 of the body, lower-case hex")],
     request: Request,
-    station: StationDep,
+    station: Caller,
     svc: ServicesDep,
 ) -> dict[str, object]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -99,7 +112,18 @@ async def put_image(
         raise BadInput("body does not hash to the sha256 in the address", "hash_mismatch")
     if not data.startswith(MAGIC[ctype]):
         raise UnsupportedMedia(f"body is not a {ctype} image")
+    check_upload(data, ctype, svc.settings.limits.max_image_bytes)
     return await run_in_threadpool(_store_image, svc, sha256, ctype, data, station.name)
+
+
+def check_upload(data: bytes, ctype: str, max_bytes: int) -> None:
+    """The image gate on the header alone: the server stores and serves images, it never decodes them, and
+    the header check costs microseconds. Officers' browsers are spared bombs and lying headers."""
+    limits = replace(UPLOAD_LIMITS, max_bytes=max_bytes, formats=frozenset({FORMAT_OF[ctype]}))
+    try:
+        probe(data, limits)
+    except ImageRefused as exc:
+        raise BadInput(f"image refused ({exc.reason}): {exc}", "image_refused") from None
 
 
 def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id: str) -> dict[str, object]:
@@ -123,7 +147,7 @@ def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id
 
 @router.get("/orders/poll", response_model=OrdersPollReply, summary="Wait for pull orders newer than `after`")
 async def poll_orders(
-    station: StationDep,
+    station: Caller,
     svc: ServicesDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="last order seq the station holds")] = 0,
     timeout: Annotated[float, Query(ge=0, le=30, description="seconds to wait when nothing is new")] = 25.0,

@@ -61,8 +61,11 @@ def csrf_token(request: Request) -> str:
     return (csrf_for(get_services(request), cookie) if cookie else None) or ""
 
 
-def need_user(request: Request, *roles: str) -> Principal | RedirectResponse:
-    """The user with one of `roles`, a redirect to the login page, or PageDenied for the wrong role."""
+def need_user(request: Request) -> Principal | RedirectResponse:
+    """The user the page's rule (server.authz) admits, a redirect to the login page, or PageDenied."""
+    from server.authz import page_roles
+
+    roles = frozenset(page_roles(request))
     who = current_user(request)
     if who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -9,17 +9,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection, or_, select
 
-from server.accounts import Principal
+from server.accounts import Principal, Role
 from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
 from server.reviews import evidence, item_summary, queue
 from server.schema import audit_log, gallery, orders, reviews
+from server.scope import audit_filter, site_filter
 from server.web.common import PageDenied, error_page, need_user, render
 
+# Who may open the desk is in server.authz.RULES; what it shows is bounded to the officer's sites.
 router = APIRouter()
-DESK_ROLES = ("officer", "admin")
 FILTERS = ("site", "reason", "category", "state")
 IMAGE_URL = "/api/v1/images/{sha256}"
 
@@ -35,11 +36,10 @@ def search_items(conn: Connection, who: Principal, text: str, limit: int = 100) 
                 reviews.c.sender_token.like(pattern, escape="\\"),
             )
         )
+        .where(site_filter(who, reviews.c.site_id))
         .order_by(reviews.c.id.desc())
         .limit(limit)
     )
-    if not who.all_sites:
-        query = query.where(reviews.c.site_id.in_(who.sites))
     return [item_summary(r) for r in conn.execute(query)]
 
 
@@ -71,7 +71,7 @@ def choices(items: list[dict[str, Any]]) -> dict[str, list[str]]:
 @router.get("/desk")
 def desk(request: Request) -> Response:
     try:
-        who = need_user(request, *DESK_ROLES)
+        who = need_user(request)
         if not isinstance(who, Principal):
             return who
         params = request.query_params
@@ -96,8 +96,12 @@ def desk(request: Request) -> Response:
         return error_page(request, exc.status, exc.message)
 
 
-def audit_trail(conn: Connection, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """Entries about this item, its sender's record, and pull orders for its waybill or sender."""
+def audit_trail(conn: Connection, who: Principal, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """Entries about this item, its sender's record, and pull orders for its waybill or sender.
+
+    Only entries whose sites are all the caller's: another site's reveal of the same sender, or its
+    order for the same waybill, stays with that site.
+    """
     targets = [f"review:{item['id']}"]
     if item["sender_token"]:
         targets.append(f"sender:{item['sender_token']}")
@@ -108,7 +112,9 @@ def audit_trail(conn: Connection, item: dict[str, Any]) -> list[dict[str, Any]]:
         related.append(orders.c.sender_token == item["sender_token"])
     if related:
         targets += [str(r.order_id) for r in conn.execute(select(orders.c.order_id).where(or_(*related)))]
-    rows = conn.execute(select(audit_log).where(audit_log.c.target.in_(targets)).order_by(audit_log.c.n))
+    rows = conn.execute(
+        select(audit_log).where(audit_log.c.target.in_(targets), audit_filter(who)).order_by(audit_log.c.n)
+    )
     return [
         {"n": int(r.n), "at": r.at, "actor": r.actor, "action": r.action, "detail": json.loads(r.detail)}
         for r in rows
@@ -138,7 +144,7 @@ def allowed_decisions(item: dict[str, Any], who: Principal, claimed_from: str | 
 @router.get("/desk/items/{item_ref}")
 def desk_item(request: Request, item_ref: str) -> Response:
     try:
-        who = need_user(request, *DESK_ROLES)
+        who = need_user(request)
         if not isinstance(who, Principal):
             return who
         # Parsed here, not by FastAPI, so that a mistyped address gets the page, not a JSON error.
@@ -147,8 +153,8 @@ def desk_item(request: Request, item_ref: str) -> Response:
             return error_page(request, 404, f"no review item {item_ref[:40]!r}")
         svc = get_services(request)
         with svc.db.read() as conn:
-            item = evidence(conn, item_id, who)
-            trail = audit_trail(conn, item)
+            item = evidence(conn, item_id, who, svc.settings.regions)
+            trail = audit_trail(conn, who, item)
             thumbs = gallery_thumbs(conn, item)
             claimed_from = conn.execute(
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
@@ -167,7 +173,7 @@ def desk_item(request: Request, item_ref: str) -> Response:
             "sender_token": item["sender_token"],
             "site_id": item["site_id"],
             "required": REQUIRED_FIELDS,
-            "can_act": who.role == "officer",
+            "can_act": who.role is Role.OFFICER,
         }
         return render(
             request,

@@ -99,3 +99,19 @@ def test_divert_budget_from_geometry_budget_or_old_deadline(tmp_path: Path, repo
         load_edge_config(write(tmp_path, MINIMAL + "[sorter]\nscan_to_divert_m = 6.0\n"))
     with pytest.raises(ConfigError, match=r"sorter.belt_speed_m_s"):
         load_edge_config(write(tmp_path, MINIMAL + "[sorter]\nscan_to_divert_m = 6.0\nbelt_speed_m_s = 0\n"))
+
+
+def test_terminal_login_is_on_by_default_and_plain_pins_are_refused(tmp_path: Path, repo_root: Path) -> None:
+    example = load_edge_config(repo_root / "config" / "edge.example.toml").terminal
+    assert example.require_login and [o.id for o in example.operators] == ["SZX1024"]
+    assert load_edge_config(write(tmp_path, MINIMAL)).terminal.require_login is True
+    bad = MINIMAL + '[[terminal.operators]]\nid = "op1"\npin = "1234"\n[terminal.extra]\nx = 1\n'
+    with pytest.raises(ConfigError) as err:
+        load_edge_config(write(tmp_path, bad))
+    text = str(err.value)
+    assert "terminal.operators.0.pin: unknown key" in text and "terminal.extra: unknown key" in text
+    with pytest.raises(ConfigError, match="op1: set exactly one of pin_hash and pin_env"):
+        load_edge_config(write(tmp_path, MINIMAL + '[[terminal.operators]]\nid = "op1"\n'))
+    empty = MINIMAL + '[[terminal.operators]]\nid = ""\npin_env = "PIN_X"\n'
+    with pytest.raises(ConfigError, match=r"terminal\.operators\.0\.id"):
+        load_edge_config(write(tmp_path, empty))

@@ -31,8 +31,15 @@ def test_screens_on_the_demo(tmp_path: Path, chromium: Any, screenshots: Path) -
 
     def look(demo: DemoHandles) -> None:
         url, logins = demo.server_url, demo.logins
-        # Operator terminal of station A: the parcels it screened, from its own database.
+        # Operator terminal of station A: the parcels it screened, from its own database, after login.
         chromium.get(f"{demo.terminals[0]}/?lang=en")
+        operator, pin = demo.terminal_login
+        assert pin.isdigit() and len(pin) == 6
+        wait.until(ec.presence_of_element_located((By.ID, "pin")))
+        chromium.find_element(By.ID, "operator").send_keys(operator)
+        chromium.find_element(By.ID, "pin").send_keys(pin)
+        chromium.find_element(By.ID, "pin").submit()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "operator"), operator))
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")) >= 10)
         chromium.save_screenshot(str(screenshots / "demo-terminal-station-a.png"))
 

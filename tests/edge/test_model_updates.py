@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from edge.agent import EdgeAgent
 from edge.config import ClassifierConfig, DevicesConfig, EdgeConfig, ServerLinkConfig, StationConfig
-from server.schema import gallery
+from edge.model_updates import Artefact, ArtefactError
+from server.schema import gallery, model_artifacts
 
 HERE = Path(__file__).resolve().parent
 
@@ -142,3 +143,60 @@ def test_officers_references_reach_the_gallery(world: Any, agent: EdgeAgent) -> 
     c = agent.classifier.live.classify(photo, "camera")
     assert c.gallery and c.gallery[0].label == "seized fake trainers" and c.gallery[0].similarity > 0.999
     assert agent.models.check_once() == []
+
+
+def _store_artefact(world: Any, name: str, version: str, data: bytes, manifest: dict[str, Any]) -> None:
+    """What a server that let any name through (older, or not ours) would list."""
+    engine = sa.create_engine(world.settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            model_artifacts.insert().values(
+                name=name,
+                kind="model",
+                version=version,
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                data=data,
+                mode="active",
+                manifest=json.dumps(manifest),
+                published_by="admin",
+                created_at="2026-11-22T08:00:00+00:00",
+            )
+        )
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_artefacts_named_to_escape_the_models_folder_are_refused(
+    world: Any, agent: EdgeAgent, tmp_path: Path
+) -> None:
+    assert agent.models is not None and agent.classifier.live is not None
+    data = b"not a model"
+    manifest = {"sha256": hashlib.sha256(data).hexdigest()}
+    for name, version in ((".", ".."), ("..", ".."), ("x", "../../../escaped"), ("..", "escaped")):
+        _store_artefact(world, name, version, data, manifest)
+    assert agent.models.check_once() == []
+    # A link inside the models folder to somewhere else is refused like "..".
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    models_dir = agent.models.folder
+    (models_dir / "model").mkdir(parents=True, exist_ok=True)
+    (models_dir / "model" / "linked").symlink_to(outside, target_is_directory=True)
+    _store_artefact(world, "linked", "1", data, manifest)
+    assert agent.models.check_once() == []
+    assert agent.classifier.live.version.startswith("tiny-1")
+    written = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert "model.onnx" not in written and "manifest.json" not in {p.name for p in outside.iterdir()}
+    tile = next(d for d in agent.health.snapshot(0)["devices"] if d["name"] == "model")
+    assert "update refused" in tile["detail"] and "outside the models folder" in tile["detail"]
+    # A listing that points the download elsewhere would hand this station's token to that host.
+    away = Artefact("backbone", "model", "2", "0" * 64, "active", {}, "http://elsewhere.example/m")
+    with pytest.raises(ArtefactError, match="not on this server"):
+        agent.models._apply(away)
+    # The listing shows the newest ".." only: four artefacts, each refused once.
+    assert agent.models.failed == {
+        "model . .. (active)",
+        "model x ../../../escaped (active)",
+        "model .. escaped (active)",
+        "model linked 1 (active)",
+    }

@@ -16,23 +16,34 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.agent import EdgeAgent
-from edge.config import DevicesConfig, EdgeConfig, StationConfig, TerminalConfig
+from edge.config import DevicesConfig, EdgeConfig, StationConfig, TerminalConfig, TerminalOperator
 from edge.decide import Reason
 from edge.health import HealthBoard
 from edge.terminal import TerminalServer, create_terminal_app
 from edge.web.alarm import alarm_wav
 from edge.web.i18n import LANGUAGES, STRINGS, table
 
+LogIn = Callable[..., str]
+
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
 
 
-def build_agent(tmp_path: Path, lines: list[str], seed: Callable[..., None], **devices: Any) -> EdgeAgent:
+def build_agent(
+    tmp_path: Path,
+    lines: list[str],
+    seed: Callable[..., None],
+    operators: list[TerminalOperator],
+    terminal: dict[str, Any] | None = None,
+    **devices: Any,
+) -> EdgeAgent:
     replay = tmp_path / "reads.jsonl"
     replay.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cfg = EdgeConfig(
         station=StationConfig(id="S1", site_id="SITE", line_id="L1", data_dir=tmp_path / "edge"),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", **devices),
-        terminal=TerminalConfig(language="zh", port=0),
+        terminal=TerminalConfig(
+            language="zh", port=0, operators=operators, allowed_hosts=["testserver"], **(terminal or {})
+        ),
     )
     agent = EdgeAgent(cfg)
     seed(agent.store)
@@ -44,9 +55,15 @@ def read(*codes: str) -> str:
 
 
 @pytest.fixture
-def agent(tmp_path: Path, seed_registry: Callable[..., None]) -> Iterator[EdgeAgent]:
+def agent(
+    tmp_path: Path, seed_registry: Callable[..., None], terminal_operators: list[TerminalOperator]
+) -> Iterator[EdgeAgent]:
     a = build_agent(
-        tmp_path, [read(W_GOOD), read(W_BLACK), read()], seed_registry, camera="images:///nowhere"
+        tmp_path,
+        [read(W_GOOD), read(W_BLACK), read()],
+        seed_registry,
+        terminal_operators,
+        camera="images:///nowhere",
     )
     a.start()
     assert a.scanner.join(10)
@@ -56,8 +73,10 @@ def agent(tmp_path: Path, seed_registry: Callable[..., None]) -> Iterator[EdgeAg
 
 
 @pytest.fixture
-def client(agent: EdgeAgent) -> TestClient:
-    return TestClient(create_terminal_app(agent))
+def client(agent: EdgeAgent, log_in: LogIn) -> TestClient:
+    http = TestClient(create_terminal_app(agent))
+    log_in(http)
+    return http
 
 
 def parcel_id(agent: EdgeAgent, waybill: str) -> str:
@@ -112,7 +131,7 @@ def test_recent_parcels_newest_first_with_alert_flag(client: TestClient, agent: 
 def test_confirm_goes_into_the_record_and_the_outbox(client: TestClient, agent: EdgeAgent) -> None:
     tid = parcel_id(agent, W_BLACK)
     outbox = agent.store.outbox_size()
-    resp = client.post("/api/confirm", json={"tracking_id": tid, "action": "pulled", "operator": " op7 "})
+    resp = client.post("/api/confirm", json={"tracking_id": tid, "action": "pulled"})
     assert resp.status_code == 201
     ev = resp.json()["event"]
     assert ev["type"] == "operator" and ev["waybill"] == W_BLACK and ev["operator"] == "op7"
@@ -122,6 +141,8 @@ def test_confirm_goes_into_the_record_and_the_outbox(client: TestClient, agent: 
     assert resp.status_code == 201
     stored = [e for e in agent.store.events(100) if e.type == "operator"]
     assert [(e.action, e.result) for e in stored] == [("pulled", ""), ("open_box", "counterfeit: 12 pairs")]
+    # Who did it comes from the login, for every confirmation.
+    assert {e.operator for e in stored} == {"op7"}
     assert agent.store.outbox_size() == outbox + 2
     queued = {row.key for row in agent.store.pending_outbox(1000)}
     assert {e.key for e in stored} <= queued
@@ -241,14 +262,18 @@ def wait_for(check: Any, timeout: float = 10.0) -> None:
 
 
 def test_live_stream_push_replay_disconnect_and_limit(
-    tmp_path: Path, seed_registry: Callable[..., None]
+    tmp_path: Path,
+    seed_registry: Callable[..., None],
+    terminal_operators: list[TerminalOperator],
+    log_in: LogIn,
 ) -> None:
-    agent = build_agent(tmp_path, [read(W_GOOD)], seed_registry)
+    agent = build_agent(tmp_path, [read(W_GOOD)], seed_registry, terminal_operators)
     server = TerminalServer(agent, "127.0.0.1", 0)
     server.start()
     streams = server.app.state.streams
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
+            log_in(http)
             with http.stream("GET", "/api/stream") as resp:
                 assert resp.headers["content-type"].startswith("text/event-stream")
                 lines = resp.iter_lines()
@@ -282,8 +307,10 @@ def test_live_stream_push_replay_disconnect_and_limit(
         agent.stop()
 
 
-def test_port_in_use_is_a_clear_oserror(tmp_path: Path, seed_registry: Callable[..., None]) -> None:
-    agent = build_agent(tmp_path, [], seed_registry)
+def test_port_in_use_is_a_clear_oserror(
+    tmp_path: Path, seed_registry: Callable[..., None], terminal_operators: list[TerminalOperator]
+) -> None:
+    agent = build_agent(tmp_path, [], seed_registry, terminal_operators)
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()

@@ -1,4 +1,4 @@
-"""Operator terminal in headless Chromium: a parcel arrives, the pull alert sounds, P and 2 confirm it."""
+"""Operator terminal in headless Chromium: log in, a parcel arrives, the alert sounds, P and 2 confirm it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig, TerminalConfig
+from edge.config import (
+    DevicesConfig,
+    EdgeConfig,
+    SorterConfig,
+    StationConfig,
+    TerminalConfig,
+    TerminalOperator,
+)
 from edge.terminal import TerminalServer
 from scanner_drivers.sorter.sim import SimulatedSorter
 
@@ -66,7 +73,9 @@ def shots(screenshots: Path) -> Path:
     return screenshots
 
 
-def build_agent(tmp_path: Path, sorter_url: str, seed: Callable[..., None]) -> EdgeAgent:
+def build_agent(
+    tmp_path: Path, sorter_url: str, seed: Callable[..., None], operators: list[TerminalOperator]
+) -> EdgeAgent:
     replay = tmp_path / "reads.jsonl"
     lines = [{"codes": [W_GOOD]}, {"codes": []}, {"codes": [W_BLACK]}]
     replay.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
@@ -76,15 +85,33 @@ def build_agent(tmp_path: Path, sorter_url: str, seed: Callable[..., None]) -> E
         ),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0", camera="images:///var/spool/no-camera"),
         sorter=SorterConfig(url=sorter_url, deadline_s=2.0),
-        terminal=TerminalConfig(language="zh", port=0),
+        terminal=TerminalConfig(language="zh", port=0, operators=operators),
     )
     agent = EdgeAgent(cfg)
     seed(agent.store, black_declared="footwear_clothing")
     return agent
 
 
+def log_in_page(browser: Any, wait: Any, url: str, operator: str, pin: str) -> None:
+    """Types the operator id and PIN on the login page and waits for the terminal."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    wait.until(ec.presence_of_element_located((By.ID, "pin")))
+    field = browser.find_element(By.ID, "operator")
+    field.clear()
+    field.send_keys(operator)
+    browser.find_element(By.ID, "pin").send_keys(pin)
+    browser.find_element(By.ID, "pin").submit()
+    wait.until(ec.presence_of_element_located((By.ID, "parcel-rows")))
+
+
 def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
-    tmp_path: Path, browser: Any, shots: Path, seed_registry: Callable[..., None]
+    tmp_path: Path,
+    browser: Any,
+    shots: Path,
+    seed_registry: Callable[..., None],
+    terminal_operators: list[TerminalOperator],
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -93,7 +120,7 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
 
     sorter = SimulatedSorter()
     sorter.start()
-    agent = build_agent(tmp_path, sorter.url, seed_registry)
+    agent = build_agent(tmp_path, sorter.url, seed_registry, terminal_operators)
     server = TerminalServer(agent, "127.0.0.1", 0, confirm_within_s=45)
     server.start()
     from selenium.common.exceptions import StaleElementReferenceException
@@ -101,6 +128,17 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
     wait = WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,))
     try:
         browser.get(server.url + "/?lang=en")
+        # No session: the login page, in the chosen language. A wrong PIN says so and stays there.
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h2"), "Operator login"))
+        assert browser.execute_script(UNLABELLED_JS) == []
+        browser.find_element(By.ID, "operator").send_keys("op7")
+        browser.find_element(By.ID, "pin").send_keys("0000")
+        browser.find_element(By.ID, "pin").submit()
+        err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
+        assert "Wrong operator ID or PIN" in err.text and "/login" in browser.current_url
+        browser.save_screenshot(str(shots / "terminal-login.png"))
+        log_in_page(browser, wait, server.url, "op7", "4821")
+        assert browser.find_element(By.ID, "operator").text == "op7"
         # The page is live before any parcel: the health panel comes from the stream.
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#health li[data-device=scanner]")))
         assert browser.find_element(By.ID, "no-parcels").is_displayed()
@@ -138,9 +176,9 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
         browser.switch_to.active_element.send_keys("2")
         wait.until(ec.invisibility_of_element_located((By.ID, "alert")))
         ops = [e for e in agent.store.events(100) if e.type == "operator"]
-        assert [(e.action, e.result, e.waybill) for e in ops] == [
-            ("pulled", "", W_BLACK),
-            ("open_box", "counterfeit: 12 pairs, copied logos", W_BLACK),
+        assert [(e.action, e.result, e.waybill, e.operator) for e in ops] == [
+            ("pulled", "", W_BLACK, "op7"),
+            ("open_box", "counterfeit: 12 pairs, copied logos", W_BLACK, "op7"),
         ]
         assert {e.key for e in ops} <= {r.key for r in agent.store.pending_outbox(1000)}
         wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#parcel-rows tr"), "Counterfeit"))
@@ -172,9 +210,14 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
         assert "no parcel with tracking id SZX-bogus-1" in err.text
         browser.save_screenshot(str(shots / "terminal-error-and-health.png"))
 
-        # The default language comes from the configuration: Simplified Chinese.
+        # Log out: back to the login page; the default language comes from the configuration (Chinese).
+        browser.find_element(By.ID, "logout").click()
+        wait.until(lambda d: "/login" in d.current_url)
         browser.delete_all_cookies()
         browser.get(server.url + "/")
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h2"), "操作员登录"))
+        browser.save_screenshot(str(shots / "terminal-login-zh.png"))
+        log_in_page(browser, wait, server.url, "op7", "4821")
         wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "安检操作终端"))
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")) == 3)
         wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#parcel-rows tr"), "拦截"))

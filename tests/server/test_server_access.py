@@ -1,99 +1,300 @@
-"""Access control on both engines: the role x endpoint matrix, sessions with CSRF, login limits, audit."""
+"""Access control on both engines: role x site x route matrix, sessions with CSRF, login limits, audit."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from edge.cli import main as cli_main
+from server import admin
+from server.app import create_app
+from server.authz import route_table, rule_for
 from server.db import normalise_url
+from tests.server.conftest import png
 
-ROLES = ("anonymous", "operator", "officer", "supervisor", "admin", "station")
-ANY = frozenset(ROLES) - {"anonymous"}
-# Who may use each endpoint; everyone else must get 401 (no credentials) or 403.
-MATRIX: dict[tuple[str, str], frozenset[str]] = {
-    ("POST", "/api/v1/sync"): frozenset({"station"}),
-    ("PUT", "/api/v1/images/{sha256}"): frozenset({"station"}),
-    ("GET", "/api/v1/orders/poll"): frozenset({"station"}),
-    ("POST", "/api/v1/senders/import"): frozenset({"officer", "admin"}),
-    ("POST", "/api/v1/manifests/import"): frozenset({"officer", "admin"}),
-    ("POST", "/api/v1/watchlist"): frozenset({"officer", "admin"}),
-    ("GET", "/api/v1/watchlist"): frozenset({"officer", "admin", "supervisor"}),
-    ("PATCH", "/api/v1/watchlist/{entry_id}"): frozenset({"officer", "admin"}),
-    ("POST", "/api/v1/orders"): frozenset({"officer", "admin"}),
-    ("GET", "/api/v1/orders"): frozenset({"officer", "admin", "supervisor", "operator"}),
-    ("GET", "/api/v1/reports/daily"): frozenset({"supervisor", "admin"}),
-    ("GET", "/api/v1/reviews"): frozenset({"officer", "supervisor", "admin"}),
-    ("GET", "/api/v1/reviews/{item_id}"): frozenset({"officer", "supervisor", "admin"}),
-    ("POST", "/api/v1/reviews/{item_id}/claim"): frozenset({"officer"}),
-    ("POST", "/api/v1/reviews/{item_id}/unclaim"): frozenset({"officer"}),
-    ("POST", "/api/v1/reviews/{item_id}/decision"): frozenset({"officer"}),
-    ("GET", "/api/v1/images/{sha256}"): frozenset({"officer", "supervisor", "admin", "station"}),
-    ("POST", "/api/v1/auth/logout"): ANY,
-    ("GET", "/api/v1/auth/me"): ANY,
-    ("GET", "/api/v1/users"): frozenset({"admin"}),
-    ("POST", "/api/v1/users"): frozenset({"admin"}),
-    ("POST", "/api/v1/users/{username}/tokens"): frozenset({"admin"}),
-    ("POST", "/api/v1/users/{username}/deactivate"): frozenset({"admin"}),
-    ("GET", "/api/v1/stations"): frozenset({"admin"}),
-    ("POST", "/api/v1/stations"): frozenset({"admin"}),
-    ("POST", "/api/v1/stations/{station_id}/revoke"): frozenset({"admin"}),
-    ("GET", "/api/v1/senders/{token}"): frozenset({"officer", "supervisor", "admin"}),
-    ("POST", "/api/v1/senders/{token}/reveal"): frozenset({"officer"}),
-    ("GET", "/api/v1/audit"): frozenset({"admin"}),
-    ("GET", "/api/v1/audit/verify"): frozenset({"admin"}),
-    ("PUT", "/api/v1/models/{name}/{version}"): frozenset({"admin"}),
-    ("POST", "/api/v1/models/{name}/{version}/mode"): frozenset({"admin"}),
-    ("GET", "/api/v1/models"): frozenset({"station", "admin", "officer"}),
-    ("GET", "/api/v1/models/gallery"): frozenset({"station", "admin", "officer"}),
-    ("GET", "/api/v1/models/{name}/{version}/blob"): frozenset({"station", "admin", "officer"}),
+# --- role x site x route -------------------------------------------------------------------------------
+# Expected rule of every route, written here independently of server.authz: who may call it and how the
+# caller's sites bound it. "public": anyone; "none": sites do not matter; "scoped": own site yes, other
+# site no, all sites yes; "network": only holders of every site.
+OFF, SUP, ADM, OPR, STN = "officer", "supervisor", "admin", "operator", "station"
+ANY_CALLER = frozenset({OFF, SUP, ADM, OPR, STN})
+PUBLIC: tuple[frozenset[str], str] = (frozenset(), "public")
+V1 = "/api/v1"
+EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
+    ("POST", f"{V1}/sync"): (frozenset({STN}), "scoped"),
+    ("PUT", f"{V1}/images/{{sha256}}"): (frozenset({STN}), "none"),
+    ("GET", f"{V1}/orders/poll"): (frozenset({STN}), "scoped"),
+    ("POST", f"{V1}/senders/import"): (frozenset({OFF, ADM}), "none"),
+    ("POST", f"{V1}/manifests/import"): (frozenset({OFF, ADM}), "none"),
+    ("POST", f"{V1}/watchlist"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", f"{V1}/watchlist"): (frozenset({OFF, ADM, SUP}), "scoped"),
+    ("PATCH", f"{V1}/watchlist/{{entry_id}}"): (frozenset({OFF, ADM}), "scoped"),
+    ("POST", f"{V1}/orders"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", f"{V1}/orders"): (frozenset({OFF, ADM, SUP, OPR}), "scoped"),
+    ("GET", f"{V1}/reports/daily"): (frozenset({SUP, ADM}), "scoped"),
+    ("GET", f"{V1}/reviews"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("GET", f"{V1}/reviews/{{item_id}}"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("POST", f"{V1}/reviews/{{item_id}}/claim"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/reviews/{{item_id}}/unclaim"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/reviews/{{item_id}}/decision"): (frozenset({OFF}), "scoped"),
+    # Stations read gallery references only (test_server_reviews), never evidence, not even their own.
+    ("GET", f"{V1}/images/{{sha256}}"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("POST", f"{V1}/auth/login"): PUBLIC,
+    ("POST", f"{V1}/auth/logout"): (ANY_CALLER, "none"),
+    ("GET", f"{V1}/auth/me"): (ANY_CALLER, "none"),
+    ("GET", f"{V1}/users"): (frozenset({ADM}), "scoped"),
+    ("POST", f"{V1}/users"): (frozenset({ADM}), "scoped"),
+    ("POST", f"{V1}/users/{{username}}/tokens"): (frozenset({ADM}), "scoped"),
+    ("POST", f"{V1}/users/{{username}}/deactivate"): (frozenset({ADM}), "scoped"),
+    ("GET", f"{V1}/stations"): (frozenset({ADM}), "scoped"),
+    ("POST", f"{V1}/stations"): (frozenset({ADM}), "scoped"),
+    ("POST", f"{V1}/stations/{{station_id}}/revoke"): (frozenset({ADM}), "scoped"),
+    ("GET", f"{V1}/senders/{{token}}"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("POST", f"{V1}/senders/{{token}}/reveal"): (frozenset({OFF}), "scoped"),
+    ("GET", f"{V1}/audit"): (frozenset({ADM}), "scoped"),
+    ("GET", f"{V1}/audit/verify"): (frozenset({ADM}), "network"),
+    ("PUT", f"{V1}/models/{{name}}/{{version}}"): (frozenset({ADM}), "network"),
+    ("POST", f"{V1}/models/{{name}}/{{version}}/mode"): (frozenset({ADM}), "network"),
+    ("GET", f"{V1}/models"): (frozenset({STN, ADM, OFF}), "none"),
+    ("GET", f"{V1}/models/gallery"): (frozenset({STN, ADM, OFF}), "none"),
+    ("GET", f"{V1}/models/{{name}}/{{version}}/blob"): (frozenset({STN, ADM, OFF}), "none"),
+    ("GET", "/"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): PUBLIC,
+    ("GET", "/web/static/{name}"): PUBLIC,
+    ("GET", "/desk"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/items/{item_ref}"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/report"): (frozenset({SUP, ADM}), "scoped"),
+    ("GET", "/report/download"): (frozenset({SUP, ADM}), "scoped"),
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
 }
-PUBLIC = {("POST", "/api/v1/auth/login")}
-PATH_VALUES = {
-    "sha256": "0" * 64,
-    "token": "0" * 64,
-    "entry_id": "nope",
-    "item_id": "1",
-    "username": "nobody",
-    "station_id": "nobody",
-    "name": "m",
-    "version": "1",
+
+
+@dataclass
+class Call:
+    """One request of the matrix: where, with what body, and (for listings) the target site's marker."""
+
+    url: str
+    json: Any = None
+    content: bytes | None = None
+    ctype: str | None = None
+    marker: str | None = None  # listing: text present only when the target site's rows are shown
+
+
+Builder = Callable[[Any, Any, str, str], Call]  # (server, world, target site, unique tag) -> Call
+TODAY = date.today().isoformat()
+
+
+def _fresh_user(server: Any, world: Any, site: str, tag: str) -> str:
+    admin.create_user(server.settings, f"d{tag}", world.password, "operator", [site])
+    return f"d{tag}"
+
+
+def _phone(tag: str) -> str:
+    return "139" + hashlib.sha256(tag.encode()).hexdigest()[:8].translate(str.maketrans("abcdef", "123456"))
+
+
+BUILD: dict[tuple[str, str], Builder] = {
+    ("POST", f"{V1}/sync"): lambda s, w, site, t: Call(
+        f"{V1}/sync", {"station_id": "st-a", "boot_id": "m", "events": []}, marker=w.watch_token[site]
+    ),
+    ("PUT", f"{V1}/images/{{sha256}}"): lambda s, w, site, t: Call(
+        f"{V1}/images/{hashlib.sha256(_png(t)).hexdigest()}", content=_png(t), ctype="image/png"
+    ),
+    ("GET", f"{V1}/orders/poll"): lambda s, w, site, t: Call(
+        f"{V1}/orders/poll?timeout=0", marker=w.order_waybill[site]
+    ),
+    ("POST", f"{V1}/senders/import"): lambda s, w, site, t: Call(
+        f"{V1}/senders/import", content=w.senders_csv.encode(), ctype="text/csv"
+    ),
+    ("POST", f"{V1}/manifests/import"): lambda s, w, site, t: Call(
+        f"{V1}/manifests/import",
+        [{"waybill": f"WBM{t}", "sender_id_type": "resident_id", "sender_id_number": w.ids[site]}],
+    ),
+    ("POST", f"{V1}/watchlist"): lambda s, w, site, t: Call(
+        f"{V1}/watchlist",
+        {
+            "list": "watchlist",
+            "kind": "phone",
+            "value": _phone(t),
+            "reason": "r",
+            "source": "s",
+            "scope": "site",
+            "scope_ref": site,
+        },
+    ),
+    ("GET", f"{V1}/watchlist"): lambda s, w, site, t: Call(f"{V1}/watchlist", marker=w.watch_token[site]),
+    ("PATCH", f"{V1}/watchlist/{{entry_id}}"): lambda s, w, site, t: Call(
+        f"{V1}/watchlist/{w.watch[site]}", {"appeal_status": "pending"}
+    ),
+    ("POST", f"{V1}/orders"): lambda s, w, site, t: Call(
+        f"{V1}/orders", {"scope": "waybill", "waybill": f"WBO{t}", "reason": "r", "site_id": site}
+    ),
+    ("GET", f"{V1}/orders"): lambda s, w, site, t: Call(f"{V1}/orders", marker=w.order_waybill[site]),
+    ("GET", f"{V1}/reports/daily"): lambda s, w, site, t: Call(
+        f"{V1}/reports/daily?date={TODAY}&site={site}"
+    ),
+    ("GET", f"{V1}/reviews"): lambda s, w, site, t: Call(f"{V1}/reviews", marker=w.waybill[site]),
+    ("GET", f"{V1}/reviews/{{item_id}}"): lambda s, w, site, t: Call(f"{V1}/reviews/{w.item[site]}"),
+    ("POST", f"{V1}/reviews/{{item_id}}/claim"): lambda s, w, site, t: Call(
+        f"{V1}/reviews/{w.item[site]}/claim"
+    ),
+    ("POST", f"{V1}/reviews/{{item_id}}/unclaim"): lambda s, w, site, t: Call(
+        f"{V1}/reviews/{w.item[site]}/unclaim"
+    ),
+    ("POST", f"{V1}/reviews/{{item_id}}/decision"): lambda s, w, site, t: Call(
+        f"{V1}/reviews/{w.item[site]}/decision", {"action": "open_inspection", "fields": {"note": "n"}}
+    ),
+    ("GET", f"{V1}/images/{{sha256}}"): lambda s, w, site, t: Call(f"{V1}/images/{w.image[site]}"),
+    ("GET", f"{V1}/users"): lambda s, w, site, t: Call(f"{V1}/users", marker=f'"{w.user[site]}"'),
+    ("POST", f"{V1}/users"): lambda s, w, site, t: Call(
+        f"{V1}/users", {"username": f"n{t}", "password": w.password, "role": "operator", "sites": [site]}
+    ),
+    ("POST", f"{V1}/users/{{username}}/tokens"): lambda s, w, site, t: Call(
+        f"{V1}/users/{w.user[site]}/tokens"
+    ),
+    ("POST", f"{V1}/users/{{username}}/deactivate"): lambda s, w, site, t: Call(
+        f"{V1}/users/{_fresh_user(s, w, site, t)}/deactivate"
+    ),
+    ("GET", f"{V1}/stations"): lambda s, w, site, t: Call(f"{V1}/stations", marker=f'"{w.station[site]}"'),
+    ("POST", f"{V1}/stations"): lambda s, w, site, t: Call(
+        f"{V1}/stations", {"station_id": f"s{t}", "site_id": site, "line_id": "l1"}
+    ),
+    ("POST", f"{V1}/stations/{{station_id}}/revoke"): lambda s, w, site, t: Call(
+        f"{V1}/stations/{t}/revoke" if admin.register_station(s.settings, t, site, "l1") else ""
+    ),
+    ("GET", f"{V1}/senders/{{token}}"): lambda s, w, site, t: Call(f"{V1}/senders/{w.sender[site]}"),
+    ("POST", f"{V1}/senders/{{token}}/reveal"): lambda s, w, site, t: Call(
+        f"{V1}/senders/{w.sender[site]}/reveal", {"reason": "case 2026-1 counterfeit check"}
+    ),
+    ("GET", f"{V1}/audit"): lambda s, w, site, t: Call(f"{V1}/audit?limit=1000", marker=f'"{w.user[site]}"'),
+    ("PUT", f"{V1}/models/{{name}}/{{version}}"): lambda s, w, site, t: Call(
+        f"{V1}/models/m/{t}", content=b"not a model", ctype="application/octet-stream"
+    ),
+    ("POST", f"{V1}/models/{{name}}/{{version}}/mode"): lambda s, w, site, t: Call(
+        f"{V1}/models/m/1/mode", {"mode": "shadow"}
+    ),
+    ("GET", f"{V1}/models/{{name}}/{{version}}/blob"): lambda s, w, site, t: Call(f"{V1}/models/m/1/blob"),
+    ("POST", "/login"): lambda s, w, site, t: Call("/login"),
+    ("GET", "/web/static/{name}"): lambda s, w, site, t: Call("/web/static/web.css"),
+    ("GET", "/desk"): lambda s, w, site, t: Call("/desk?q=WBSITE", marker=w.waybill[site]),
+    ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
+    ("GET", "/report"): lambda s, w, site, t: Call(f"/report?site={site}"),
+    ("GET", "/report/download"): lambda s, w, site, t: Call(f"/report/download?site={site}&date={TODAY}"),
 }
-QUERY = {"/api/v1/orders/poll": "?timeout=0", "/api/v1/reports/daily": "?date=2026-01-01"}
 
 
-def test_every_endpoint_is_in_the_matrix(server: Any) -> None:
-    paths = server.client.app.openapi()["paths"]
-    api = {(m.upper(), p) for p, ops in paths.items() for m in ops if p.startswith("/api/")}
-    assert api == set(MATRIX) | PUBLIC
+def _png(tag: str) -> bytes:
+    return png(tag)
 
 
-def test_role_matrix(server: Any) -> None:
-    headers: dict[str, dict[str, str]] = {"anonymous": {}, "admin": server.admin, "station": server.station_a}
-    for role in ("operator", "officer", "supervisor"):
-        headers[role] = server.user(f"u-{role}", role, ["*"])
-    failures = []
-    for (method, path), allowed in sorted(MATRIX.items()):
-        url = path.format(**PATH_VALUES) + QUERY.get(path, "")
-        for role in ROLES:
-            r = server.client.request(method, url, headers=headers[role])
-            status = r.status_code
-            assert status < 500, (method, path, role, r.text)
-            if status >= 400:
-                assert list(r.json()) == ["error"], (method, path, role, r.text)
-            if role == "anonymous":
-                ok = status == 401
-            elif role in allowed:
-                ok = status not in (401, 403)
-            else:
-                ok = status == 403
-            if not ok:
-                failures.append(f"{method} {path} as {role}: {status}")
-    assert failures == []
+@dataclass
+class MatrixResult:
+    cases: int = 0
+    wrongly_allowed: list[str] = field(default_factory=list)
+    wrongly_denied: list[str] = field(default_factory=list)
+
+
+def run_matrix(
+    server: Any, world: Any, caller: Callable[..., tuple[dict[str, str], dict[str, str]]]
+) -> MatrixResult:
+    """Every route of the app x every role x own / other / all sites, judged against EXPECT."""
+    callers: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
+    for role in (OPR, OFF, SUP, ADM):
+        callers[role, "site1"] = caller(role, ["site1"])
+        callers[role, "*"] = caller(role, ["*"])
+    callers[STN, "site1"] = (server.station_a, {})
+    # (role, caller's sites, target site, relation); the anonymous caller is asked about site1.
+    cases = [("anonymous", "site1", "site1", "own")]
+    for role in (OPR, OFF, SUP, ADM, STN):
+        cases += [(role, "site1", "site1", "own"), (role, "site1", "site2", "other")]
+        if role != STN:
+            cases.append((role, "*", "site2", "all"))
+    out = MatrixResult()
+    for n, (method, path) in enumerate(route_table(server.client.app)):
+        roles, binding = EXPECT[method, path]
+        page = not path.startswith("/api/") and binding != "public"
+        for role, held, target, relation in cases if binding != "public" else cases[:1]:
+            tag = f"x{n}{role[:3]}{relation}"
+            build = BUILD.get((method, path))
+            call = build(server, world, target, tag) if build else Call(path)
+            bearer, cookie = callers.get((role, held), ({}, {}))
+            headers = dict(cookie if page else bearer)
+            if call.ctype:
+                headers["Content-Type"] = call.ctype
+            r = server.client.request(
+                method,
+                call.url,
+                headers=headers,
+                json=call.json,
+                content=call.content,
+                follow_redirects=False,
+            )
+            out.cases += 1
+            where = f"{method} {path} as {role}[{held}] on {target}: {r.status_code}"
+            assert r.status_code < 500, (where, r.text[:300])
+            if path.startswith("/api/") and r.status_code >= 400:
+                assert list(r.json()) == ["error"], (where, r.text)
+            if binding == "public":
+                if r.status_code in (401, 403):
+                    out.wrongly_denied.append(where)
+                continue
+            allowed = role in roles and (
+                binding == "none" or relation == "all" or (binding == "scoped" and relation == "own")
+            )
+            denials = {303, 403, 404} if page else ({401, 403, 404} if binding == "scoped" else {401, 403})
+            denied = r.status_code in denials
+            if call.marker is not None and not denied:
+                shown = call.marker in r.text
+                if shown and not allowed:
+                    out.wrongly_allowed.append(where + f" shows {call.marker}")
+                elif allowed and not shown:
+                    out.wrongly_denied.append(where + f" hides {call.marker}")
+            elif denied == allowed:
+                (out.wrongly_denied if allowed else out.wrongly_allowed).append(where)
+    return out
+
+
+def test_every_route_has_an_access_rule(server: Any) -> None:
+    """The route table, not a hand-kept list: a new route without a rule here or in server.authz fails."""
+    routes = set(route_table(server.client.app))
+    assert routes == set(EXPECT), {"without expectation": routes - set(EXPECT), "gone": set(EXPECT) - routes}
+    assert all(rule_for(m, p) is not None for m, p in routes)
+
+
+def test_app_refuses_a_route_without_a_rule(server: Any) -> None:
+    extra = APIRouter()
+
+    @extra.get("/api/v1/unruled")
+    def unruled() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(RuntimeError, match="unruled"):
+        create_app(server.settings, extra_routers=[extra])
+
+
+def test_role_site_endpoint_matrix(server: Any, world: Any, caller: Any) -> None:
+    """Every route x role x (own site, other site, all sites): nothing of another site leaks."""
+    result = run_matrix(server, world, caller)
+    routes = route_table(server.client.app)
+    public = sum(EXPECT[r][1] == "public" for r in routes)
+    # Anonymous, then 4 user roles x (own, other, all) and the station x (own, other).
+    assert result.cases == public + (len(routes) - public) * (1 + 4 * 3 + 2)
+    assert result.wrongly_allowed == [], result.wrongly_allowed
+    assert result.wrongly_denied == [], result.wrongly_denied
 
 
 def test_session_cookie_csrf_and_login_limit(server: Any) -> None:

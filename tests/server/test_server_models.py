@@ -36,3 +36,38 @@ def test_publish_list_download_and_switch(server: Any) -> None:
     assert c.get("/api/v1/models/none/1/blob", headers=server.station_a).status_code == 404
     audit = [a["action"] for a in c.get("/api/v1/audit", headers=server.admin).json()]
     assert "model_publish" in audit and "model_mode" in audit
+
+
+UNSAFE_PARTS = [
+    "%2E",  # "."
+    "%2E%2E",  # ".."
+    "..a",
+    "a..b",
+    "a.",
+    ".hidden",
+    "-x",
+    "_x",
+    "a%2Fb",  # "a/b" once decoded
+    "a%5Cb",  # backslash
+    "a%00b",
+    "a%20b",
+    "%EF%BD%81",  # fullwidth "a"
+    "x" * 65,
+]
+
+
+def test_unsafe_artefact_names_and_versions_are_refused(server: Any) -> None:
+    c = server.client
+    blob = b"onnx-bytes"
+    params = {"sha256": hashlib.sha256(blob).hexdigest(), "kind": "model"}
+    headers = {**server.admin, "Content-Type": "application/octet-stream"}
+    for part in UNSAFE_PARTS:
+        for path in (f"/api/v1/models/{part}/1", f"/api/v1/models/backbone/{part}"):
+            r = c.put(path, content=blob, params=params, headers=headers)
+            # 404 where the decoded slash makes it another path; never stored.
+            assert r.status_code in (404, 422), (path, r.status_code)
+            assert set(r.json()) == {"error"}
+    assert c.get("/api/v1/models", headers=server.admin).json() == []
+    for name, version in (("backbone", "2026.1"), ("a.b-c_d", "1.0+cpu"), ("x" * 64, "9" * 64)):
+        r = c.put(f"/api/v1/models/{name}/{version}", content=blob, params=params, headers=headers)
+        assert r.status_code == 201, (name, version, r.text)

@@ -4,7 +4,6 @@
   const W = JSON.parse(document.getElementById("words").textContent);
   const S = JSON.parse(document.getElementById("settings").textContent);
   const MAX_ROWS = 100;
-  const OPERATOR_KEY = "pg_operator";
   const $ = (id) => document.getElementById(id);
   const t = (key, n) => (W[key] || key).replace("{n}", String(n));
 
@@ -41,6 +40,20 @@
     box.hidden = false;
     clearTimeout(notice.timer);
     notice.timer = setTimeout(() => { box.hidden = true; }, 4000);
+  }
+  function toLogin() {
+    // The session ended (logout elsewhere, expiry, station restart): back to the login page.
+    if (S.login) window.location.assign("/login?lang=" + encodeURIComponent(S.lang));
+    else window.location.reload();
+  }
+  function post(path, body) {
+    // Unsafe requests: exact JSON media type plus the session's CSRF token; the cookie says who.
+    return fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": S.csrf },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
   }
   async function readError(resp) {
     // The one error shape {"error": {"code", "message"}}; anything else is shown by its status.
@@ -221,11 +234,8 @@
     busy = true;
     document.querySelectorAll("#alert button").forEach((b) => { b.disabled = true; });
     try {
-      const resp = await fetch("/api/confirm", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ tracking_id: trackingId, action: action, result: result || "", operator: $("operator").value }),
-      });
+      const resp = await post("/api/confirm", { tracking_id: trackingId, action: action, result: result || "" });
+      if (resp.status === 401) { toLogin(); return false; }
       if (!resp.ok) {
         showError(await readError(resp));
         return false;
@@ -304,11 +314,33 @@
   // ---- live feed ---------------------------------------------------------------------------------
   function connect() {
     const es = new EventSource("/api/stream");
+    let dropped = false;
     const seen = () => {
       lastMessage = Date.now();
       $("connection").hidden = true;
     };
-    es.addEventListener("open", seen);
+    es.addEventListener("open", () => {
+      seen();
+      // Back after a break: the stream's short history may not cover it, so reload the list too.
+      if (dropped) loadRecent();
+      dropped = false;
+    });
+    es.addEventListener("error", async () => {
+      dropped = true;
+      if (es.readyState !== EventSource.CLOSED) return;
+      // Refused outright (not a dropped line): find out whether the login is still valid.
+      try {
+        const resp = await fetch("/api/health");
+        if (resp.status === 401) { toLogin(); return; }
+      } catch (e) { /* station down: try again below */ }
+      setTimeout(connect, 3000);
+    });
+    es.addEventListener("closed", (m) => {
+      es.close();
+      const why = JSON.parse(m.data).reason;
+      if (why === "logged_out") toLogin();
+      else showError(t("displaced"));
+    });
     es.addEventListener("snapshot", (m) => { seen(); renderHealth(JSON.parse(m.data)); });
     es.addEventListener("parcel", (m) => { seen(); upsertRow(rowFromEvent(JSON.parse(m.data).event), true); });
     es.addEventListener("alert", (m) => {
@@ -328,6 +360,7 @@
   async function loadRecent() {
     try {
       const resp = await fetch("/api/parcels?limit=50");
+      if (resp.status === 401) { toLogin(); return; }
       if (!resp.ok) { showError(await readError(resp)); return; }
       const body = await resp.json();
       body.parcels.slice().reverse().forEach((p) => {
@@ -356,9 +389,12 @@
   document.querySelectorAll("#result-form button").forEach((b) => b.addEventListener("click", () => chooseResult(b.dataset.result)));
   $("result-form").addEventListener("submit", (e) => { e.preventDefault(); chooseResult("as_declared"); });
   $("sound").addEventListener("click", () => { unlockSound(); beep(); });
-  $("operator").value = localStorage.getItem(OPERATOR_KEY) || "";
-  $("operator").addEventListener("change", () => localStorage.setItem(OPERATOR_KEY, $("operator").value.trim()));
-  $("operator-form").addEventListener("submit", (e) => { e.preventDefault(); $("operator").blur(); });
+  if ($("logout")) {
+    $("logout").addEventListener("click", async () => {
+      try { await post("/api/logout", {}); } catch (e) { /* going to the login page anyway */ }
+      toLogin();
+    });
+  }
 
   // ---- clock and watchdog ------------------------------------------------------------------------
   setInterval(() => {

@@ -14,7 +14,7 @@ import pydantic
 import pytest
 import zxingcpp
 
-from scanner_drivers.barcodes.engines import same_text, text_forms
+from scanner_drivers.barcodes.engines import RETAIL_FORMATS, read_zxing, same_text, text_forms
 from scanner_drivers.barcodes.reader import (
     BarcodeImageError,
     BarcodeResult,
@@ -49,9 +49,9 @@ def png(img: npt.NDArray[np.integer[Any]]) -> bytes:
 def read_frozen(
     image: bytes | npt.NDArray[np.generic], settings: BarcodeSettings | None = None
 ) -> BarcodeResult:
-    """Read with a clock that never moves and no deadline: what the ladder can do, whatever the load."""
+    """Read with a CPU clock that never moves and no deadline: what the ladder can do, whatever the load."""
     unhurried = (settings or BarcodeSettings()).model_copy(update={"deadline_ms": 0})
-    return read_barcodes(image, unhurried, clock=lambda: 0.0)
+    return read_barcodes(image, unhurried, cpu_clock=lambda: 0.0)
 
 
 def texts(image: bytes | npt.NDArray[np.generic], settings: BarcodeSettings | None = None) -> list[str]:
@@ -276,7 +276,7 @@ class FakeClock:
 
 def test_budget_spent_stops_the_ladder_after_the_first_step() -> None:
     nothing = np.full((200, 200), 255, np.uint8)
-    result = read_barcodes(nothing, BarcodeSettings(budget_ms=50, deadline_ms=0), clock=FakeClock(0.060))
+    result = read_barcodes(nothing, BarcodeSettings(budget_ms=50, deadline_ms=0), cpu_clock=FakeClock(0.060))
     assert result.steps_tried == ("zxing/raw",)
     assert result.budget_spent
     assert result.codes == ()
@@ -284,17 +284,18 @@ def test_budget_spent_stops_the_ladder_after_the_first_step() -> None:
 
 def test_without_budget_pressure_every_step_is_tried() -> None:
     nothing = np.full((200, 200), 255, np.uint8)
-    settings = BarcodeSettings(budget_ms=50, deadline_ms=0)
-    result = read_barcodes(nothing, settings, clock=FakeClock(0.0))
+    settings = BarcodeSettings(budget_ms=50, deadline_ms=0, give_up_after=0)
+    result = read_barcodes(nothing, settings, cpu_clock=FakeClock(0.0))
     assert result.steps_tried == settings.ladder
     assert not result.budget_spent
-    assert result.ms == 0.0
+    assert result.cpu_ms == 0.0
 
 
 def test_budget_allows_some_steps() -> None:
     nothing = np.full((200, 200), 255, np.uint8)
     # Each clock reading moves 10 ms: start, then one reading per step check.
-    result = read_barcodes(nothing, BarcodeSettings(budget_ms=35, deadline_ms=0), clock=FakeClock(0.010))
+    settings = BarcodeSettings(budget_ms=35, deadline_ms=0, give_up_after=0)
+    result = read_barcodes(nothing, settings, cpu_clock=FakeClock(0.010))
     assert 1 < len(result.steps_tried) < len(BarcodeSettings().ladder)
     assert result.budget_spent
 
@@ -302,7 +303,7 @@ def test_budget_allows_some_steps() -> None:
 def test_deadline_abandons_a_step_on_an_adversarial_image() -> None:
     # Dense noise makes every detector work hard; no step can finish in a tenth of a millisecond.
     noise = np.random.default_rng(5).integers(0, 256, (1000, 1000), dtype=np.uint8)
-    result = read_barcodes(noise, BarcodeSettings(deadline_ms=0.1), clock=FakeClock(0.0))
+    result = read_barcodes(noise, BarcodeSettings(deadline_ms=0.1), cpu_clock=FakeClock(0.0))
     assert result.overran and result.budget_spent
     assert result.codes == () and result.step is None
 
@@ -315,7 +316,7 @@ def test_deadline_leaves_quick_reads_alone() -> None:
 def test_engine_choice_limits_the_steps() -> None:
     nothing = np.full((100, 100), 255, np.uint8)
     result = read_barcodes(
-        nothing, BarcodeSettings(engines=("zxing-cpp",), deadline_ms=0), clock=FakeClock(0.0)
+        nothing, BarcodeSettings(engines=("zxing-cpp",), deadline_ms=0), cpu_clock=FakeClock(0.0)
     )
     assert result.steps_tried and all(s.startswith("zxing/") for s in result.steps_tried)
     result = read_frozen(CODE128, BarcodeSettings(engines=("pyzbar",)))
@@ -334,9 +335,16 @@ def test_single_scan_line_code_is_confirmed_by_another_step() -> None:
     ladder = BarcodeSettings(ladder=("zxing/raw", "zxing/contrast", "pyzbar/raw", "zxing/upscale"))
     result = read_frozen(strip, ladder)
     assert [c.text for c in result.codes] == ["5901234123457"]
-    # A retail read in doubt sends the ladder to the magnified view next, ahead of the ladder's order.
-    assert result.step == "zxing/upscale"
-    assert result.steps_tried == ("zxing/raw", "zxing/upscale", "zxing/contrast", "pyzbar/raw")
+    # A retail read in doubt sends the ladder to the magnified view next, ahead of the ladder's order,
+    # read by the retail decoders only; the full step keeps its place at the end of the ladder.
+    assert result.step == "zxing/upscale+retail"
+    assert result.steps_tried == (
+        "zxing/raw",
+        "zxing/upscale+retail",
+        "zxing/contrast",
+        "pyzbar/raw",
+        "zxing/upscale",
+    )
 
 
 def test_tall_clean_code_settles_at_the_first_step() -> None:
@@ -360,3 +368,9 @@ def test_texts_compare_modulo_presentation(a: str, b: str, same: bool) -> None:
     assert same_text(a, b) is same
     assert a in text_forms(a) or "\r\n" in a
     assert same_text(b, a) is same
+
+
+def test_retail_decoders_alone_read_retail_codes_only() -> None:
+    canvas = on_canvas([(EAN13, 20, 20), (QR, 20, 420)], (400, 800))
+    assert {r.symbology for r in read_zxing(canvas)} == {"EAN13", "QRCode"}
+    assert [r.symbology for r in read_zxing(canvas, formats=RETAIL_FORMATS)] == ["EAN13"]

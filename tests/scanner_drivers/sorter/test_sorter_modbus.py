@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner_drivers.sorter.link import DivertResult
-from scanner_drivers.sorter.modbus import decode_id, encode_id
+from scanner_drivers.sorter.link import DivertResult, LinkLimitError
+from scanner_drivers.sorter.modbus_layout import decode_id, encode_id
 from scanner_drivers.sorter.open import open_sorter
 from scanner_drivers.sorter.sim import SimulatedSorter
-from scanner_drivers.sorter.telegram import TelegramError
 from scanner_drivers.types import DeviceUrlError
 
 
@@ -82,7 +81,7 @@ def test_coil_divert_then_miss_flag(sim: SimulatedSorter) -> None:
         assert link.divert("EA1", 2.0) == DivertResult("DIVERTED", "R1", "controller cleared the divert coil")
         missed = link.divert("EA2", 2.0)
         assert missed.outcome == "MISSED" and "miss flag" in missed.detail
-        with pytest.raises(TelegramError):
+        with pytest.raises(LinkLimitError):
             link.divert("EA3", 1.0, chute="R2")
     finally:
         link.close()
@@ -131,7 +130,7 @@ def test_bad_modbus_urls(url: str) -> None:
 @pytest.mark.parametrize(("tid", "chute"), [("X" * 21, None), ("运单", None), ("A|B", None), ("OK", "R1")])
 def test_what_the_mailbox_cannot_carry_raises(tid: str, chute: str | None) -> None:
     link = open_sorter("modbus://127.0.0.1:9")
-    with pytest.raises(TelegramError):
+    with pytest.raises(LinkLimitError):
         link.divert(tid, 0.1, chute=chute)
 
 

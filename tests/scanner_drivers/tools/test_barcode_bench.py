@@ -11,7 +11,7 @@ import pytest
 import zxingcpp
 
 from edge.cli import main
-from scanner_drivers.tools.barcode_bench import find_samples, format_table, run_bench
+from scanner_drivers.tools.barcode_bench import find_samples, format_table, half_of, run_bench
 
 QR_TEXT = "RR123456785CN\x1d420\r\nline two"
 
@@ -142,3 +142,35 @@ def test_small_bench_on_shared_samples(repo_root: Path, tmp_path: Path) -> None:
     assert results["samples"]["negative"] > 0
     assert ours["read"] >= zxing["read"] and ours["read_rate_pct"] >= 90.0
     assert not [w for w in ours["wrong"] if w["image"].startswith("falsepositives")]
+
+
+def test_halves_split_sets_by_series_number() -> None:
+    assert [half_of(name) for name in ("ean13-1", "ean13-2", "qrcode-10", "upca-5", "falsepositives")] == [
+        "A",
+        "B",
+        "B",
+        "A",
+        "A",
+    ]
+
+
+def test_bench_runs_on_one_half_or_on_selected_sets(
+    sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_png(sample_dir / "code128-2" / "1.png", _render("RR123456785CN", zxingcpp.BarcodeFormat.Code128))
+    (sample_dir / "code128-2" / "1.txt").write_text("RR123456785CN")
+    results = run_bench(sample_dir, half="B")
+    assert results["samples"]["sets"] == ["code128-2"] and results["samples"]["half"] == "B"
+    assert results["readers"]["parcelguard"]["read"] == 1
+    assert [r["image"] for r in results["per_image"]] == ["code128-2/1.png"]
+    assert results["per_image"][0]["read"]["parcelguard"] == "read"
+    assert results["per_image"][0]["steps"] == ["zxing/raw"]
+    assert run_bench(sample_dir, half="A")["samples"]["labelled"] == 3
+    assert run_bench(sample_dir, select="qr*")["samples"]["sets"] == ["qrcode-1"]
+    with pytest.raises(ValueError, match="half must be one of A, B"):
+        find_samples(sample_dir, half="C")
+    out = tmp_path / "half.json"
+    assert main(["bench", "barcodes", str(sample_dir), "--half", "B", "--out", str(out)]) == 0
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["samples"]["sets"] == ["code128-2"]
+    assert "cpu ms" in capsys.readouterr().out
