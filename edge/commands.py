@@ -144,26 +144,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.get("consistent", False) else 1
 
 
-def cmd_bench_path(args: argparse.Namespace) -> int:
-    from edge.bench_path import PathBenchOptions, run_path_bench, write_results
-
-    opts = PathBenchOptions(
-        parcels=args.parcels,
-        interval_ms=args.interval_ms,
-        confirm_s=args.confirm_s,
-        budget_s=args.budget_s,
-        classifier=args.classifier,
-    )
-    result = run_path_bench(opts)
-    write_results(result, args.out)
-    print(
-        json.dumps(
-            {k: result[k] for k in ("parcels", "late", "diverted", "wall_s", "read_to_divert_sent_ms")}
-        )
-    )
-    return 0 if result["drained"] else 1
-
-
 def register(commands: SubParsers, bench: SubParsers) -> None:
     edge = commands.add_parser("edge", help="run a checkpoint station")
     edge_sub = edge.add_subparsers(dest="edge_command", required=True, metavar="ACTION")
@@ -194,12 +174,3 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
     demo.add_argument("--workdir", help="keep the demo's databases here (default: a temporary folder)")
     demo.add_argument("--no-classifier", action="store_true", help="run with the classifier switched off")
     demo.set_defaults(func=cmd_demo)
-
-    path = bench.add_parser("parcel-path", help="a station at line speed against a late-confirming sorter")
-    path.add_argument("--parcels", type=int, default=200, help="reads to replay")
-    path.add_argument("--interval-ms", type=float, default=30.0, help="time between reads")
-    path.add_argument("--confirm-s", type=float, default=0.8, help="controller's delay before confirming")
-    path.add_argument("--budget-s", type=float, default=1.5, help="time from read to divert point")
-    path.add_argument("--classifier", action="store_true", help="classify label, X-ray and goods images")
-    path.add_argument("--out", type=Path, default=Path("bench-parcel-path.json"), help="results file (JSON)")
-    path.set_defaults(func=cmd_bench_path)

@@ -58,6 +58,7 @@ STATION = "BENCH-L1-XR1"
 LEAD_S = 0.5  # from starting the station to the first scheduled read
 BARE_SAMPLE = 200  # parcels whose images are timed bare (enough for a stable mean)
 EVENTS_SQL = "SELECT body FROM events WHERE type = 'parcel'"
+OUTCOMES_SQL = "SELECT body FROM events WHERE type = 'divert_outcome' ORDER BY seq"
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def wait_recorded(agent: EdgeAgent, sampler: StoreSampler, clock: FeedClock, n: 
 
 
 def stored_events(agent: EdgeAgent, keys: dict[str, int]) -> dict[int, dict[str, Any]]:
+    """Each prepared parcel's stored event; a divert recorded as PENDING takes its follow-up outcome."""
     out: dict[int, dict[str, Any]] = {}
     for (body,) in agent.store.query(EVENTS_SQL):
         event = json.loads(body)
@@ -147,6 +149,14 @@ def stored_events(agent: EdgeAgent, keys: dict[str, int]) -> dict[int, dict[str,
             index = keys.get(str(ref.get("sha256")))
             if index is not None:
                 out.setdefault(index, event)
+    outcomes = {}
+    for (body,) in agent.store.query(OUTCOMES_SQL):
+        outcome = json.loads(body)
+        outcomes[str(outcome.get("tracking_id"))] = outcome
+    for event in out.values():
+        divert, later = event.get("divert"), outcomes.get(str(event.get("tracking_id")))
+        if isinstance(divert, dict) and later is not None:
+            event["divert"] = {**divert, "outcome": later.get("outcome"), "detail": later.get("detail", "")}
     return out
 
 

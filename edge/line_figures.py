@@ -29,7 +29,8 @@ class RateTimings:
     decided_at: dict[int, float] = field(default_factory=dict)
     # Parcel index -> its stored event body (as JSON data).
     events: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # Tracking id -> when the sorter received its divert command.
+    # The id the sorter was sent (the parcel's sorter id; its tracking id before there was one) ->
+    # when the sorter received its divert command.
     divert_at: dict[str, float] = field(default_factory=dict)
     # (time, parcel events in the store) samples taken during the run.
     recorded_samples: list[tuple[float, int]] = field(default_factory=list)
@@ -112,7 +113,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
     decision = [t.decided_at[i] - t.due[i] for i in sorted(t.decided_at)]
     divert: list[float] = []
     for i, ev in t.events.items():
-        at = t.divert_at.get(str(ev.get("tracking_id")))
+        at = t.divert_at.get(str(ev.get("sorter_id") or ev.get("tracking_id")))
         if at is not None:
             divert.append(at - t.due[i])
     window = steady_window(t.due)
