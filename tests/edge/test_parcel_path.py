@@ -138,7 +138,8 @@ def test_an_id_the_link_refuses_is_a_recorded_divert_failure(
     # A telegram field carries 64 characters, a Modbus mailbox 20.
     sim = SimulatedSorter(protocol)
     sim.start()
-    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30, hold_chute="2")
+    # Modbus chutes are numbers; a telegram link takes them too.
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30, hold_chute="2", pull_chute="1")
     feed = agent.feed.subscribe()
     agent.start()
     agent.on_read(scan(code))
@@ -147,7 +148,7 @@ def test_an_id_the_link_refuses_is_a_recorded_divert_failure(
     refused, fits = parcels(agent)
     by_id = {o.tracking_id: o for o in outcomes(agent)}
     out = by_id[refused.tracking_id]
-    assert refused.decision == "HOLD" and out.outcome == "NOT_SENT" and "TelegramError" in out.detail
+    assert refused.decision == "HOLD" and out.outcome == "NOT_SENT" and "link refused" in out.detail
     assert by_id[fits.tracking_id].outcome == "DIVERTED"
     assert sim.tracking_ids == [code[:20]]
     assert [(a["kind"], a["divert"]) for a in alerts(feed)] == [("divert_failed", "NOT_SENT")]
