@@ -55,6 +55,9 @@ class World:
         self.start()
         admin.create_user(self.settings, "admin", secrets.token_urlsafe(12), "admin", [SITE])
         self.admin_token = admin.create_api_token(self.settings, "admin")
+        # Models are published network-wide, so only an administrator of every site may do it.
+        admin.create_user(self.settings, "hq-admin", secrets.token_urlsafe(12), "admin", ["*"])
+        self.network_admin_token = admin.create_api_token(self.settings, "hq-admin")
         self.token = admin.register_station(self.settings, "S1", SITE, "L1")
         scenario = build_scenario(40, seed=3)
         self.scenario = scenario
