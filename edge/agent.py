@@ -13,6 +13,7 @@ import httpx
 
 from edge.classify import ClassifierStage
 from edge.config import EdgeConfig
+from edge.destination import AnsweringLink, ControllerRequests
 from edge.errors import ConfigError
 from edge.feed import StationFeed
 from edge.health import HealthBoard
@@ -27,7 +28,8 @@ from edge.wire import DeviceStatusEvent, ParcelEvent
 from scanner_drivers.scanners.open import open_scanner
 from scanner_drivers.scanners.scanner import ScannerDriver
 from scanner_drivers.sorter.link import SorterLink
-from scanner_drivers.sorter.open import open_sorter
+from scanner_drivers.sorter.open import open_destination_link, open_sorter
+from scanner_drivers.sorter.request import DestinationLink
 from scanner_drivers.types import ScanRead
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,14 @@ class EdgeAgent:
         self.health.register("scanner", quiet_after_s=cfg.devices.scanner_quiet_s)
         self.classifier = ClassifierStage(cfg.classifier)
         self.health.report("model", True, self.classifier.describe)
-        self.sorter: SorterLink | None = open_sorter(cfg.sorter.url) if cfg.sorter.url else None
+        self.requests: DestinationLink | None = None
+        self.sorter: SorterLink | None = None
+        if cfg.sorter.url and cfg.sorter.mode == "request":
+            # The controller asks: its requests are the reads, the decisions its answers.
+            self.requests = open_destination_link(cfg.sorter.url)
+            self.sorter = AnsweringLink(self.requests)
+        elif cfg.sorter.url:
+            self.sorter = open_sorter(cfg.sorter.url)
         if self.sorter is not None:
             self.health.register("sorter", up=True)
             self.health.report("sorter", True, "waiting for the first divert")
@@ -104,12 +113,21 @@ class EdgeAgent:
                     self.health,
                     cfg.server.models_interval_s,
                 )
-        self.scanner: ScannerDriver = open_scanner(cfg.devices.scanner)
+        self.scanner: ScannerDriver = (
+            open_scanner(cfg.devices.scanner)
+            if cfg.devices.scanner is not None
+            else ControllerRequests(self._request_link())
+        )
         # Images are waited for only while a held parcel could still be diverted: three send
         # margins before the divert point (one to decide and record, one to send, one spare).
         image_budget = max(0.001, cfg.sorter.budget_s - 3 * cfg.sorter.send_margin_s)
         self._status = ThreadPoolExecutor(1, thread_name_prefix="edge-status")
         self.intake = Intake(cfg.devices, self.health, self.on_parcel, image_budget, monotonic)
+
+    def _request_link(self) -> DestinationLink:
+        if self.requests is None:  # the configuration refuses this; a clear error all the same
+            raise ConfigError("devices.scanner is not set and the sorter does not ask (mode=request)")
+        return self.requests
 
     def start(self, scanner: bool = True) -> None:
         # Diverts intended before a stop whose outcome was never recorded: UNKNOWN, shown to the operator.

@@ -38,8 +38,11 @@ class StationConfig(Strict):
 
 
 class DevicesConfig(Strict):
-    scanner: str = Field(
-        description="Scanner URL: serial:///dev/serial/by-id/...?preset=..., socket://host:port, fake://file.jsonl"
+    scanner: str | None = Field(
+        None,
+        description="Scanner URL: serial:///dev/serial/by-id/...?preset=..., socket://host:port,"
+        " fake://file.jsonl; none only when the sorter controller asks for destinations (sorter.url with"
+        " mode=request), whose requests are then the reads.",
     )
     camera: str | None = Field(None, description="Camera URL (v4l2://, rtsp://, folder://); none: no camera.")
     xray: str | None = Field(
@@ -69,8 +72,9 @@ class DevicesConfig(Strict):
     # without touching the devices.
     @field_validator("scanner")
     @classmethod
-    def _scanner_url(cls, value: str) -> str:
-        check_url("scanner", value)
+    def _scanner_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url("scanner", value)
         return value
 
     @field_validator("camera")
@@ -148,6 +152,11 @@ class SorterConfig(Strict):
         if (self.scan_to_divert_m is None) != (self.belt_speed_m_s is None):
             raise ValueError("give scan_to_divert_m and belt_speed_m_s together, or neither")
         return self
+
+    @property
+    def mode(self) -> str | None:
+        """ "divert" (the station sends commands), "request" (the controller asks), None: no link."""
+        return check_sorter_url(self.url).mode if self.url else None
 
     @property
     def budget_s(self) -> float:
@@ -407,6 +416,21 @@ class EdgeConfig(Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig, description="Classifier.")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Decision thresholds.")
     terminal: TerminalConfig = Field(default_factory=TerminalConfig, description="Operator terminal.")
+
+    @model_validator(mode="after")
+    def _one_source_of_reads(self) -> EdgeConfig:
+        asks = self.sorter.mode == "request"
+        if self.devices.scanner is None and not asks:
+            raise ValueError(
+                "devices.scanner is required unless sorter.url asks for destinations (mode=request)"
+            )
+        if self.devices.scanner is not None and asks:
+            # Two sources would make two parcels of every carrier.
+            raise ValueError(
+                "sorter.url has mode=request: the controller's requests are the reads, so leave"
+                " devices.scanner unset"
+            )
+        return self
 
 
 class LineConfig(Strict):

@@ -68,6 +68,34 @@ class DivertDispatcher:
             self.backlog.done()
             log.error("divert for %s not sent: the station is stopping", intent.tracking_id)
 
+    def answer_clear(self, carrier_id: str) -> None:
+        """Request mode: a cleared parcel's controller still waits for an answer (route normally).
+
+        Nothing is diverted, so nothing is recorded beyond the parcel's event; a refused or lost
+        answer only means the controller applied its own default, which the health board shows.
+        """
+        if self.sorter is None:
+            return
+        self.backlog.add()
+        try:
+            self._pool.submit(self._answer_clear, carrier_id)
+        except RuntimeError:
+            self.backlog.done()
+
+    def _answer_clear(self, carrier_id: str) -> None:
+        try:
+            assert self.sorter is not None
+            result = self.sorter.divert(carrier_id, self.cfg.budget_s, None)
+            if result.outcome != "DIVERTED":
+                log.warning(
+                    "answer for cleared carrier %s: %s (%s)", carrier_id, result.outcome, result.detail
+                )
+            self.health.report("sorter", result.outcome != "TIMEOUT", f"last answer {result.outcome}")
+        except Exception:
+            log.exception("answer for cleared carrier %s not sent", carrier_id)
+        finally:
+            self.backlog.done()
+
     def _send(self, intent: DivertIntent, deadline_at: float) -> None:
         try:
             outcome, chute, detail = self._divert(intent, deadline_at)

@@ -203,7 +203,11 @@ class Pipeline:
     def prepare(self, read: ScanRead, missing_images: int = 0) -> Prepared:
         """Everything up to the decision; may run for several parcels at once. Never raises."""
         # A read stamped ahead of this clock (a driver's bug) must not stretch its parcel's time.
-        deadline_at = min(read.at_monotonic, self.monotonic()) + self.cfg.sorter.budget_s
+        budget_s = self.cfg.sorter.budget_s
+        if read.answer_within_s is not None:
+            # A controller that asks gives its own deadline: the answer must be in before it.
+            budget_s = min(budget_s, read.answer_within_s)
+        deadline_at = min(read.at_monotonic, self.monotonic()) + budget_s
         images: list[ImageRow] = []
         try:
             images = [(sha256_hex(i.data), i.kind, i.data, i.content_type) for i in read.images]
@@ -229,6 +233,8 @@ class Pipeline:
         self._alert(event)
         if intent is not None:
             self.dispatcher.submit(intent, deadline_at)
+        elif read.carrier_id and event.divert is None:
+            self.dispatcher.answer_clear(read.carrier_id)
         return event
 
     def _build(
@@ -258,7 +264,8 @@ class Pipeline:
             order_ids=list(found.order_ids),
             divert=divert,
             images=[ImageRef(sha256=s, kind=k, content_type=c, size=len(d)) for s, k, d, c in images],
-            sorter_id=sorter_id if divert is not None else None,
+            # The controller's own id is kept with every parcel it asked about, cleared ones too.
+            sorter_id=sorter_id if divert is not None or read.carrier_id else None,
             error=found.error,
         )
         hit = decision.decision != "CLEAR"
