@@ -124,7 +124,7 @@ class Intake:
         """Add the camera frame taken at the trigger, then bind or hand on."""
         if self.camera is not None:
             try:
-                frame = self.camera.capture(timeout_s=self._wait_s(read))
+                frame = self.camera.capture(timeout_s=self._wait_s(read), at_monotonic=read.at_monotonic)
             except DeviceError as exc:
                 self.health.report("camera", False, str(exc)[:200])
             else:
