@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from edge.line_figures import RateTimings, rate_figures
 from edge.line_parcels import BenchParcel, prepare_parcels
-from edge.line_probes import FeedClock, StoreSampler, machine, timed_sorter
+from edge.line_probes import FeedClock, StoreSampler, timed_sorter
+from models.bench import machine
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
