@@ -53,10 +53,13 @@ class EdgeAgent:
     ) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.store = EdgeStore(cfg.station.data_dir / "station.db")
-        self.boot_id = f"b{self.store.start_boot()}"
-        self.feed = StationFeed()
         self.health = HealthBoard()
+        self.feed = StationFeed()
+        self.health.register("disk", up=True)
+        self.store = EdgeStore(
+            cfg.station.data_dir / "station.db", cfg.station.disk_reserve_mb * 1024 * 1024, self._on_disk
+        )
+        self.boot_id = f"b{self.store.start_boot()}"
         self.health.register("scanner", quiet_after_s=cfg.devices.scanner_quiet_s)
         self.classifier = ClassifierStage(cfg.classifier)
         self.health.report("model", True, self.classifier.describe)
@@ -123,6 +126,11 @@ class EdgeAgent:
         image_budget = max(0.001, cfg.sorter.budget_s - 3 * cfg.sorter.send_margin_s)
         self._status = ThreadPoolExecutor(1, thread_name_prefix="edge-status")
         self.intake = Intake(cfg.devices, self.health, self.on_parcel, image_budget, monotonic)
+
+    def _on_disk(self, ok: bool, detail: str) -> None:
+        self.health.report("disk", ok, detail)
+        if not ok:
+            self.feed.publish({"type": "alert", "kind": "store_failed", "detail": detail})
 
     def _request_link(self) -> DestinationLink:
         if self.requests is None:  # the configuration refuses this; a clear error all the same

@@ -35,6 +35,13 @@ class StationConfig(Strict):
     keep_images_days: float = Field(
         30.0, gt=0, description="Days to keep images of hits once the server has them (evidence on site)."
     )
+    disk_reserve_mb: int = Field(
+        16,
+        ge=0,
+        le=4096,
+        description="Disk space (MiB) held back beside the database and given up when the disk is full, so"
+        " that records keep reaching the disk while someone frees space (0: none).",
+    )
 
 
 class DevicesConfig(Strict):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 from pydantic import TypeAdapter
 
+from edge.disk_reserve import DiskReserve
 from edge.errors import StoreError
 from edge.store_copies import ServerCopies
 from edge.wire import Event
@@ -148,11 +149,19 @@ def _insert_events(db: sqlite_utils.Database, evs: Sequence[Event], upload: Sequ
         )
 
 
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc).lower()
+
+
 class EdgeStore(ServerCopies):
     """One writer thread owns all writes; readers use their own connection (WAL lets both run)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, reserve_bytes: int = 0, on_disk: Callable[[bool, str], None] | None = None
+    ) -> None:
         self.path = path
+        # Space held back for the records of a full disk (see DiskReserve).
+        self.reserve = DiskReserve(path.with_name(path.name + ".reserve"), reserve_bytes, on_disk)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._wconn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -177,6 +186,7 @@ class EdgeStore(ServerCopies):
         self._jobs: queue.PriorityQueue[Job] = queue.PriorityQueue()
         self._seq_lock = threading.Lock()
         self._seq = int(row[0])
+        self.reserve.restore()
         self._writer = threading.Thread(target=self._write_loop, name="edge-store-writer", daemon=True)
         self._writer.start()
 
@@ -198,14 +208,26 @@ class EdgeStore(ServerCopies):
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                with self._db.atomic():
-                    result = fn(self._db)
+                result = self._run_job(fn)
             except sqlite3.Error as exc:
                 fut.set_exception(_wrap(exc))
             except BaseException as exc:  # handed to the caller, who decides
                 fut.set_exception(exc)
             else:
                 fut.set_result(result)
+                self.reserve.restore_when_due()
+
+    def _run_job(self, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
+        try:
+            with self._db.atomic():
+                return fn(self._db)
+        except sqlite3.OperationalError as exc:
+            # The disk is full: give the reserve back to the file system and write once more, so
+            # that what is being recorded now reaches the disk (and survives a kill) at once.
+            if not is_disk_full(exc) or not self.reserve.release(str(exc)):
+                raise
+        with self._db.atomic():
+            return fn(self._db)
 
     def write(
         self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 30.0, urgent: bool = False

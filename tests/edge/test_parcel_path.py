@@ -233,9 +233,9 @@ def test_camera_frame_is_taken_off_the_scanners_thread(
     assert agent.intake.camera is not None
     capture = agent.intake.camera.capture
 
-    def watched(timeout_s: float = 1.0) -> Any:  # the camera is the hardware edge
+    def watched(timeout_s: float = 1.0, at_monotonic: float | None = None) -> Any:  # the hardware edge
         capturing.append(threading.current_thread().name)
-        return capture(timeout_s)
+        return capture(timeout_s, at_monotonic)
 
     agent.intake.camera.capture = watched  # type: ignore[method-assign]
     agent.start()

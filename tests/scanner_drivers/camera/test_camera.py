@@ -166,7 +166,9 @@ def test_a_read_handled_late_gets_the_frame_of_its_own_trigger() -> None:
         cam._remember(100.0 + i, frames[i])
 
     def grey(capture: ImageCapture) -> int:
-        return int(cv2.imdecode(np.frombuffer(capture.data, np.uint8), cv2.IMREAD_GRAYSCALE)[0, 0])
+        decoded = cv2.imdecode(np.frombuffer(capture.data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert decoded is not None
+        return int(decoded[0, 0])
 
     # The read at 101.5 was handled after frames up to 103 had come: it gets the frame taken at 102.
     assert grey(cam.capture(timeout_s=0.01, at_monotonic=101.5)) == 20
