@@ -75,6 +75,9 @@ class LineBenchOptions:
     drain_s: float = 60.0
     out: Path | None = None
     quiet: bool = False
+    # The station's own knobs: parcels assessed at once, and images of one parcel classified at once.
+    parcels_at_once: int = 1
+    pool: int = 2
 
     def check(self) -> None:
         if not self.rates or any(r <= 0 for r in self.rates):
@@ -85,10 +88,12 @@ class LineBenchOptions:
             raise ValueError("--drain-s and --sorter-delay must not be negative")
         if not 0 < self.deadline_s <= 30:
             raise ValueError("--deadline must be over 0 and at most 30 seconds (the station's limits)")
+        if not 1 <= self.parcels_at_once <= 8 or not 1 <= self.pool <= 16:
+            raise ValueError("--parcels-at-once must be 1 to 8 and --pool 1 to 16 (the station's limits)")
 
 
 def station_config(
-    work: Path, sorter_url: str, classifier: ClassifierConfig, deadline_s: float
+    work: Path, sorter_url: str, classifier: ClassifierConfig, deadline_s: float, confirm_wait_s: float = 0.0
 ) -> EdgeConfig:
     """The demo's station settings; the scanner is an empty replay, since the bench drives on_read."""
     from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
@@ -98,7 +103,8 @@ def station_config(
     return EdgeConfig(
         station=StationConfig(id=STATION, site_id="BENCH", line_id="L1", data_dir=work / STATION),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
-        sorter=SorterConfig(url=sorter_url, deadline_s=deadline_s),
+        # The controller confirms when the parcel reaches its chute: wait that long past the divert point.
+        sorter=SorterConfig(url=sorter_url, deadline_s=deadline_s, confirm_wait_s=confirm_wait_s),
         classifier=classifier,
     )
 
@@ -185,13 +191,16 @@ def run_rate(
     from edge.agent import EdgeAgent
     from edge.demo import demo_classifier
 
-    classifier = demo_classifier(opts.classifier)
+    classifier = demo_classifier(opts.classifier).model_copy(
+        update={"parcels": opts.parcels_at_once, "pool": opts.pool}
+    )
     keys = {p.key: i for i, p in enumerate(parcels)}
     with tempfile.TemporaryDirectory(prefix="parcelguard-line-bench-") as tmp:
         sorter = timed_sorter(opts.sorter_delay_s)
         url = sorter.start()
         try:
-            agent = EdgeAgent(station_config(Path(tmp), url, classifier, opts.deadline_s))
+            confirm_wait_s = min(30.0, opts.sorter_delay_s + 0.5)
+            agent = EdgeAgent(station_config(Path(tmp), url, classifier, opts.deadline_s, confirm_wait_s))
             try:
                 agent.store.apply_registry(registry)
                 clock = FeedClock(agent, keys)
@@ -262,6 +271,8 @@ def run_line_bench(opts: LineBenchOptions) -> dict[str, Any]:
             "seconds": opts.seconds,
             "sorter_delay_s": opts.sorter_delay_s,
             "deadline_s": opts.deadline_s,
+            "parcels_at_once": opts.parcels_at_once,
+            "pool": opts.pool,
             "classifier": "on" if opts.classifier else "off",
             "seed": opts.seed,
             "drain_s": opts.drain_s,
@@ -308,6 +319,8 @@ def cmd_bench_line(args: argparse.Namespace) -> int:
         drain_s=args.drain_s,
         out=args.out,
         quiet=args.json,
+        parcels_at_once=args.parcels_at_once,
+        pool=args.pool,
     )
     results = run_line_bench(opts)
     if args.json:
@@ -335,6 +348,8 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
     )
     p.add_argument("--deadline", type=float, default=2.0, help="sorter deadline_s of the station (demo: 2.0)")
     p.add_argument("--classifier", choices=("on", "off"), default="on")
+    p.add_argument("--parcels-at-once", type=int, default=1, help="station's classifier.parcels")
+    p.add_argument("--pool", type=int, default=2, help="station's classifier.pool")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (the demo's is 7)")
     p.add_argument(
         "--drain-s",

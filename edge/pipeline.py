@@ -169,9 +169,10 @@ class Pipeline:
         deadline_ms = max(1.0, min(cap_ms, left_s * 1000))
         settings = self.barcode_settings.model_copy(update={"deadline_ms": deadline_ms})
         found: list[str] = []
-        for img in read.images:
-            if img.kind not in ("label", "camera"):
-                continue
+        # A label camera's photo is where the waybill is; a goods photo is read only at a station
+        # that has no label camera (its package camera may still see the label).
+        labels = [img for img in read.images if img.kind == "label"]
+        for img in labels or [img for img in read.images if img.kind == "camera"]:
             try:
                 result = read_barcodes(img.data, settings)
             except BarcodeImageError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -244,4 +245,28 @@ def test_camera_frame_is_taken_off_the_scanners_thread(
     (ev,) = parcels(agent)
     assert (ev.waybill, ev.decision, [i.kind for i in ev.images]) == (W_GOOD, "CLEAR", ["label"])
     assert capturing and threading.current_thread().name not in capturing
+    agent.stop()
+
+
+def test_the_waybill_is_read_from_the_label_photo_not_from_the_goods_photo(
+    tmp_path: Path, seed_registry: Callable[..., None], sim: SimulatedSorter
+) -> None:
+    from edge.demo_images import parcel_photo
+    from scanner_drivers.types import ImageCapture
+
+    def photo(kind: Any, waybill: str) -> ImageCapture:
+        return ImageCapture(kind, parcel_photo(waybill, seed=3), f"{kind}.jpg", "", "image/jpeg")
+
+    agent = make_agent(tmp_path, seed_registry, sim.url, divert_budget_s=30)
+    agent.start()
+    # The scanner read nothing; the label says W_GOOD, a code on the goods says W_BLACK (a product
+    # or another parcel's code): only the label counts, so there is no conflict and no wrong pull.
+    both = scan()
+    agent.on_read(dataclasses.replace(both, images=(photo("label", W_GOOD), photo("camera", W_BLACK))))
+    # A station with a package camera only: its photo is read, as it may show the label.
+    agent.on_read(dataclasses.replace(scan(), images=(photo("camera", W_GOOD),)))
+    assert agent.drain(30)
+    first, second = parcels(agent)
+    assert (first.waybill, first.decision) == (W_GOOD, "CLEAR")
+    assert (second.waybill, second.decision) == (W_GOOD, "CLEAR")
     agent.stop()
