@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +49,7 @@ from edge.line_figures import RateTimings, rate_figures
 from edge.line_parcels import BenchParcel, prepare_parcels
 from edge.line_probes import FeedClock, StoreSampler, timed_sorter
 from models.bench import machine
+from scanner_drivers.types import ImageCapture
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
@@ -167,8 +170,14 @@ def stored_events(agent: EdgeAgent, keys: dict[str, int]) -> dict[int, dict[str,
     return out
 
 
-def bare_cpu(parcels: Sequence[BenchParcel], classifier: ClassifierConfig) -> tuple[float | None, float]:
-    """(CPU ms per parcel, images per parcel) of decode + preprocessing + session.run on the same images."""
+def bare_cpu(
+    parcels: Sequence[BenchParcel], classifier: ClassifierConfig, workers: int = 1
+) -> tuple[float | None, float]:
+    """(CPU ms per parcel, images per parcel) of decode + preprocessing + session.run on the same images.
+
+    With `workers` > 1 the images run on that many threads at once, as the station runs them: two
+    inferences side by side each cost more processor time than one alone (shared caches and memory).
+    """
     from models.classifier import Classifier
 
     if classifier.manifest is None:
@@ -177,9 +186,17 @@ def bare_cpu(parcels: Sequence[BenchParcel], classifier: ClassifierConfig) -> tu
     kinds = set(classifier.kinds)
     sample = list(parcels[:BARE_SAMPLE])
     images = [img for p in sample for img in p.images if img.kind in kinds]
-    c0 = time.process_time()
-    for img in images:
+
+    def one(img: ImageCapture) -> None:
         clf.run(clf.preprocess(img.data, img.kind))
+
+    c0 = time.process_time()
+    if workers <= 1:
+        for img in images:
+            one(img)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, images))
     c1 = time.process_time()
     return (c1 - c0) * 1000 / len(sample), len(images) / len(sample)
 
@@ -240,6 +257,9 @@ def run_rate(
             sorter.stop()
     bare_classifier = classifier if classifier.enabled else demo_classifier(True)
     timings.bare_cpu_ms_per_parcel, timings.bare_images_per_parcel = bare_cpu(parcels, bare_classifier)
+    # As many at once as the station classifies at most, capped by the cores that can run them.
+    side_by_side = min(os.cpu_count() or 1, opts.parcels_at_once * opts.pool)
+    timings.bare_parallel_cpu_ms_per_parcel, _ = bare_cpu(parcels, bare_classifier, side_by_side)
     return timings
 
 

@@ -39,6 +39,8 @@ class RateTimings:
     cpu_s: float = 0.0
     bare_cpu_ms_per_parcel: float | None = None
     bare_images_per_parcel: float = 0.0
+    # The same, with images classified side by side on as many threads as the station uses.
+    bare_parallel_cpu_ms_per_parcel: float | None = None
     drained_by: str = "polling"
     errors: int = 0
 
@@ -130,6 +132,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
     )
     cpu_ms = round(t.cpu_s * 1000 / recorded, 2) if recorded else None
     bare = t.bare_cpu_ms_per_parcel
+    par = t.bare_parallel_cpu_ms_per_parcel
     grew = bool((growth is not None and growth > BACKLOG_GROWTH_SHARE * t.rate) or len(t.due) > recorded)
     return {
         "offered_per_s": t.rate,
@@ -170,5 +173,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
         "cpu_ms_per_parcel": cpu_ms,
         "bare_cpu_ms_per_parcel": None if bare is None else round(bare, 2),
         "bare_images_per_parcel": round(t.bare_images_per_parcel, 2),
+        "bare_parallel_cpu_ms_per_parcel": None if par is None else round(par, 2),
+        "ratio_parallel": round(cpu_ms / par, 2) if cpu_ms is not None and par else None,
         "ratio": round(cpu_ms / bare, 2) if cpu_ms is not None and bare else None,
     }
