@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -20,6 +21,7 @@ from pydantic import TypeAdapter
 
 from edge.disk_reserve import DiskReserve
 from edge.errors import StoreError
+from edge.store_checkpoints import Checkpointer
 from edge.store_copies import ServerCopies
 from edge.wire import Event
 
@@ -168,6 +170,9 @@ class EdgeStore(ServerCopies):
             self._db = sqlite_utils.Database(self._wconn)
             self._db.enable_wal()
             self._wconn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on their own thread (below), never inside a parcel's commit: copying
+            # the log back into the database can take longer than a parcel may wait.
+            self._wconn.execute("PRAGMA wal_autocheckpoint=0")
             self._wconn.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
             self._upgrade()
@@ -189,6 +194,7 @@ class EdgeStore(ServerCopies):
         self.reserve.restore()
         self._writer = threading.Thread(target=self._write_loop, name="edge-store-writer", daemon=True)
         self._writer.start()
+        self._checkpoints = Checkpointer(path)
 
     def _upgrade(self) -> None:
         """Bring a database made by an earlier release up to this schema (columns only ever added)."""
@@ -241,9 +247,13 @@ class EdgeStore(ServerCopies):
             raise StoreError(f"local database write did not finish within {timeout} s") from exc
 
     def close(self) -> None:
+        self._checkpoints.stop()
         # Queued last: every write already asked for is done first.
         self._jobs.put((LAST, next(self._order), None, None))
         self._writer.join(10)
+        with contextlib.suppress(sqlite3.Error):
+            # The log goes back into the database at a clean stop (a kill leaves it for the next start).
+            self._wconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._wconn.close()
         with self._readers_lock:
             readers, self._readers = self._readers, []

@@ -279,3 +279,24 @@ def test_writing_a_record_again_is_harmless(store: EdgeStore) -> None:
     store.ack_outbox([ev.key])
     store.append_events([ev])
     assert len(store.events(10)) == 1 and store.outbox_size() == 0
+
+
+def test_checkpoints_copy_the_log_into_the_database_beside_the_writer(tmp_path: Path) -> None:
+    import time
+
+    from edge.store_checkpoints import Checkpointer
+
+    path = tmp_path / "c.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the station's writer runs
+    writer.execute("CREATE TABLE t (b BLOB)")
+    writer.execute("INSERT INTO t VALUES (?)", [b"x" * 1_000_000])
+    assert path.stat().st_size < 100_000  # the megabyte is in the log only
+    checkpoints = Checkpointer(path, every_s=0.01)
+    end = time.monotonic() + 20
+    while path.stat().st_size < 1_000_000 and time.monotonic() < end:
+        time.sleep(0.01)
+    checkpoints.stop()
+    writer.close()
+    assert path.stat().st_size >= 1_000_000
