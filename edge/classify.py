@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 StageState = Literal["on", "off", "error"]
+
+
+class StageLate(TimeoutError):
+    """The images could not all be classified before the parcel's divert point."""
 
 
 @dataclass(frozen=True)
@@ -104,35 +109,61 @@ class ClassifierStage:
             text += f", shadow {self.shadow.version}"
         return text
 
-    def run(self, images: list[tuple[str, str, bytes]]) -> StageResult:
-        """`images` are (sha256, kind, bytes); one bad image marks the stage as in error for the parcel."""
-        if self.live is None:
+    def run(
+        self,
+        images: list[tuple[str, str, bytes]],
+        pool: Executor | None = None,
+        timeout_s: float | None = None,
+    ) -> StageResult:
+        """`images` are (sha256, kind, bytes); one bad image marks the stage as in error for the parcel.
+
+        With a `pool`, the images are classified at once (onnxruntime frees the GIL while it runs);
+        StageLate is raised when they are not all done within `timeout_s`. Errors other than a
+        refused image (ValueError) propagate: the caller holds the parcel.
+        """
+        live = self.live
+        if live is None:
             return StageResult("off", (), ())
-        state: StageState = "on"
-        wire: list[ClassificationWire] = []
-        views: list[ImageView] = []
-        for sha, kind, data in images:
-            if kind not in self.kinds:
-                continue
-            try:
-                c = self.live.classify(data, kind=kind)
-            except (ImageRefused, ValueError) as exc:  # the image gate's refusal, or a model's ValueError
-                log.warning("image %s not classified: %s", sha[:12], exc)
-                state = "error"
-                continue
-            wire.append(_to_wire(sha, c, shadow=False))
-            best = max((g.similarity for g in c.gallery), default=None)
-            # Only a trained head's rejection means "cannot tell if counterfeit"; a category guess
-            # below its floor (an X-ray under the ImageNet mapping) is just no category evidence.
-            head_unsure = c.uncertain and c.counterfeit_score is not None
-            category = c.category if not c.uncertain else "other"
-            views.append(ImageView(category, c.category_prob, c.counterfeit_score, best, head_unsure, kind))
-            if self.shadow is not None:
-                try:
-                    wire.append(_to_wire(sha, self.shadow.classify(data, kind=kind), shadow=True))
-                except (ImageRefused, ValueError) as exc:
-                    log.warning("shadow model failed on %s: %s", sha[:12], exc)
+        todo = [(sha, kind, data) for sha, kind, data in images if kind in self.kinds]
+        if pool is None or (len(todo) <= 1 and timeout_s is None):
+            parts = [self._one(live, self.shadow, sha, kind, data) for sha, kind, data in todo]
+        else:
+            shadow = self.shadow
+            futures = [pool.submit(self._one, live, shadow, sha, kind, data) for sha, kind, data in todo]
+            _done, pending = wait(futures, timeout=timeout_s)
+            if pending:
+                for fut in pending:
+                    fut.cancel()
+                raise StageLate(f"{len(pending)} of {len(futures)} images not classified in time")
+            parts = [fut.result() for fut in futures]
+        state: StageState = "error" if any(p is None for p in parts) else "on"
+        wire = [w for p in parts if p is not None for w in p[0]]
+        views = [p[1] for p in parts if p is not None]
         return StageResult(state, tuple(wire), tuple(views))
+
+    @staticmethod
+    def _one(
+        live: Classifier, shadow: Classifier | None, sha: str, kind: str, data: bytes
+    ) -> tuple[list[ClassificationWire], ImageView] | None:
+        """One image's wire records and view; None when the model refused the image."""
+        try:
+            c = live.classify(data, kind=kind)
+        except (ImageRefused, ValueError) as exc:  # the image gate's refusal, or a model's ValueError
+            log.warning("image %s not classified: %s", sha[:12], exc)
+            return None
+        wire = [_to_wire(sha, c, shadow=False)]
+        best = max((g.similarity for g in c.gallery), default=None)
+        # Only a trained head's rejection means "cannot tell if counterfeit"; a category guess
+        # below its floor (an X-ray under the ImageNet mapping) is just no category evidence.
+        head_unsure = c.uncertain and c.counterfeit_score is not None
+        category = c.category if not c.uncertain else "other"
+        view = ImageView(category, c.category_prob, c.counterfeit_score, best, head_unsure, kind)
+        if shadow is not None:
+            try:
+                wire.append(_to_wire(sha, shadow.classify(data, kind=kind), shadow=True))
+            except (ImageRefused, ValueError) as exc:
+                log.warning("shadow model failed on %s: %s", sha[:12], exc)
+        return wire, view
 
 
 def sha256_hex(data: bytes) -> str:

@@ -35,11 +35,21 @@ class StationConfig(Strict):
     keep_images_days: float = Field(
         30.0, gt=0, description="Days to keep images of hits once the server has them (evidence on site)."
     )
+    disk_reserve_mb: int = Field(
+        16,
+        ge=0,
+        le=4096,
+        description="Disk space (MiB) held back beside the database and given up when the disk is full, so"
+        " that records keep reaching the disk while someone frees space (0: none).",
+    )
 
 
 class DevicesConfig(Strict):
-    scanner: str = Field(
-        description="Scanner URL: serial:///dev/serial/by-id/...?preset=..., socket://host:port, fake://file.jsonl"
+    scanner: str | None = Field(
+        None,
+        description="Scanner URL: serial:///dev/serial/by-id/...?preset=..., socket://host:port,"
+        " fake://file.jsonl; none only when the sorter controller asks for destinations (sorter.url with"
+        " mode=request), whose requests are then the reads.",
     )
     camera: str | None = Field(None, description="Camera URL (v4l2://, rtsp://, folder://); none: no camera.")
     xray: str | None = Field(
@@ -69,8 +79,9 @@ class DevicesConfig(Strict):
     # without touching the devices.
     @field_validator("scanner")
     @classmethod
-    def _scanner_url(cls, value: str) -> str:
-        check_url("scanner", value)
+    def _scanner_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url("scanner", value)
         return value
 
     @field_validator("camera")
@@ -100,8 +111,68 @@ class SorterConfig(Strict):
         "H1", validate_default=True, description="Chute for parcels held for checking at the station."
     )
     deadline_s: float = Field(
-        1.5, gt=0, le=30, description="Seconds from the read until the parcel passes the divert point."
+        1.5,
+        gt=0,
+        le=30,
+        description="Seconds from the read until the parcel passes the divert point (used when neither"
+        " divert_budget_s nor scan_to_divert_m with belt_speed_m_s is given).",
     )
+    divert_budget_s: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="Seconds from the read until the parcel passes the divert point; overrides deadline_s"
+        " and the line geometry.",
+    )
+    scan_to_divert_m: float | None = Field(
+        None, gt=0, le=1000, description="Belt distance from the scanner to the divert point, in metres."
+    )
+    belt_speed_m_s: float | None = Field(
+        None, gt=0, le=20, description="Belt speed in metres per second (with scan_to_divert_m)."
+    )
+    send_margin_s: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="Seconds a divert command needs to reach the controller before the divert point;"
+        " a parcel decided with less time left is held as LATE and its divert is not sent.",
+    )
+    confirm_wait_s: float = Field(
+        0.0,
+        ge=0,
+        le=30,
+        description="Seconds past the divert point to wait for the controller's confirmation (for"
+        " controllers that confirm when the parcel reaches its chute); a command is still never sent"
+        " after the divert point.",
+    )
+    in_flight: int = Field(
+        64,
+        ge=1,
+        le=256,
+        description="Diverts awaiting their confirmation at once (the controller confirms when the parcel"
+        " reaches its chute, long after the next parcels were read); at least confirmation time over"
+        " the time between parcels, e.g. 0.8 s / 30 ms = 27.",
+    )
+
+    @model_validator(mode="after")
+    def _geometry_pair(self) -> SorterConfig:
+        if (self.scan_to_divert_m is None) != (self.belt_speed_m_s is None):
+            raise ValueError("give scan_to_divert_m and belt_speed_m_s together, or neither")
+        return self
+
+    @property
+    def mode(self) -> str | None:
+        """ "divert" (the station sends commands), "request" (the controller asks), None: no link."""
+        return check_sorter_url(self.url).mode if self.url else None
+
+    @property
+    def budget_s(self) -> float:
+        """Seconds from a read to its divert point: the explicit budget, the line geometry, or deadline_s."""
+        if self.divert_budget_s is not None:
+            return self.divert_budget_s
+        if self.scan_to_divert_m is not None and self.belt_speed_m_s is not None:
+            return self.scan_to_divert_m / self.belt_speed_m_s
+        return self.deadline_s
 
     @field_validator("url")
     @classmethod
@@ -186,6 +257,19 @@ class ClassifierConfig(Strict):
         None, description="A second model run in shadow mode: results recorded, never acted on."
     )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads.")
+    pool: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Images of one parcel classified at once (threads; onnxruntime frees the GIL).",
+    )
+    parcels: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Parcels assessed at once (lookups and classification); they are still recorded,"
+        " and diverted, in the order they were read.",
+    )
     kinds: list[ClassifiedKind] = Field(
         default_factory=_classified_kinds,
         description="Image kinds the classifier runs on (label photos are only read for the waybill).",
@@ -346,6 +430,21 @@ class EdgeConfig(Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig, description="Classifier.")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Decision thresholds.")
     terminal: TerminalConfig = Field(default_factory=TerminalConfig, description="Operator terminal.")
+
+    @model_validator(mode="after")
+    def _one_source_of_reads(self) -> EdgeConfig:
+        asks = self.sorter.mode == "request"
+        if self.devices.scanner is None and not asks:
+            raise ValueError(
+                "devices.scanner is required unless sorter.url asks for destinations (mode=request)"
+            )
+        if self.devices.scanner is not None and asks:
+            # Two sources would make two parcels of every carrier.
+            raise ValueError(
+                "sorter.url has mode=request: the controller's requests are the reads, so leave"
+                " devices.scanner unset"
+            )
+        return self
 
 
 class LineConfig(Strict):

@@ -30,6 +30,10 @@ class Reason(StrEnum):
     MODEL_UNCERTAIN = "MODEL_UNCERTAIN"
     IMAGE_MISSING = "IMAGE_MISSING"
     CLASSIFIER_ERROR = "CLASSIFIER_ERROR"
+    # The station could not decide before the parcel reached the divert point (queue behind).
+    LATE = "LATE"
+    # Processing failed with an error; the parcel is held, never passed as if cleared.
+    PROCESSING_ERROR = "PROCESSING_ERROR"
 
 
 # Which decision each reason forces, and the risk it carries on its own.
@@ -52,6 +56,8 @@ REASON_RISK: dict[Reason, float] = {
     Reason.MODEL_UNCERTAIN: 0.3,
     Reason.IMAGE_MISSING: 0.3,
     Reason.CLASSIFIER_ERROR: 0.3,
+    Reason.LATE: 0.5,
+    Reason.PROCESSING_ERROR: 0.5,
 }
 
 
@@ -84,6 +90,10 @@ class ParcelFacts:
     images: tuple[ImageView, ...] = field(default=())
     # Images the station waited for that never came (an X-ray shot lost between machine and folder).
     images_missing: int = 0
+    # No time was left to look at the images before the divert point: they were not classified.
+    late: bool = False
+    # Processing raised before the facts were complete: none of the others can be trusted.
+    processing_error: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,10 @@ def _image_reasons(facts: ParcelFacts, policy: PolicyConfig) -> list[Reason]:
     if facts.images_missing:
         # Never cleared unseen: with or without a classifier, a missing X-ray means nobody looked.
         reasons.append(Reason.IMAGE_MISSING)
+    if facts.late:
+        # Decided without its images: whatever they would have shown, nobody looked.
+        reasons.append(Reason.LATE)
+        return reasons
     if facts.classifier_state == "error":
         reasons.append(Reason.CLASSIFIER_ERROR)
     if facts.classifier_state != "on":
@@ -132,6 +146,9 @@ def _image_reasons(facts: ParcelFacts, policy: PolicyConfig) -> list[Reason]:
 
 def decide(facts: ParcelFacts, policy: PolicyConfig) -> Decision:
     """Pure: the same facts and policy always give the same decision, reasons in a stable order."""
+    if facts.processing_error:
+        failed = (Reason.PROCESSING_ERROR,)
+        return Decision("HOLD", failed, combine_risk(failed))
     reasons: list[Reason] = []
     status = facts.identify_status
     if status == "no_read":
@@ -163,3 +180,8 @@ def decide(facts: ParcelFacts, policy: PolicyConfig) -> Decision:
     else:
         name = "CLEAR"
     return Decision(name, ordered, combine_risk(ordered))
+
+
+def decide_failed() -> Decision:
+    """The decision for a parcel whose processing raised: held, whatever else might have been known."""
+    return decide(ParcelFacts("no_read", None, processing_error=True), PolicyConfig())

@@ -24,6 +24,7 @@ from edge.config import (
     ClassifierConfig,
     DevicesConfig,
     EdgeConfig,
+    IdentifyConfig,
     ServerLinkConfig,
     SorterConfig,
     StationConfig,
@@ -40,6 +41,7 @@ SITE = "SZX-HUB1"
 STATION_A = "SZX-HUB1-L1-XR1"
 STATION_B = "SZX-HUB1-L2-XR1"
 ADMIN = "demo-admin"
+DEMO_BUDGET_S = 600.0
 TERMINAL_OPERATOR = "demo-operator"
 
 
@@ -165,7 +167,11 @@ def station_config(
     return EdgeConfig(
         station=StationConfig(id=station_id, site_id=SITE, line_id=line_id, data_dir=work / station_id),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
-        sorter=SorterConfig(url=sorter_url, deadline_s=2.0),
+        # The replay reads every parcel at once, with no belt moving: a line's real budget (about
+        # 1.5 s) would hold most of them as LATE, and a loaded machine would decide which. The
+        # demo's budgets are generous so that its counts depend on the scenario alone.
+        sorter=SorterConfig(url=sorter_url, divert_budget_s=DEMO_BUDGET_S),
+        identify=IdentifyConfig(image_budget_ms=2000.0),
         server=ServerLinkConfig(url=server_url, sync_interval_s=0.3, batch_size=200),
         classifier=classifier,
         terminal=terminal,
@@ -188,8 +194,11 @@ def run_station(agent: EdgeAgent, total: int, label: str, progress: Progress) ->
     if not agent.sync.registry_synced.wait(60):
         raise DemoError(f"{label}: registry did not arrive from the server")
     agent.start_scanner()
-    while not agent.scanner.join(0.2):
+    while not agent.scanner.join(0.2) or not agent.drain(0.0):
         progress.bar(label, agent.parcels, total)
+        agent.drain(0.2)
+    if not agent.drain(DEMO_BUDGET_S):
+        raise DemoError(f"{label}: parcels still in progress")
     progress.bar(label, agent.parcels, total)
     wait_until(lambda: agent.store.outbox_size() == 0, 60, f"{label} outbox to drain", agent.sync.kick)
 
@@ -198,17 +207,20 @@ def parcels_of(agent: EdgeAgent) -> list[ParcelEvent]:
     return [e for e in agent.store.events(1_000_000) if isinstance(e, ParcelEvent)]
 
 
-def onward_parcels(parcels: list[Parcel], events: list[ParcelEvent]) -> list[Parcel]:
+def onward_parcels(
+    parcels: list[Parcel], events: list[ParcelEvent], outcomes: dict[str, str]
+) -> list[Parcel]:
     """Parcels that went on down the line: cleared ones, and those whose divert failed.
 
-    The replay feeds parcels in order, so the n-th parcel event belongs to the n-th parcel.
+    The replay feeds parcels in order and one worker records them in order, so the n-th parcel
+    event belongs to the n-th parcel. `outcomes` are the final divert outcomes by tracking id.
     """
     if len(parcels) != len(events):
         raise DemoError(f"{len(parcels)} parcels replayed but {len(events)} recorded")
     return [
         p
         for p, ev in zip(parcels, events, strict=True)
-        if ev.decision == "CLEAR" or (ev.divert is not None and ev.divert.outcome != "DIVERTED")
+        if ev.decision == "CLEAR" or outcomes.get(ev.tracking_id) != "DIVERTED"
     ]
 
 
@@ -336,7 +348,7 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     run_station(agent_a, len(scenario.parcels), "station A", progress)
 
     events_a = parcels_of(agent_a)
-    onward = onward_parcels(scenario.parcels, events_a)
+    onward = onward_parcels(scenario.parcels, events_a, agent_a.store.divert_outcomes())
     cleared_a = [e for e in events_a if e.decision == "CLEAR" and e.waybill]
     if not cleared_a:
         raise DemoError("no parcel cleared at station A; the scenario is too small")
@@ -411,9 +423,10 @@ def summarise(
     for agent in agents:
         for name, n in agent.store.decision_counts().items():
             edge_counts[name] = edge_counts.get(name, 0) + n
+        outcomes = agent.store.divert_outcomes()
         for ev in parcels_of(agent):
             no_reads += "NO_READ" in ev.reasons
-            done = ev.divert is not None and ev.divert.outcome == "DIVERTED"
+            done = outcomes.get(ev.tracking_id) == "DIVERTED"
             diverted += done
             pulls_diverted += done and ev.decision == "PULL"
     orders = api.call("GET", "/api/v1/orders")

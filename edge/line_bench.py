@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +47,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from edge.line_figures import RateTimings, rate_figures
 from edge.line_parcels import BenchParcel, prepare_parcels
-from edge.line_probes import FeedClock, StoreSampler, machine, timed_sorter
+from edge.line_probes import FeedClock, StoreSampler, timed_sorter
+from models.bench import machine
+from scanner_drivers.types import ImageCapture
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
@@ -58,6 +62,7 @@ STATION = "BENCH-L1-XR1"
 LEAD_S = 0.5  # from starting the station to the first scheduled read
 BARE_SAMPLE = 200  # parcels whose images are timed bare (enough for a stable mean)
 EVENTS_SQL = "SELECT body FROM events WHERE type = 'parcel'"
+OUTCOMES_SQL = "SELECT body FROM events WHERE type = 'divert_outcome' ORDER BY seq"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class LineBenchOptions:
     drain_s: float = 60.0
     out: Path | None = None
     quiet: bool = False
+    # The station's own knobs: parcels assessed at once, and images of one parcel classified at once.
+    parcels_at_once: int = 1
+    pool: int = 2
 
     def check(self) -> None:
         if not self.rates or any(r <= 0 for r in self.rates):
@@ -83,10 +91,12 @@ class LineBenchOptions:
             raise ValueError("--drain-s and --sorter-delay must not be negative")
         if not 0 < self.deadline_s <= 30:
             raise ValueError("--deadline must be over 0 and at most 30 seconds (the station's limits)")
+        if not 1 <= self.parcels_at_once <= 8 or not 1 <= self.pool <= 16:
+            raise ValueError("--parcels-at-once must be 1 to 8 and --pool 1 to 16 (the station's limits)")
 
 
 def station_config(
-    work: Path, sorter_url: str, classifier: ClassifierConfig, deadline_s: float
+    work: Path, sorter_url: str, classifier: ClassifierConfig, deadline_s: float, confirm_wait_s: float = 0.0
 ) -> EdgeConfig:
     """The demo's station settings; the scanner is an empty replay, since the bench drives on_read."""
     from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
@@ -96,7 +106,8 @@ def station_config(
     return EdgeConfig(
         station=StationConfig(id=STATION, site_id="BENCH", line_id="L1", data_dir=work / STATION),
         devices=DevicesConfig(scanner=f"fake://{replay}?speed=0"),
-        sorter=SorterConfig(url=sorter_url, deadline_s=deadline_s),
+        # The controller confirms when the parcel reaches its chute: wait that long past the divert point.
+        sorter=SorterConfig(url=sorter_url, deadline_s=deadline_s, confirm_wait_s=confirm_wait_s),
         classifier=classifier,
     )
 
@@ -140,6 +151,7 @@ def wait_recorded(agent: EdgeAgent, sampler: StoreSampler, clock: FeedClock, n: 
 
 
 def stored_events(agent: EdgeAgent, keys: dict[str, int]) -> dict[int, dict[str, Any]]:
+    """Each prepared parcel's stored event; a divert recorded as PENDING takes its follow-up outcome."""
     out: dict[int, dict[str, Any]] = {}
     for (body,) in agent.store.query(EVENTS_SQL):
         event = json.loads(body)
@@ -147,11 +159,25 @@ def stored_events(agent: EdgeAgent, keys: dict[str, int]) -> dict[int, dict[str,
             index = keys.get(str(ref.get("sha256")))
             if index is not None:
                 out.setdefault(index, event)
+    outcomes = {}
+    for (body,) in agent.store.query(OUTCOMES_SQL):
+        outcome = json.loads(body)
+        outcomes[str(outcome.get("tracking_id"))] = outcome
+    for event in out.values():
+        divert, later = event.get("divert"), outcomes.get(str(event.get("tracking_id")))
+        if isinstance(divert, dict) and later is not None:
+            event["divert"] = {**divert, "outcome": later.get("outcome"), "detail": later.get("detail", "")}
     return out
 
 
-def bare_cpu(parcels: Sequence[BenchParcel], classifier: ClassifierConfig) -> tuple[float | None, float]:
-    """(CPU ms per parcel, images per parcel) of decode + preprocessing + session.run on the same images."""
+def bare_cpu(
+    parcels: Sequence[BenchParcel], classifier: ClassifierConfig, workers: int = 1
+) -> tuple[float | None, float]:
+    """(CPU ms per parcel, images per parcel) of decode + preprocessing + session.run on the same images.
+
+    With `workers` > 1 the images run on that many threads at once, as the station runs them: two
+    inferences side by side each cost more processor time than one alone (shared caches and memory).
+    """
     from models.classifier import Classifier
 
     if classifier.manifest is None:
@@ -160,9 +186,17 @@ def bare_cpu(parcels: Sequence[BenchParcel], classifier: ClassifierConfig) -> tu
     kinds = set(classifier.kinds)
     sample = list(parcels[:BARE_SAMPLE])
     images = [img for p in sample for img in p.images if img.kind in kinds]
-    c0 = time.process_time()
-    for img in images:
+
+    def one(img: ImageCapture) -> None:
         clf.run(clf.preprocess(img.data, img.kind))
+
+    c0 = time.process_time()
+    if workers <= 1:
+        for img in images:
+            one(img)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, images))
     c1 = time.process_time()
     return (c1 - c0) * 1000 / len(sample), len(images) / len(sample)
 
@@ -174,13 +208,16 @@ def run_rate(
     from edge.agent import EdgeAgent
     from edge.demo import demo_classifier
 
-    classifier = demo_classifier(opts.classifier)
+    classifier = demo_classifier(opts.classifier).model_copy(
+        update={"parcels": opts.parcels_at_once, "pool": opts.pool}
+    )
     keys = {p.key: i for i, p in enumerate(parcels)}
     with tempfile.TemporaryDirectory(prefix="parcelguard-line-bench-") as tmp:
         sorter = timed_sorter(opts.sorter_delay_s)
         url = sorter.start()
         try:
-            agent = EdgeAgent(station_config(Path(tmp), url, classifier, opts.deadline_s))
+            confirm_wait_s = min(30.0, opts.sorter_delay_s + 0.5)
+            agent = EdgeAgent(station_config(Path(tmp), url, classifier, opts.deadline_s, confirm_wait_s))
             try:
                 agent.store.apply_registry(registry)
                 clock = FeedClock(agent, keys)
@@ -220,6 +257,9 @@ def run_rate(
             sorter.stop()
     bare_classifier = classifier if classifier.enabled else demo_classifier(True)
     timings.bare_cpu_ms_per_parcel, timings.bare_images_per_parcel = bare_cpu(parcels, bare_classifier)
+    # As many at once as the station classifies at most, capped by the cores that can run them.
+    side_by_side = min(os.cpu_count() or 1, opts.parcels_at_once * opts.pool)
+    timings.bare_parallel_cpu_ms_per_parcel, _ = bare_cpu(parcels, bare_classifier, side_by_side)
     return timings
 
 
@@ -251,6 +291,8 @@ def run_line_bench(opts: LineBenchOptions) -> dict[str, Any]:
             "seconds": opts.seconds,
             "sorter_delay_s": opts.sorter_delay_s,
             "deadline_s": opts.deadline_s,
+            "parcels_at_once": opts.parcels_at_once,
+            "pool": opts.pool,
             "classifier": "on" if opts.classifier else "off",
             "seed": opts.seed,
             "drain_s": opts.drain_s,
@@ -297,6 +339,8 @@ def cmd_bench_line(args: argparse.Namespace) -> int:
         drain_s=args.drain_s,
         out=args.out,
         quiet=args.json,
+        parcels_at_once=args.parcels_at_once,
+        pool=args.pool,
     )
     results = run_line_bench(opts)
     if args.json:
@@ -324,6 +368,8 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
     )
     p.add_argument("--deadline", type=float, default=2.0, help="sorter deadline_s of the station (demo: 2.0)")
     p.add_argument("--classifier", choices=("on", "off"), default="on")
+    p.add_argument("--parcels-at-once", type=int, default=1, help="station's classifier.parcels")
+    p.add_argument("--pool", type=int, default=2, help="station's classifier.pool")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (the demo's is 7)")
     p.add_argument(
         "--drain-s",

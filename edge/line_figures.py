@@ -29,7 +29,8 @@ class RateTimings:
     decided_at: dict[int, float] = field(default_factory=dict)
     # Parcel index -> its stored event body (as JSON data).
     events: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # Tracking id -> when the sorter received its divert command.
+    # The id the sorter was sent (the parcel's sorter id; its tracking id before there was one) ->
+    # when the sorter received its divert command.
     divert_at: dict[str, float] = field(default_factory=dict)
     # (time, parcel events in the store) samples taken during the run.
     recorded_samples: list[tuple[float, int]] = field(default_factory=list)
@@ -38,6 +39,8 @@ class RateTimings:
     cpu_s: float = 0.0
     bare_cpu_ms_per_parcel: float | None = None
     bare_images_per_parcel: float = 0.0
+    # The same, with images classified side by side on as many threads as the station uses.
+    bare_parallel_cpu_ms_per_parcel: float | None = None
     drained_by: str = "polling"
     errors: int = 0
 
@@ -112,7 +115,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
     decision = [t.decided_at[i] - t.due[i] for i in sorted(t.decided_at)]
     divert: list[float] = []
     for i, ev in t.events.items():
-        at = t.divert_at.get(str(ev.get("tracking_id")))
+        at = t.divert_at.get(str(ev.get("sorter_id") or ev.get("tracking_id")))
         if at is not None:
             divert.append(at - t.due[i])
     window = steady_window(t.due)
@@ -129,6 +132,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
     )
     cpu_ms = round(t.cpu_s * 1000 / recorded, 2) if recorded else None
     bare = t.bare_cpu_ms_per_parcel
+    par = t.bare_parallel_cpu_ms_per_parcel
     grew = bool((growth is not None and growth > BACKLOG_GROWTH_SHARE * t.rate) or len(t.due) > recorded)
     return {
         "offered_per_s": t.rate,
@@ -169,5 +173,7 @@ def rate_figures(t: RateTimings) -> dict[str, Any]:
         "cpu_ms_per_parcel": cpu_ms,
         "bare_cpu_ms_per_parcel": None if bare is None else round(bare, 2),
         "bare_images_per_parcel": round(t.bare_images_per_parcel, 2),
+        "bare_parallel_cpu_ms_per_parcel": None if par is None else round(par, 2),
+        "ratio_parallel": round(cpu_ms / par, 2) if cpu_ms is not None and par else None,
         "ratio": round(cpu_ms / bare, 2) if cpu_ms is not None and bare else None,
     }

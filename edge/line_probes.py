@@ -6,12 +6,9 @@ they use only the station's public parts (its feed and its store's read queries)
 
 from __future__ import annotations
 
-import os
-import platform
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,31 +16,6 @@ if TYPE_CHECKING:
 
 SAMPLE_S = 0.1  # how often the store's parcel count is sampled
 COUNT_SQL = "SELECT COUNT(*) FROM events WHERE type = 'parcel'"
-
-
-def machine() -> dict[str, Any]:
-    """The machine the figures were measured on, for the results file."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import onnxruntime as ort
-
-        ort_version: str | None = ort.__version__
-    except ImportError:
-        ort_version = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "onnxruntime": ort_version,
-    }
 
 
 def timed_sorter(delay_s: float) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import queue
@@ -17,8 +19,11 @@ from typing import Any, TypeVar
 import sqlite_utils
 from pydantic import TypeAdapter
 
+from edge.disk_reserve import DiskReserve
 from edge.errors import StoreError
-from edge.wire import Event, ManifestWire, PullOrderWire, RegistryChanges, SenderWire
+from edge.store_checkpoints import Checkpointer
+from edge.store_copies import ServerCopies
+from edge.wire import Event
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,9 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at TEXT NOT NULL, expires_at TEXT NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_waybill ON orders(waybill);
 CREATE INDEX IF NOT EXISTS orders_sender ON orders(sender_token);
+CREATE TABLE IF NOT EXISTS divert_intents (
+    tracking_id TEXT PRIMARY KEY, event_key TEXT NOT NULL, waybill TEXT, sorter_id TEXT,
+    decision TEXT NOT NULL, chute TEXT, order_ids TEXT NOT NULL DEFAULT '[]');
 """
 
 
@@ -81,37 +89,112 @@ class ImageBlob:
     data: bytes
 
 
+@dataclass(frozen=True)
+class DivertIntent:
+    """A divert decided and recorded but whose outcome is not recorded yet."""
+
+    tracking_id: str
+    event_key: str
+    waybill: str | None
+    sorter_id: str | None
+    decision: str
+    chute: str | None
+    order_ids: tuple[str, ...] = ()
+
+
+# Writer priorities: the parcel path goes ahead of sync bookkeeping and registry copies.
+URGENT, NORMAL, LAST = 0, 1, 2
+Job = tuple[int, int, Callable[[sqlite_utils.Database], Any] | None, Future[Any] | None]
+
+
 def _wrap(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"local database write failed: {exc}")
 
 
-class EdgeStore:
+def _insert_events(db: sqlite_utils.Database, evs: Sequence[Event], upload: Sequence[str] = ()) -> None:
+    """Events and their outbox rows, inside the caller's transaction; `upload` goes with parcel events.
+
+    An event already stored (a retry of a write that did land) is skipped with its outbox row:
+    writing a record again is harmless, so a record kept in memory can always be retried.
+    """
+    for ev in evs:
+        body = ev.model_dump_json()
+        cur = db.execute(
+            "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)",
+            [
+                ev.key,
+                ev.seq,
+                ev.type,
+                ev.at.isoformat(),
+                getattr(ev, "tracking_id", None),
+                getattr(ev, "waybill", None),
+                getattr(ev, "decision", None),
+                body,
+            ],
+        )
+        if not cur.rowcount:
+            row = db.execute("SELECT body FROM events WHERE key = ?", [ev.key]).fetchone()
+            if row is None or row[0] != body:
+                raise sqlite3.IntegrityError(f"event {ev.key} is already stored with another body")
+            continue
+        ups = list(upload) if ev.type == "parcel" else []
+        db.execute(
+            "INSERT INTO outbox (seq, key, body, images) VALUES (?,?,?,?)",
+            [ev.seq, ev.key, body, json.dumps(ups)],
+        )
+    if evs:
+        top = max(e.seq for e in evs)
+        db.execute(
+            "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
+            " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            [str(top)],
+        )
+
+
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc).lower()
+
+
+class EdgeStore(ServerCopies):
     """One writer thread owns all writes; readers use their own connection (WAL lets both run)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, reserve_bytes: int = 0, on_disk: Callable[[bool, str], None] | None = None
+    ) -> None:
         self.path = path
+        # Space held back for the records of a full disk (see DiskReserve).
+        self.reserve = DiskReserve(path.with_name(path.name + ".reserve"), reserve_bytes, on_disk)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._wconn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db = sqlite_utils.Database(self._wconn)
             self._db.enable_wal()
             self._wconn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on their own thread (below), never inside a parcel's commit: copying
+            # the log back into the database can take longer than a parcel may wait.
+            self._wconn.execute("PRAGMA wal_autocheckpoint=0")
             self._wconn.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
             self._upgrade()
-            self._rconn = sqlite3.connect(str(path), check_same_thread=False)
-            self._rconn.execute("PRAGMA busy_timeout=5000")
+            row = self._wconn.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),"
+                " COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'), 0))"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open local database {path}: {exc}") from exc
-        self._rlock = threading.Lock()
-        self._jobs: queue.Queue[tuple[Callable[[sqlite_utils.Database], Any], Future[Any]] | None] = (
-            queue.Queue()
-        )
+        # Readers (parcel worker, sync, order poll, terminal) each get their own connection:
+        # the writer's connection is the writer thread's alone.
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._order = itertools.count()
+        self._jobs: queue.PriorityQueue[Job] = queue.PriorityQueue()
         self._seq_lock = threading.Lock()
-        row = self._wconn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        self._seq = max(int(row[0]), int(self.get_meta("seq", "0")))
+        self._seq = int(row[0])
+        self.reserve.restore()
         self._writer = threading.Thread(target=self._write_loop, name="edge-store-writer", daemon=True)
         self._writer.start()
+        self._checkpoints = Checkpointer(path)
 
     def _upgrade(self) -> None:
         """Bring a database made by an earlier release up to this schema (columns only ever added)."""
@@ -125,43 +208,80 @@ class EdgeStore:
 
     def _write_loop(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            _prio, _n, fn, fut = self._jobs.get()
+            if fn is None or fut is None:
                 return
-            fn, fut = job
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                with self._db.atomic():
-                    result = fn(self._db)
+                result = self._run_job(fn)
             except sqlite3.Error as exc:
                 fut.set_exception(_wrap(exc))
             except BaseException as exc:  # handed to the caller, who decides
                 fut.set_exception(exc)
             else:
                 fut.set_result(result)
+                self.reserve.restore_when_due()
 
-    def write(self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 30.0) -> T:
-        """Run `fn` in one transaction on the writer thread and wait for it."""
+    def _run_job(self, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
+        try:
+            with self._db.atomic():
+                return fn(self._db)
+        except sqlite3.OperationalError as exc:
+            # The disk is full: give the reserve back to the file system and write once more, so
+            # that what is being recorded now reaches the disk (and survives a kill) at once.
+            if not is_disk_full(exc) or not self.reserve.release(str(exc)):
+                raise
+        with self._db.atomic():
+            return fn(self._db)
+
+    def write(
+        self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 30.0, urgent: bool = False
+    ) -> T:
+        """Run `fn` in one transaction on the writer thread and wait for it (urgent jobs go first)."""
         fut: Future[T] = Future()
-        self._jobs.put((fn, fut))
-        return fut.result(timeout)
+        self._jobs.put((URGENT if urgent else NORMAL, next(self._order), fn, fut))
+        try:
+            return fut.result(timeout)
+        except TimeoutError as exc:
+            raise StoreError(f"local database write did not finish within {timeout} s") from exc
 
     def close(self) -> None:
-        self._jobs.put(None)
+        self._checkpoints.stop()
+        # Queued last: every write already asked for is done first.
+        self._jobs.put((LAST, next(self._order), None, None))
         self._writer.join(10)
+        with contextlib.suppress(sqlite3.Error):
+            # The log goes back into the database at a clean stop (a kill leaves it for the next start).
+            self._wconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._wconn.close()
-        self._rconn.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                # check_same_thread off only so that close() may close it; one thread uses it.
+                conn = sqlite3.connect(str(self.path), check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=5000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open local database {self.path} for reading: {exc}") from exc
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._rlock:
-            return list(self._rconn.execute(sql, params).fetchall())
+        return list(self._reader().execute(sql, params).fetchall())
 
     def get_meta(self, key: str, default: str) -> str:
-        row = self._wconn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0]) if row else default
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
 
     # -- sequence and boots ----------------------------------------------------------------------
 
@@ -185,7 +305,8 @@ class EdgeStore:
         """Count one more boot of the station; the boot id is part of every idempotency key."""
 
         def bump(db: sqlite_utils.Database) -> int:
-            boot = int(self.get_meta("boot", "0")) + 1
+            row = db.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
+            boot = int(row[0] if row else 0) + 1
             db.execute("INSERT OR REPLACE INTO meta VALUES ('boot', ?)", [str(boot)])
             return boot
 
@@ -199,33 +320,23 @@ class EdgeStore:
         images: Iterable[ImageBlob] = (),
         order_states: Iterable[tuple[str, str]] = (),
         upload: Sequence[str] = (),
+        intents: Iterable[DivertIntent] = (),
+        settled: Iterable[str] = (),
+        urgent: bool = False,
     ) -> None:
-        """Events, their outbox rows, held images and order states in one transaction."""
+        """Events, their outbox rows, held images, order states and divert intents in one transaction.
+
+        `intents` are diverts about to be sent (recorded before they are); `settled` are the
+        tracking ids whose divert outcome these events record.
+        """
         evs = list(events)
         imgs = list(images)
         states = list(order_states)
+        new_intents = list(intents)
+        done = list(settled)
 
         def tx(db: sqlite_utils.Database) -> None:
-            for ev in evs:
-                body = ev.model_dump_json()
-                db.execute(
-                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
-                    [
-                        ev.key,
-                        ev.seq,
-                        ev.type,
-                        ev.at.isoformat(),
-                        getattr(ev, "tracking_id", None),
-                        getattr(ev, "waybill", None),
-                        getattr(ev, "decision", None),
-                        body,
-                    ],
-                )
-                ups = list(upload) if ev.type == "parcel" else []
-                db.execute(
-                    "INSERT INTO outbox (seq, key, body, images) VALUES (?,?,?,?)",
-                    [ev.seq, ev.key, body, json.dumps(ups)],
-                )
+            _insert_events(db, evs, upload)
             for img in imgs:
                 db.execute(
                     "INSERT OR IGNORE INTO images (sha256, kind, content_type, data, stored_at)"
@@ -234,15 +345,30 @@ class EdgeStore:
                 )
             for order_id, state in states:
                 db.execute("UPDATE orders SET state = ? WHERE order_id = ?", [state, order_id])
-            if evs:
-                top = max(e.seq for e in evs)
+            for it in new_intents:
                 db.execute(
-                    "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
-                    " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                    [str(top)],
+                    "INSERT OR REPLACE INTO divert_intents VALUES (?,?,?,?,?,?,?)",
+                    [
+                        it.tracking_id,
+                        it.event_key,
+                        it.waybill,
+                        it.sorter_id,
+                        it.decision,
+                        it.chute,
+                        json.dumps(list(it.order_ids)),
+                    ],
                 )
+            db.conn.executemany("DELETE FROM divert_intents WHERE tracking_id = ?", [(t,) for t in done])
 
-        self.write(tx)
+        self.write(tx, urgent=urgent)
+
+    def open_intents(self) -> list[DivertIntent]:
+        """Diverts recorded as intended whose outcome never was (the station stopped in between)."""
+        rows = self.query(
+            "SELECT tracking_id, event_key, waybill, sorter_id, decision, chute, order_ids"
+            " FROM divert_intents ORDER BY rowid"
+        )
+        return [DivertIntent(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows]
 
     def pending_outbox(self, limit: int) -> list[OutboxRow]:
         rows = self.query(
@@ -310,160 +436,21 @@ class EdgeStore:
         rows = self.query("SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
         return [EVENT_ADAPTER.validate_json(r[0]) for r in rows]
 
+    def divert_outcomes(self) -> dict[str, str]:
+        """Each parcel's last divert outcome by tracking id: its follow-up's, else the parcel's own."""
+        out: dict[str, str] = {}
+        for tracking_id, body in self.query(
+            "SELECT tracking_id, body FROM events WHERE type IN ('parcel', 'divert_outcome') ORDER BY seq"
+        ):
+            data = json.loads(body)
+            outcome = data.get("outcome") or (data.get("divert") or {}).get("outcome")
+            if outcome is not None:
+                out[tracking_id] = outcome
+        return out
+
+    def _insert_events(self, db: sqlite_utils.Database, evs: Sequence[Event]) -> None:
+        _insert_events(db, evs)
+
     def decision_counts(self) -> dict[str, int]:
         rows = self.query("SELECT decision, COUNT(*) FROM events WHERE type = 'parcel' GROUP BY decision")
         return {str(r[0]): int(r[1]) for r in rows}
-
-    # -- registry copy ---------------------------------------------------------------------------
-
-    def apply_registry(self, changes: RegistryChanges) -> None:
-        def tx(db: sqlite_utils.Database) -> None:
-            db.conn.executemany(
-                "INSERT OR REPLACE INTO senders"
-                " (sender_token, id_masked, name_masked, phone_token, verified, agreement_customer,"
-                " address_token) VALUES (?,?,?,?,?,?,?)",
-                [
-                    (
-                        s.sender_token,
-                        s.id_masked,
-                        s.name_masked,
-                        s.phone_token,
-                        s.verified,
-                        s.agreement_customer,
-                        s.address_token,
-                    )
-                    for s in changes.senders
-                ],
-            )
-            db.conn.executemany(
-                "INSERT OR REPLACE INTO manifests VALUES (?,?,?,?,?,?)",
-                [
-                    (
-                        m.waybill,
-                        m.sender_token,
-                        m.declared_name,
-                        m.declared_category,
-                        m.quantity,
-                        m.inspected_on_receipt,
-                    )
-                    for m in changes.manifests
-                ],
-            )
-            db.conn.executemany(
-                "INSERT OR REPLACE INTO watchlist VALUES (?,?,?,?,?,?,?)",
-                [
-                    (
-                        w.entry_id,
-                        w.list,
-                        w.kind,
-                        w.token,
-                        w.reason,
-                        w.expires_at.isoformat() if w.expires_at else None,
-                        w.active,
-                    )
-                    for w in changes.watchlist
-                ],
-            )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('registry_cursor', ?)", [str(changes.cursor)])
-
-        self.write(tx)
-
-    def registry_cursor(self) -> int:
-        return int(self.get_meta("registry_cursor", "0"))
-
-    def manifest(self, waybill: str) -> ManifestWire | None:
-        rows = self.query("SELECT * FROM manifests WHERE waybill = ?", (waybill,))
-        if not rows:
-            return None
-        r = rows[0]
-        return ManifestWire(
-            waybill=r[0],
-            sender_token=r[1],
-            declared_name=r[2],
-            declared_category=r[3],
-            quantity=r[4],
-            inspected_on_receipt=bool(r[5]),
-        )
-
-    def sender(self, token: str) -> SenderWire | None:
-        rows = self.query(
-            "SELECT sender_token, id_masked, name_masked, phone_token, verified, agreement_customer,"
-            " address_token FROM senders WHERE sender_token = ?",
-            (token,),
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        return SenderWire(
-            sender_token=r[0],
-            id_masked=r[1],
-            name_masked=r[2],
-            phone_token=r[3],
-            verified=bool(r[4]),
-            agreement_customer=bool(r[5]),
-            address_token=r[6],
-        )
-
-    def watch_lists(self, tokens: Sequence[str], now: datetime) -> set[str]:
-        """The lists ('blacklist', 'watchlist') that any of `tokens` is on right now."""
-        toks = [t for t in tokens if t]
-        if not toks:
-            return set()
-        marks = ",".join("?" * len(toks))
-        rows = self.query(
-            f"SELECT list, expires_at FROM watchlist WHERE active = 1 AND token IN ({marks})", toks
-        )
-        return {r[0] for r in rows if r[1] is None or datetime.fromisoformat(r[1]) > now}
-
-    # -- pull orders -----------------------------------------------------------------------------
-
-    def add_orders(self, orders: Sequence[PullOrderWire]) -> list[PullOrderWire]:
-        """Store orders not seen before; return the new ones (the caller reports them delivered)."""
-
-        def tx(db: sqlite_utils.Database) -> list[PullOrderWire]:
-            new: list[PullOrderWire] = []
-            for o in orders:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        o.order_id,
-                        o.seq,
-                        o.scope,
-                        o.waybill,
-                        o.sender_token,
-                        o.reason,
-                        o.issuer,
-                        o.site_id,
-                        o.created_at.isoformat(),
-                        o.expires_at.isoformat(),
-                        "delivered",
-                    ],
-                )
-                if cur.rowcount:
-                    new.append(o)
-            top = max((o.seq for o in orders), default=0)
-            if top:
-                db.execute(
-                    "INSERT INTO meta VALUES ('orders_seq', ?) ON CONFLICT(key) DO UPDATE SET value ="
-                    " MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                    [str(top)],
-                )
-            return new
-
-        return self.write(tx)
-
-    def orders_seq(self) -> int:
-        return int(self.get_meta("orders_seq", "0"))
-
-    def matching_orders(self, waybill: str | None, sender_token: str | None, now: datetime) -> list[str]:
-        """Open orders for this waybill or sender that have not expired."""
-        rows = self.query(
-            "SELECT order_id, expires_at FROM orders WHERE state = 'delivered' AND"
-            " ((scope = 'waybill' AND waybill = ?) OR (scope = 'sender' AND sender_token = ?))"
-            " ORDER BY seq",
-            (waybill or "\x00", sender_token or "\x00"),
-        )
-        return [r[0] for r in rows if datetime.fromisoformat(r[1]) > now]
-
-    def open_orders(self) -> int:
-        return int(self.query("SELECT COUNT(*) FROM orders WHERE state = 'delivered'")[0][0])

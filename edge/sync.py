@@ -203,20 +203,20 @@ class SyncWorker:
     def accept_orders(self, orders: list[PullOrderWire]) -> None:
         if not orders:
             return
-        new = self.store.add_orders(orders)
-        events = []
-        for order in new:
-            events.append(
-                OrderStatusEvent(
-                    **self.store.stamp(self.station_id, self.boot_id, self.clock()),
-                    order_id=order.order_id,
-                    state="delivered",
-                    waybill=order.waybill,
-                )
+
+        def delivered(order: PullOrderWire) -> OrderStatusEvent:
+            return OrderStatusEvent(
+                **self.store.stamp(self.station_id, self.boot_id, self.clock()),
+                order_id=order.order_id,
+                state="delivered",
+                waybill=order.waybill,
             )
+
+        # The order, the poll cursor and its "delivered" ack commit together.
+        new = self.store.add_orders(orders, delivered)
+        for order in new:
             self.feed.publish({"type": "order", "order": order.model_dump(mode="json")})
-        if events:
-            self.store.append_events(events)
+        if new:
             self._kick.set()
 
     # -- threads -----------------------------------------------------------------------------

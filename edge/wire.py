@@ -13,7 +13,10 @@ Decision = Literal["CLEAR", "HOLD", "PULL"]
 ImageKindWire = Literal["xray", "xray_low", "camera", "label"]
 OrderState = Literal["pending", "delivered", "diverted", "missed", "expired"]
 OrderScope = Literal["waybill", "sender"]
-DivertOutcome = Literal["DIVERTED", "MISSED", "TIMEOUT", "NOT_SENT"]
+# PENDING: the intent, recorded before the command is sent (its outcome follows as a DivertOutcomeEvent);
+# LATE: not sent, the parcel had passed the divert point; UNKNOWN: the station stopped between
+# intent and outcome and cannot know what the controller did.
+DivertOutcome = Literal["DIVERTED", "MISSED", "TIMEOUT", "NOT_SENT", "PENDING", "LATE", "UNKNOWN"]
 
 
 class WireModel(BaseModel):
@@ -85,6 +88,23 @@ class ParcelEvent(EventBase):
     order_ids: list[str] = Field(default_factory=list)
     divert: DivertWire | None = None
     images: list[ImageRef] = Field(default_factory=list)
+    # The id the sorter was sent: the controller's own parcel id, else the waybill, else a code read.
+    sorter_id: str | None = None
+    # Class name of the error that stopped processing (reason PROCESSING_ERROR); never data.
+    error: str | None = None
+
+
+class DivertOutcomeEvent(EventBase):
+    """What became of a divert whose intent a parcel event recorded (outcome PENDING there)."""
+
+    type: Literal["divert_outcome"] = "divert_outcome"
+    tracking_id: str
+    waybill: str | None = None
+    sorter_id: str | None = None
+    decision: Decision
+    outcome: DivertOutcome
+    chute: str | None = None
+    detail: str = ""
 
 
 class OrderStatusEvent(EventBase):
@@ -118,7 +138,7 @@ class DeviceStatusEvent(EventBase):
 
 
 Event = Annotated[
-    ParcelEvent | OrderStatusEvent | OperatorEvent | DeviceStatusEvent,
+    ParcelEvent | OrderStatusEvent | OperatorEvent | DeviceStatusEvent | DivertOutcomeEvent,
     Field(discriminator="type"),
 ]
 

@@ -17,7 +17,8 @@ from models.classifier import Classifier
 from models.train import IMAGE_SUFFIXES
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
+    """The machine figures were measured on (CPU model, cores, library versions), for results files."""
     import onnxruntime as ort
 
     cpu = platform.processor()
@@ -133,7 +134,7 @@ def run_bench(
     result = {
         "benchmark": "classifier",
         "when_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "machine": _machine(),
+        "machine": machine(),
         "method": (
             "One onnxruntime session (CPU provider, intra-op threads as given, inter-op 1, no spinning), "
             "warmed up at load. For each image in turn: bare = session.run on the image's input tensor, "

@@ -44,6 +44,8 @@ class ScanRead:
     trigger_id: int | None = None
     images: tuple[ImageCapture, ...] = field(default=())
     carrier_id: str | None = None
+    # Seconds after `at_monotonic` within which the source wants its answer (a controller's request).
+    answer_within_s: float | None = None
 
     @property
     def no_read(self) -> bool:

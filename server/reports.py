@@ -17,7 +17,7 @@ from server.orders import order_state_counts
 from server.schema import daily_counts, events, reviews, stations
 
 CONFIRMED_OUTCOMES = frozenset({"detain", "seize", "refer"})
-MISSED_DIVERTS = frozenset({"MISSED", "TIMEOUT", "NOT_SENT"})
+MISSED_DIVERTS = frozenset({"MISSED", "TIMEOUT", "NOT_SENT", "LATE", "UNKNOWN"})
 
 
 def summarise_counts(counts: Counter[tuple[str, str]]) -> dict[str, Any]:

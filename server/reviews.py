@@ -92,6 +92,27 @@ def _load(conn: Connection, item_id: int, principal: Principal) -> Any:
     return row
 
 
+def _settled_divert(conn: Connection, row: Any, divert: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A divert the station recorded as PENDING has its outcome in a later event of the same parcel."""
+    if not divert or divert.get("outcome") != "PENDING":
+        return divert
+    found = conn.execute(
+        select(events.c.payload)
+        .where(
+            events.c.day >= row.day,
+            events.c.type == "divert_outcome",
+            events.c.station_id == row.station_id,
+            events.c.tracking_id == row.tracking_id,
+        )
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    if found is None:
+        return divert
+    outcome = json.loads(found)
+    return {"outcome": outcome["outcome"], "chute": outcome.get("chute"), "detail": outcome.get("detail", "")}
+
+
 def evidence(
     conn: Connection, item_id: int, principal: Principal, regions: dict[str, list[str]]
 ) -> dict[str, Any]:
@@ -109,7 +130,7 @@ def evidence(
         {**img, "url": IMAGE_URL.format(sha256=img["sha256"])} for img in payload.get("images", [])
     ]
     out["classifications"] = payload.get("classifications", [])
-    out["divert"] = payload.get("divert")
+    out["divert"] = _settled_divert(conn, row, payload.get("divert"))
     out["codes"] = payload.get("codes", [])
     out["sender"] = None
     out["sender_history"] = []

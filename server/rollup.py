@@ -10,11 +10,11 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from edge.wire import DeviceStatusEvent, OperatorEvent, OrderStatusEvent, ParcelEvent
+from edge.wire import DeviceStatusEvent, DivertOutcomeEvent, OperatorEvent, OrderStatusEvent, ParcelEvent
 from server.schema import daily_counts
 
 REALNAME_REASONS = frozenset({"NO_REALNAME", "REALNAME_UNVERIFIED"})
-AnyEvent = ParcelEvent | OrderStatusEvent | OperatorEvent | DeviceStatusEvent
+AnyEvent = ParcelEvent | OrderStatusEvent | OperatorEvent | DeviceStatusEvent | DivertOutcomeEvent
 
 
 def event_day(event: AnyEvent) -> str:
@@ -44,8 +44,12 @@ def event_counters(event: AnyEvent) -> list[tuple[str, str]]:
             out.extend(("hit_reason", r[:64]) for r in event.reasons)
             out.append(("hit_hour", f"{event.at.astimezone(UTC).hour:02d}"))
             out.append(("hit_category", hit_category(event)[:64]))
-        if event.decision == "PULL":
+        # A PENDING divert is counted when its outcome event comes.
+        if event.decision == "PULL" and not (event.divert and event.divert.outcome == "PENDING"):
             out.append(("divert", event.divert.outcome if event.divert else "NONE"))
+    elif isinstance(event, DivertOutcomeEvent):
+        if event.decision == "PULL":
+            out.append(("divert", event.outcome))
     elif isinstance(event, OrderStatusEvent):
         out.append(("order_status", event.state))
     elif isinstance(event, OperatorEvent):

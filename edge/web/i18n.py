@@ -66,6 +66,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "device_model": ("识别模型", "Model"),
     "device_sync": ("上次同步", "Last sync"),
     "device_outbox": ("待上传", "Outbox"),
+    "device_disk": ("磁盘空间", "Disk space"),
+    "device_store": ("本地数据库", "Local database"),
+    "device_pipeline": ("包裹处理", "Parcel processing"),
     "up": ("正常", "OK"),
     "down": ("故障", "DOWN"),
     "quiet": ("无响应", "quiet"),
@@ -90,6 +93,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "MISSED": ("未拦下", "missed"),
     "TIMEOUT": ("超时", "timed out"),
     "NOT_SENT": ("未发送", "not sent"),
+    "PENDING": ("分拣中", "diverting"),
+    "LATE": ("超过分拣点", "too late"),
+    "UNKNOWN": ("结果未知", "outcome unknown"),
     "reason_NO_READ": ("未读到条码", "No barcode read"),
     "reason_NO_VALID_WAYBILL": ("无有效运单号", "No valid waybill"),
     "reason_WAYBILL_CONFLICT": ("多个运单号冲突", "Conflicting waybills"),
@@ -105,6 +111,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_MODEL_UNCERTAIN": ("识别结果不确定", "Classifier uncertain"),
     "reason_IMAGE_MISSING": ("图像缺失", "Image missing"),
     "reason_CLASSIFIER_ERROR": ("识别模块故障", "Classifier error"),
+    "reason_LATE": ("来不及判定", "Too late to decide"),
+    "reason_PROCESSING_ERROR": ("处理出错", "Processing error"),
 }
 
 

@@ -15,7 +15,7 @@ from edge.store import EdgeStore
 
 # The panel's fixed order; any other device the board knows is listed after these.
 PANEL_DEVICES = ("scanner", "camera", "xray", "sorter", "model")
-ALERT_OUTCOMES = ("MISSED", "TIMEOUT")
+ALERT_OUTCOMES = ("MISSED", "TIMEOUT", "LATE", "UNKNOWN")
 
 
 class AgentLike(Protocol):
@@ -64,6 +64,18 @@ def recent_parcels(store: EdgeStore, limit: int, now: datetime) -> list[dict[str
     actions: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
     if ids:
         marks = ",".join("?" * len(ids))
+        # A divert recorded as PENDING with the parcel has its outcome in a later event.
+        settled: dict[str, dict[str, Any]] = {}
+        for (raw,) in store.query(
+            f"SELECT body FROM events WHERE type = 'divert_outcome' AND tracking_id IN ({marks})"
+            " ORDER BY seq",
+            ids,
+        ):
+            ev = json.loads(raw)
+            settled[ev["tracking_id"]] = {"outcome": ev["outcome"], "chute": ev.get("chute"), "detail": ""}
+        for b in bodies:
+            if b["tracking_id"] in settled:
+                b["divert"] = settled[b["tracking_id"]]
         for (raw,) in store.query(
             f"SELECT body FROM events WHERE type = 'operator' AND tracking_id IN ({marks}) ORDER BY seq",
             ids,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import logging
 import os
@@ -45,6 +46,8 @@ class CameraConfig:
     reconnect_max_s: float
     # A video file played as a live stream at its own frame rate (demos, tests of the live path).
     play_live: bool
+    # Live frames held, so a read handled late still gets the frame of its own trigger.
+    history: int = 16
 
 
 def parse_camera_url(url: str) -> CameraConfig:
@@ -79,6 +82,7 @@ def parse_camera_url(url: str) -> CameraConfig:
         pattern=opts.text("pattern", "*.jpg,*.jpeg,*.png,*.bmp,*.tif,*.tiff"),
         reconnect_max_s=opts.number("reconnect_max", 5.0, 0.1, 600.0),
         play_live=opts.flag("live", False) if scheme == "video" else False,
+        history=opts.integer("history", 16, 1, 256),
     )
     opts.finish()
     return cfg
@@ -89,7 +93,9 @@ def _now_utc() -> str:
 
 
 class CameraDriver:
-    """`capture()` returns the first frame taken after the call (live) or the next frame (files)."""
+    """`capture()` returns the first frame taken at or after the read's trigger time (live; the last
+    `history` frames are held so a station running behind still gets the frame of its read), or the
+    next frame (files)."""
 
     def __init__(self, url: str) -> None:
         self.config = parse_camera_url(url)
@@ -98,7 +104,12 @@ class CameraDriver:
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None
         self._frame_lock = threading.Condition()
-        self._latest: tuple[float, np.ndarray] | None = None
+        # (monotonic time taken, frame), oldest first; bounded, as frames are large.
+        self._history: collections.deque[tuple[float, np.ndarray]] = collections.deque(
+            maxlen=self.config.history
+        )
+        # When the newest frame let go of was taken: a trigger before it has lost its frame.
+        self._let_go_at = float("-inf")
         self._files: list[Path] = []
         self._next_file = 0
         self._seq = 0
@@ -177,9 +188,7 @@ class CameraDriver:
                 up = False
                 self._on_status(self.url, False, "stream lost")
                 continue
-            with self._frame_lock:
-                self._latest = (time.monotonic(), frame)
-                self._frame_lock.notify_all()
+            self._remember(time.monotonic(), frame)
             if self.config.play_live:
                 self._stop.wait(1.0 / (self._cap.get(cv2.CAP_PROP_FPS) or 25.0))
         if self._cap is not None:
@@ -204,10 +213,16 @@ class CameraDriver:
         self._cap = self._open_capture()
         self._on_status(self.url, True, "video open")
 
-    def capture(self, timeout_s: float = 1.0) -> ImageCapture:
-        """One frame, encoded; DeviceError when none arrives within `timeout_s` or the source ran out."""
+    def capture(self, timeout_s: float = 1.0, at_monotonic: float | None = None) -> ImageCapture:
+        """One frame, encoded; DeviceError when none arrives within `timeout_s` or the source ran out.
+
+        Live sources give the first frame taken at or after `at_monotonic` (default: now), so a
+        read is bound to the frame of its own trigger even when it is handled later.
+        """
         if self.live:
-            frame = self._wait_live_frame(time.monotonic(), timeout_s)
+            now = time.monotonic()
+            trigger = now if at_monotonic is None else min(at_monotonic, now)
+            frame = self._wait_live_frame(trigger, timeout_s, now)
         elif self.config.scheme == "images":
             frame = self._next_image()
         else:
@@ -215,15 +230,34 @@ class CameraDriver:
         self._seq += 1
         return self._encode(frame)
 
-    def _wait_live_frame(self, trigger: float, timeout_s: float) -> np.ndarray:
-        deadline = trigger + timeout_s
+    def _remember(self, taken: float, frame: np.ndarray) -> None:
         with self._frame_lock:
-            while self._latest is None or self._latest[0] < trigger:
+            if len(self._history) == self._history.maxlen:
+                self._let_go_at = self._history[0][0]
+            self._history.append((taken, frame))
+            self._frame_lock.notify_all()
+
+    def _frame_at(self, trigger: float) -> np.ndarray | None:
+        """The first held frame taken at or after `trigger`; None while there is none yet."""
+        if trigger <= self._let_go_at:
+            raise DeviceError(
+                f"camera {self.url}: the frame of a read {self._let_go_at - trigger:.2f} s before the"
+                " oldest held frame is gone (the station fell behind; raise history=)"
+            )
+        for taken, frame in self._history:
+            if taken >= trigger:
+                return frame
+        return None
+
+    def _wait_live_frame(self, trigger: float, timeout_s: float, now: float) -> np.ndarray:
+        deadline = now + timeout_s
+        with self._frame_lock:
+            while (frame := self._frame_at(trigger)) is None:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stop.is_set():
                     raise DeviceError(f"camera {self.url}: no frame within {timeout_s:.2f} s")
                 self._frame_lock.wait(left)
-            return self._latest[1]
+            return frame
 
     def _next_image(self) -> np.ndarray:
         while True:

@@ -98,6 +98,7 @@ class DestinationRequest:
             at_utc=self.at_utc,
             at_monotonic=self.at_monotonic,
             carrier_id=self.carrier_id,
+            answer_within_s=self.deadline_s,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from edge.config import TerminalOperator
 from edge.store import EdgeStore
 from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
+from scanner_drivers.sorter.sim import SimulatedSorter
 
 W_GOOD, W_BLACK = "EE123456785CN", "RR473124829GB"
 OPERATOR, PIN = "op7", "4821"
@@ -40,6 +41,15 @@ def seed_two_senders(store: EdgeStore, black_declared: str = "other") -> None:
 @pytest.fixture
 def seed_registry() -> Callable[..., None]:
     return seed_two_senders
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedSorter]:
+    """A simulated TCP sorter controller that diverts everything."""
+    s = SimulatedSorter()
+    s.start()
+    yield s
+    s.stop()
 
 
 @functools.cache

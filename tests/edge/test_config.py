@@ -86,6 +86,21 @@ def test_config_model_is_frozen() -> None:
     assert EdgeConfig.model_config.get("extra") == "forbid"
 
 
+def test_divert_budget_from_geometry_budget_or_old_deadline(tmp_path: Path, repo_root: Path) -> None:
+    assert load_edge_config(repo_root / "config" / "edge.example.toml").sorter.budget_s == 1.5
+    assert load_edge_config(write(tmp_path, MINIMAL)).sorter.budget_s == 1.5  # deadline_s's default
+    old = load_edge_config(write(tmp_path, MINIMAL + "[sorter]\ndeadline_s = 2.5\n"))
+    assert old.sorter.budget_s == 2.5
+    both = MINIMAL + "[sorter]\ndeadline_s = 2.5\nscan_to_divert_m = 6.0\nbelt_speed_m_s = 1.5\n"
+    assert load_edge_config(write(tmp_path, both)).sorter.budget_s == 4.0
+    explicit = both + "divert_budget_s = 0.9\n"
+    assert load_edge_config(write(tmp_path, explicit)).sorter.budget_s == 0.9
+    with pytest.raises(ConfigError, match="belt_speed_m_s together"):
+        load_edge_config(write(tmp_path, MINIMAL + "[sorter]\nscan_to_divert_m = 6.0\n"))
+    with pytest.raises(ConfigError, match=r"sorter.belt_speed_m_s"):
+        load_edge_config(write(tmp_path, MINIMAL + "[sorter]\nscan_to_divert_m = 6.0\nbelt_speed_m_s = 0\n"))
+
+
 def test_terminal_login_is_on_by_default_and_plain_pins_are_refused(tmp_path: Path, repo_root: Path) -> None:
     example = load_edge_config(repo_root / "config" / "edge.example.toml").terminal
     assert example.require_login and [o.id for o in example.operators] == ["SZX1024"]

@@ -125,4 +125,4 @@ def test_demo_station_configs_still_validate(tmp_path: Path) -> None:
         ClassifierConfig(),
         demo_terminal("246810"),
     )
-    assert cfg.sorter.url == "tcp://127.0.0.1:5000" and cfg.devices.scanner.startswith("fake://")
+    assert cfg.sorter.url == "tcp://127.0.0.1:5000" and (cfg.devices.scanner or "").startswith("fake://")

@@ -125,6 +125,35 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
     ),
     ("classifier error", {**GOOD, "classifier_state": "error"}, "HOLD", (Reason.CLASSIFIER_ERROR,)),
     ("classifier off judges nothing", {**GOOD, "classifier_state": "off"}, "CLEAR", ()),
+    (
+        "late: images not looked at, whatever the classifier said",
+        {
+            **GOOD,
+            "classifier_state": "on",
+            "images": (ImageView("footwear", 0.9, 0.99, None, False),),
+            "late": True,
+        },
+        "HOLD",
+        (Reason.LATE,),
+    ),
+    (
+        "late and an image missing",
+        {**GOOD, "images_missing": 1, "late": True},
+        "HOLD",
+        (Reason.IMAGE_MISSING, Reason.LATE),
+    ),
+    (
+        "late does not hide a blacklisted sender",
+        {**GOOD, "blacklisted": True, "late": True},
+        "PULL",
+        (Reason.SENDER_BLACKLISTED, Reason.LATE),
+    ),
+    (
+        "processing error: nothing else is trusted",
+        {**GOOD, "blacklisted": True, "processing_error": True},
+        "HOLD",
+        (Reason.PROCESSING_ERROR,),
+    ),
 ]
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.agent import EdgeAgent
-from edge.config import DevicesConfig, EdgeConfig, StationConfig
+from edge.config import DevicesConfig, EdgeConfig, SorterConfig, StationConfig
 from edge.scenario import s10_waybill
 from edge.wire import ManifestWire, ParcelEvent, RegistryChanges, SenderWire
 
@@ -34,8 +33,11 @@ def test_reads_are_bound_to_their_xray_shots(tmp_path: Path) -> None:
             scanner=f"fake://{replay}?speed=0",
             xray=f"folder://{spool}?settle_ms=0&poll_ms=20",
             binding="token",
-            image_wait_s=1.5,
+            image_wait_s=3.0,
         ),
+        # Longer than the parcel's 1.5 s to its divert point: the station stops waiting for a shot
+        # while a held parcel can still be diverted (three send margins before the divert point).
+        sorter=SorterConfig(deadline_s=1.5, send_margin_s=0.3),
     )
     agent = EdgeAgent(cfg)
     agent.store.apply_registry(
@@ -50,9 +52,7 @@ def test_reads_are_bound_to_their_xray_shots(tmp_path: Path) -> None:
         (spool / f"{w}_{i}.png").write_bytes(xray_png(i))
     agent.start()
     assert agent.scanner.join(10)
-    deadline = time.monotonic() + 15
-    while agent.parcels < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert agent.drain(15)
     events = {e.waybill: e for e in agent.store.events(50) if isinstance(e, ParcelEvent)}
     tiles = {d["name"]: d for d in agent.health.snapshot(0)["devices"]}
     agent.stop()

@@ -70,7 +70,10 @@ def publish(world: Any, folder: Path, version: str, mode: str = "active", lie: b
         f"{world.url}/api/v1/models/backbone/{version}",
         params={"sha256": sha, "kind": "model", "mode": mode, "manifest": json.dumps(published)},
         content=onnx,
-        headers={"Authorization": f"Bearer {world.admin_token}", "Content-Type": "application/octet-stream"},
+        headers={
+            "Authorization": f"Bearer {world.network_admin_token}",
+            "Content-Type": "application/octet-stream",
+        },
         timeout=30,
     )
     assert r.status_code == 201, r.text

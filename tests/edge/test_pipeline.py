@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import queue
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,13 +25,8 @@ W_OK, W_UNVERIFIED, W_NOREC, W_BLACK, W_ORDER, W_UNKNOWN, W_ADDR = (s10_waybill(
 
 @pytest.fixture
 def sorter() -> Iterator[SimulatedSorter]:
-    count = {"n": 0}
-
-    def miss_fifth(_tracking_id: str) -> bool:
-        count["n"] += 1
-        return count["n"] == 5
-
-    sim = SimulatedSorter(miss=miss_fifth)
+    # Diverts are in flight together, so the miss is chosen by the id the sorter is sent: the waybill.
+    sim = SimulatedSorter(miss=lambda sorter_id: sorter_id == W_ORDER)
     sim.start()
     yield sim
     sim.stop()
@@ -95,6 +92,13 @@ def make_agent(tmp_path: Path, lines: list[str], sorter_url: str) -> EdgeAgent:
     return agent
 
 
+def drain_feed(q: queue.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
+    items = []
+    while not q.empty():
+        items.append(q.get_nowait())
+    return items
+
+
 def read(*codes: str) -> str:
     return json.dumps({"codes": list(codes)})
 
@@ -117,6 +121,7 @@ def test_every_kind_of_parcel_offline(tmp_path: Path, sorter: SimulatedSorter) -
     alerts = agent.feed.subscribe()
     agent.start()
     assert agent.scanner.join(10)
+    assert agent.drain(10)
     got = [(e.waybill, e.decision, tuple(e.reasons)) for e in agent.store.events(100) if e.type == "parcel"]
     assert got == [
         (W_OK, "CLEAR", ()),
@@ -130,9 +135,16 @@ def test_every_kind_of_parcel_offline(tmp_path: Path, sorter: SimulatedSorter) -
         (None, "HOLD", ("WAYBILL_CONFLICT",)),
     ]
     parcels = [e for e in agent.store.events(100) if e.type == "parcel"]
-    outcomes = [p.divert.outcome if p.divert else None for p in parcels]
+    # Each divert was recorded as intended before it was sent, and its outcome followed.
+    assert [p.divert.outcome if p.divert else None for p in parcels] == [None, *["PENDING"] * 8]
+    final = agent.store.divert_outcomes()
+    outcomes = [final.get(p.tracking_id) for p in parcels]
     assert outcomes == [None, *["DIVERTED"] * 4, "MISSED", "DIVERTED", "DIVERTED", "DIVERTED"]
+    assert agent.store.open_intents() == []
     assert sorter.diverts_received == 8
+    # The sorter got the waybill (or, with none, the first code read, or the station's id).
+    assert sorted(sorter.tracking_ids) == sorted(p.sorter_id or "" for p in parcels[1:])
+    assert {W_UNVERIFIED, W_BLACK, W_ORDER, corrupt_check(W_OK)} <= set(sorter.tracking_ids)
     statuses = [e for e in agent.store.events(100) if e.type == "order_status"]
     assert [(s.order_id, s.state) for s in statuses] == [("ord-1", "missed")]
     # The garbage lines were reported and skipped; the line kept running.
@@ -152,6 +164,7 @@ def test_blacklisted_address_pulls_the_parcel(tmp_path: Path, sorter: SimulatedS
     agent = make_agent(tmp_path, [read(W_ADDR)], sorter.url)
     agent.start()
     assert agent.scanner.join(10)
+    assert agent.drain(10)
     ev = next(e for e in agent.store.events(10) if e.type == "parcel")
     assert (ev.decision, ev.reasons) == ("PULL", ["SENDER_BLACKLISTED"])
     agent.stop()
@@ -161,6 +174,7 @@ def test_operator_confirmation_is_recorded(tmp_path: Path, sorter: SimulatedSort
     agent = make_agent(tmp_path, [read(W_BLACK)], sorter.url)
     agent.start()
     assert agent.scanner.join(10)
+    assert agent.drain(10)
     pulled = next(e for e in agent.store.events(10) if e.type == "parcel")
     ev = agent.pipeline.confirm(pulled.tracking_id, "open_box", "12 pairs of shoes, logos copied", "op7")
     assert ev.waybill == W_BLACK
@@ -176,8 +190,12 @@ def test_sorter_down_still_decides_and_records(tmp_path: Path) -> None:
     url = sim.start()
     sim.stop()  # the controller is gone: diverts time out, the parcel is still recorded and alerted
     agent = make_agent(tmp_path, [read(W_BLACK)], url)
+    alerts = agent.feed.subscribe()
     agent.start()
     assert agent.scanner.join(15)
+    assert agent.drain(15)
     ev = next(e for e in agent.store.events(10) if e.type == "parcel")
-    assert ev.decision == "PULL" and ev.divert is not None and ev.divert.outcome == "TIMEOUT"
+    assert ev.decision == "PULL" and agent.store.divert_outcomes()[ev.tracking_id] == "TIMEOUT"
+    kinds = [(a["kind"], a.get("divert")) for a in drain_feed(alerts) if a["type"] == "alert"]
+    assert kinds == [("pull", "PENDING"), ("divert_failed", "TIMEOUT")]
     agent.stop()

@@ -66,7 +66,8 @@ def test_failed_transaction_leaves_nothing(store: EdgeStore) -> None:
     ev = parcel(store)
     store.append_events([ev])
     with pytest.raises(StoreError):
-        store.append_events([parcel(store), ev])  # the second collides: the whole write rolls back
+        # The second collides (same key, other body): the whole write rolls back.
+        store.append_events([parcel(store), ev.model_copy(update={"risk": 0.5})])
     assert store.outbox_size() == 1
     assert len(store.events()) == 1
 
@@ -223,3 +224,79 @@ def test_old_held_images_go_only_once_uploaded(store: EdgeStore) -> None:
     assert store.purge_images(later) == 1
     assert store.image(sent.sha256) is None
     assert store.image(waiting.sha256) == waiting  # still to be uploaded: kept however old
+
+
+def test_readers_never_use_the_writers_connection(store: EdgeStore) -> None:
+    """A reader sees only committed data, from its own connection, while the writer is mid-transaction."""
+    import threading
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow_tx(db: object) -> None:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('probe', 'uncommitted')")  # type: ignore[attr-defined]
+        inside.set()
+        release.wait(10)
+
+    writer = threading.Thread(target=store.write, args=(slow_tx,))
+    writer.start()
+    assert inside.wait(10)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.append(store.get_meta("probe", "absent")))
+    reader.start()
+    reader.join(10)
+    assert seen == ["absent"] and store.get_meta("probe", "absent") == "absent"
+    release.set()
+    writer.join(10)
+    assert store.get_meta("probe", "absent") == "uncommitted"
+
+
+def test_an_order_and_its_delivered_ack_commit_together(store: EdgeStore) -> None:
+    def delivered(o: PullOrderWire) -> OrderStatusEvent:
+        return OrderStatusEvent(
+            **store.stamp("S1", "b1", NOW), order_id=o.order_id, state="delivered", waybill=o.waybill
+        )
+
+    def broken(o: PullOrderWire) -> OrderStatusEvent:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(StoreError):
+        store.add_orders([order(1)], broken)
+    # Nothing of it stayed: the order comes again with the next poll and is acked then.
+    assert store.orders_seq() == 0 and store.open_orders() == 0
+    assert [o.order_id for o in store.add_orders([order(1), order(2)], delivered)] == ["o1", "o2"]
+    acks = [e for e in store.events(10) if isinstance(e, OrderStatusEvent)]
+    assert [(a.order_id, a.state) for a in acks] == [("o1", "delivered"), ("o2", "delivered")]
+    assert store.add_orders([order(1)], delivered) == [] and len(store.events(10)) == 2
+
+
+def test_writing_a_record_again_is_harmless(store: EdgeStore) -> None:
+    """A write that landed after its caller gave up waiting is retried from memory: no double, no resend."""
+    ev = parcel(store, "HOLD")
+    store.append_events([ev])
+    store.append_events([ev])
+    assert len(store.events(10)) == 1 and store.outbox_size() == 1
+    store.ack_outbox([ev.key])
+    store.append_events([ev])
+    assert len(store.events(10)) == 1 and store.outbox_size() == 0
+
+
+def test_checkpoints_copy_the_log_into_the_database_beside_the_writer(tmp_path: Path) -> None:
+    import time
+
+    from edge.store_checkpoints import Checkpointer
+
+    path = tmp_path / "c.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the station's writer runs
+    writer.execute("CREATE TABLE t (b BLOB)")
+    writer.execute("INSERT INTO t VALUES (?)", [b"x" * 1_000_000])
+    assert path.stat().st_size < 100_000  # the megabyte is in the log only
+    checkpoints = Checkpointer(path, every_s=0.01)
+    end = time.monotonic() + 20
+    while path.stat().st_size < 1_000_000 and time.monotonic() < end:
+        time.sleep(0.01)
+    checkpoints.stop()
+    writer.close()
+    assert path.stat().st_size >= 1_000_000

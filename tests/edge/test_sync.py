@@ -55,6 +55,9 @@ class World:
         self.start()
         admin.create_user(self.settings, "admin", secrets.token_urlsafe(12), "admin", [SITE])
         self.admin_token = admin.create_api_token(self.settings, "admin")
+        # Models are published network-wide, so only an administrator of every site may do it.
+        admin.create_user(self.settings, "hq-admin", secrets.token_urlsafe(12), "admin", ["*"])
+        self.network_admin_token = admin.create_api_token(self.settings, "hq-admin")
         self.token = admin.register_station(self.settings, "S1", SITE, "L1")
         scenario = build_scenario(40, seed=3)
         self.scenario = scenario
@@ -121,6 +124,7 @@ def test_server_down_then_back_loses_nothing(world: World, tmp_path: Path) -> No
     world.stop()  # the network goes away; the station keeps deciding
     agent.start_scanner()
     assert agent.scanner.join(20)
+    assert agent.drain(20)
     assert agent.parcels == 30
     wait_for(lambda: bool(agent.health.snapshot(0)["sync_error"]))  # sync rounds fail against the dead server
     assert agent.store.outbox_size() >= 30
@@ -136,6 +140,7 @@ def test_replayed_batch_creates_no_duplicates(world: World, tmp_path: Path) -> N
     agent.start(scanner=False)
     agent.start_scanner()
     assert agent.scanner.join(20)
+    assert agent.drain(20)
     assert agent.sync is not None
     wait_for(lambda: agent.store.outbox_size() == 0)
     assert world.parcels_stored() == 10
@@ -156,6 +161,7 @@ def test_refused_event_is_parked_and_the_queue_moves_on(world: World, tmp_path: 
     agent.start(scanner=False)
     agent.start_scanner()
     assert agent.scanner.join(20)
+    assert agent.drain(20)
     assert agent.sync is not None
     wait_for(lambda: agent.store.outbox_size() == 0)
     first = agent.store.events(1)[0]

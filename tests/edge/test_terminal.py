@@ -67,6 +67,7 @@ def agent(
     )
     a.start()
     assert a.scanner.join(10)
+    assert a.drain(10)
     yield a
     a.stop()
 

@@ -152,6 +152,9 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")) == 3)
         rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#parcel-rows tr")]
         assert W_BLACK in rows[0] and "PULL" in rows[0] and "no waybill" in rows[1] and W_GOOD in rows[2]
+        # The divert's outcome arrives after the parcel (the controller confirms later) and updates its row.
+        first_row = (By.CSS_SELECTOR, "#parcel-rows tr:first-child")
+        wait.until(ec.text_to_be_present_in_element(first_row, "diverted → P1"))
         # The full-width alert really spans the screen.
         assert alert.size["width"] >= browser.execute_script("return window.innerWidth") - 20
         browser.save_screenshot(str(shots / "terminal-pull-alert.png"))

@@ -57,6 +57,7 @@ def agent(
     )
     a.start()
     assert a.scanner.join(10)
+    assert a.drain(10)
     yield a
     a.stop()
 
@@ -222,6 +223,7 @@ def test_own_origin_and_configured_origins_pass(
     agent.start()
     try:
         assert agent.scanner.join(10)
+        assert agent.drain(10)
         http = TestClient(create_terminal_app(agent))
         log_in(http)
         for headers in (
@@ -334,6 +336,7 @@ def test_bench_terminal_records_the_bench_operator(
     agent.start()
     try:
         assert agent.scanner.join(10)
+        assert agent.drain(10)
         http = TestClient(create_terminal_app(agent))
         assert http.post("/api/confirm", json=pulled(agent)).status_code == 401
         page = http.get("/")

@@ -65,6 +65,7 @@ def test_sixteen_held_streams_cannot_block_the_feed_or_a_confirmation(
     agent = make_agent(tmp_path, seed_registry, terminal_operators)
     agent.start()
     assert agent.scanner.join(10)
+    assert agent.drain(10)
     tid = next(e.tracking_id for e in agent.store.events(10) if e.type == "parcel")
     server = TerminalServer(agent, "127.0.0.1", 0)
     server.start()

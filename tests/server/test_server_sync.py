@@ -246,3 +246,48 @@ def test_order_reaches_edge_polling_another_server_process(pg_url: str, tmp_path
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         engine.dispose()
+
+
+def test_divert_outcome_follows_its_intent_in_the_report(
+    server: Any, parcel: Factory, make_batch: Factory
+) -> None:
+    """A station records a pull's divert as PENDING, then its outcome as its own event."""
+    pending = {"outcome": "PENDING", "chute": "P1", "detail": ""}
+    pull = parcel("st-a", 1, "PULL", divert=pending, sorter_id="WB000001")
+    late = parcel("st-a", 2, "PULL", divert=pending, sorter_id="WB000002")
+    outcomes = [
+        {
+            "type": "divert_outcome",
+            "key": f"st-a:b1:{seq}",
+            "station_id": "st-a",
+            "boot_id": "b1",
+            "seq": seq,
+            "at": pull["at"],
+            "tracking_id": tid,
+            "sorter_id": sid,
+            "decision": "PULL",
+            "outcome": outcome,
+            "chute": "P1",
+        }
+        for seq, tid, sid, outcome in ((3, "t1", "WB000001", "DIVERTED"), (4, "t2", "WB000002", "UNKNOWN"))
+    ]
+    r = server.client.post(
+        "/api/v1/sync", json=make_batch("st-a", [pull, late, *outcomes]), headers=server.station_a
+    )
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["accepted"]) == [f"st-a:b1:{i}" for i in range(1, 5)]
+    report = server.client.get(f"/api/v1/reports/daily?date={pull['at'][:10]}", headers=server.admin).json()
+    # Counted once each, by their outcome, not as the intents' PENDING.
+    assert report["pulls"]["diverted"] == 1 and report["pulls"]["missed"] == 1
+    assert report["parcels"] == 2 and report["review_items"] == 2
+    # The officer sees what became of each divert, not the intent.
+    officer = server.user("olga", "officer", ["site1"])
+    items = server.client.get("/api/v1/reviews", headers=officer).json()
+    shown = {
+        i["tracking_id"]: server.client.get(f"/api/v1/reviews/{i['id']}", headers=officer).json()["divert"]
+        for i in items
+    }
+    assert {t: d["outcome"] for t, d in shown.items()} == {"t1": "DIVERTED", "t2": "UNKNOWN"}
+    bad = {**outcomes[0], "key": "st-a:b1:9", "seq": 9, "outcome": "EXPLODED"}
+    refused = server.client.post("/api/v1/sync", json=make_batch("st-a", [bad]), headers=server.station_a)
+    assert refused.status_code == 422

@@ -350,6 +350,13 @@
       else if (a.kind === "pull" || a.kind === "divert_failed") addAlert(a, 0);
     });
     es.addEventListener("operator", (m) => { seen(); addAction(JSON.parse(m.data).event); });
+    es.addEventListener("divert", (m) => {
+      // The outcome of a divert the parcel's row shows as still being sent.
+      seen();
+      const d = JSON.parse(m.data).event || {};
+      const p = rows.get(d.tracking_id);
+      if (p) upsertRow(Object.assign({}, p, { divert: d.outcome || p.divert, chute: d.chute || p.chute }), false);
+    });
     es.addEventListener("order", (m) => {
       seen();
       const o = JSON.parse(m.data).order || {};

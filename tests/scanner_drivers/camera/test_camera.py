@@ -156,3 +156,29 @@ def test_http_mjpeg_stream() -> None:
         assert cam.join(10)
         server.shutdown()
         server.server_close()
+
+
+def test_a_read_handled_late_gets_the_frame_of_its_own_trigger() -> None:
+    # Frames are fed as the grabber thread would, with the times they were taken; no device needed.
+    cam = CameraDriver("v4l2:///dev/video0?history=4&encode=png")
+    frames = [np.full((8, 8), 10 * i, np.uint8) for i in range(6)]
+    for i in range(4):
+        cam._remember(100.0 + i, frames[i])
+
+    def grey(capture: ImageCapture) -> int:
+        decoded = cv2.imdecode(np.frombuffer(capture.data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert decoded is not None
+        return int(decoded[0, 0])
+
+    # The read at 101.5 was handled after frames up to 103 had come: it gets the frame taken at 102.
+    assert grey(cam.capture(timeout_s=0.01, at_monotonic=101.5)) == 20
+    assert grey(cam.capture(timeout_s=0.01, at_monotonic=100.0)) == 0
+    # Two more frames push out the ones of 100 and 101: a read at 100.5 has lost its frame.
+    cam._remember(104.0, frames[4])
+    cam._remember(105.0, frames[5])
+    with pytest.raises(DeviceError, match="fell behind"):
+        cam.capture(timeout_s=0.01, at_monotonic=100.5)
+    assert grey(cam.capture(timeout_s=0.01, at_monotonic=101.2)) == 20
+    assert parse_camera_url("v4l2:///dev/video0").history == 16
+    with pytest.raises(DeviceUrlError):
+        parse_camera_url("v4l2:///dev/video0?history=0")

@@ -113,10 +113,11 @@ def test_pty_garbage_survival_and_unplug(sink: Sink, pty_pair: tuple[int, str]) 
 def test_port_is_exclusive(sink: Sink, pty_pair: tuple[int, str]) -> None:
     _master, path = pty_pair
     first = _start(f"serial://{path}", sink)
+    # The first holds the port before the second tries (both open on their own threads).
+    assert sink.status()[0] is True
     other = Sink()
     second = _start(f"serial://{path}?reconnect_max=0.2", other)
     try:
-        assert sink.status()[0] is True
         up, detail = other.status()
         assert up is False and "cannot open" in detail
     finally:
