@@ -91,7 +91,8 @@ def test_config_check_refuses_what_edge_run_would(
         ),
         (SCANNER_OK, {"url": "modbus://plc:502?register=100&slots=8", "pull_chute": "7", "hold_chute": "8"}),
         (SCANNER_OK, {"url": "modbus://plc?coil=16&chute=7", "pull_chute": "7", "hold_chute": "7"}),
-        (SCANNER_OK, {"url": "tcp://10.0.0.1:2112?mode=request&ack_timeout=0.2"}),
+        # The controller asks: its requests are the reads, so the station has no scanner of its own.
+        ({}, {"url": "tcp://10.0.0.1:2112?mode=request&ack_timeout=0.2"}),
         (SCANNER_OK, {"url": "serial:///dev/ttyS1?baudrate=19200&chute=R1"}),
     ],
 )
