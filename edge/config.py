@@ -264,11 +264,12 @@ class ClassifierConfig(Strict):
         description="Images of one parcel classified at once (threads; onnxruntime frees the GIL).",
     )
     parcels: int = Field(
-        1,
+        2,
         ge=1,
         le=8,
         description="Parcels assessed at once (lookups and classification); they are still recorded,"
-        " and diverted, in the order they were read.",
+        " and diverted, in the order they were read. One parcel at a time leaves a core idle between"
+        " its images; `parcelguard bench line` shows the effect on a station's own machine.",
     )
     kinds: list[ClassifiedKind] = Field(
         default_factory=_classified_kinds,

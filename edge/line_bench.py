@@ -79,7 +79,7 @@ class LineBenchOptions:
     out: Path | None = None
     quiet: bool = False
     # The station's own knobs: parcels assessed at once, and images of one parcel classified at once.
-    parcels_at_once: int = 1
+    parcels_at_once: int = 2
     pool: int = 2
 
     def check(self) -> None:
@@ -368,7 +368,7 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
     )
     p.add_argument("--deadline", type=float, default=2.0, help="sorter deadline_s of the station (demo: 2.0)")
     p.add_argument("--classifier", choices=("on", "off"), default="on")
-    p.add_argument("--parcels-at-once", type=int, default=1, help="station's classifier.parcels")
+    p.add_argument("--parcels-at-once", type=int, default=2, help="station's classifier.parcels")
     p.add_argument("--pool", type=int, default=2, help="station's classifier.pool")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (the demo's is 7)")
     p.add_argument(
