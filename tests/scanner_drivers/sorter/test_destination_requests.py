@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from scanner_drivers.sorter.link import DestinationRequest, DivertResult, LinkLi
 from scanner_drivers.sorter.open import open_destination_link, open_sorter
 from scanner_drivers.sorter.request import DestinationLink
 from scanner_drivers.sorter.request_sim import CarrierOutcome, SimulatedRequestSorter
-from scanner_drivers.types import DeviceUrlError, ScanRead
+from scanner_drivers.types import Code, DeviceUrlError, ScanRead
 
 WAIT_S = 5.0  # upper bound for waits on real sockets; never a measure of speed
 
@@ -198,5 +197,8 @@ def test_request_telegrams_round_trip() -> None:
     assert (dst.kind, dst.seq, dst.fields) == ("DST", 12, ("TRAY-7", ""))
 
 
-def test_scan_read_ends_with_carrier_id() -> None:
-    assert [f.name for f in dataclasses.fields(ScanRead)][-1] == "carrier_id"
+def test_a_request_becomes_a_read_with_the_controllers_id_and_deadline() -> None:
+    request = DestinationRequest("TRAY-7", (Code("EA1", "code128", "sorter"),), "t", 100.0, 0.4)
+    read = request.as_scan_read("sorter")
+    assert (read.carrier_id, read.answer_within_s, read.at_monotonic) == ("TRAY-7", 0.4, 100.0)
+    assert [c.text for c in read.codes] == ["EA1"] and isinstance(read, ScanRead)
