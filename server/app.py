@@ -17,9 +17,13 @@ from server.audit_checkpoint import CheckpointWorker
 from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
+from server.docs import install_docs
 from server.errors_http import install_error_handlers, install_openapi
+from server.metrics import ServerMetrics
+from server.metrics import router as metrics_router
 from server.notify import OrderNotifier, PgListenWorker
 from server.privacy import Privacy
+from server.probes import router as probes_router
 from server.routing import MethodCheckMiddleware
 from server.services import Services
 from server.settings import ServerSettings
@@ -31,11 +35,13 @@ LARGE_BODY_PREFIXES = ("/api/v1/images/", "/api/v1/models")
 
 
 def build_services(settings: ServerSettings) -> Services:
+    db = Database(settings.database_url)
     return Services(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         privacy=Privacy(settings.hmac_key.get_secret_value(), settings.encryption_key.get_secret_value()),
         notifier=OrderNotifier(),
+        metrics=ServerMetrics(db),
     )
 
 
@@ -49,7 +55,15 @@ def _limit_for(settings: ServerSettings) -> Callable[[str], int]:
 
 
 def api_routers() -> list[APIRouter]:
-    return [station.router, office.router, reviews.router, people.router, models.router]
+    return [
+        station.router,
+        office.router,
+        reviews.router,
+        people.router,
+        models.router,
+        probes_router,
+        metrics_router,
+    ]
 
 
 def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None = None) -> FastAPI:
@@ -91,6 +105,9 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
         title="parcelguard central server",
         version="1",
         lifespan=lifespan,
+        # The API viewer is served from this server's own files (server.docs): it works offline.
+        docs_url=None,
+        redoc_url=None,
         # Every route passes the one access table (server.authz) before its handler runs.
         dependencies=[Depends(authorise)],
     )
@@ -113,6 +130,7 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
     for router in extra_routers or []:
         app.include_router(router)
     _include_web(app)
+    install_docs(app)
     install_openapi(app)
     check_routes(app)
     return app

@@ -40,6 +40,7 @@ class Access(StrEnum):
     PUBLIC = "public"
     API = "api"
     PAGE = "page"
+    SCRAPE = "scrape"  # only with the metrics scrape token, which the handler checks (server.metrics)
 
 
 class Sites(StrEnum):
@@ -133,7 +134,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs/assets/{name}"): PUBLIC,
+    # Operations: probes answer anyone (they say ready or not, and why); metrics need the scrape token.
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): Rule(Access.SCRAPE),
 }
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from server.db import Database
 from server.notify import OrderNotifier
 from server.privacy import Privacy
 from server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from server.metrics import ServerMetrics
 
 
 @dataclass
@@ -18,6 +22,7 @@ class Services:
     db: Database
     privacy: Privacy
     notifier: OrderNotifier
+    metrics: ServerMetrics
 
     @property
     def secret(self) -> str:

@@ -18,6 +18,8 @@ SECRET_ENV = {
     "hmac_key": "PARCELGUARD_HMAC_KEY",
     "encryption_key": "PARCELGUARD_ENCRYPTION_KEY",
 }
+# Optional: the bearer token a Prometheus server sends to /metrics; unset keeps /metrics off.
+METRICS_TOKEN_ENV = "PARCELGUARD_METRICS_TOKEN"
 MIN_SECRET_LENGTH = 32
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # Values copied from examples and templates; a server started with one of these is not secret at all.
@@ -49,6 +51,11 @@ def _check_secret(value: SecretStr) -> SecretStr:
     if len(raw) < MIN_SECRET_LENGTH:
         raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
     return value
+
+
+def _env_metrics_token() -> SecretStr | None:
+    raw = os.environ.get(METRICS_TOKEN_ENV, "")
+    return SecretStr(raw) if raw else None
 
 
 def _env_secret(name: str) -> Any:
@@ -156,6 +163,10 @@ class ServerSettings(BaseModel):
         default_factory=_env_secret("encryption_key"),
         description="encrypts full sender records (PARCELGUARD_ENCRYPTION_KEY)",
     )
+    metrics_token: SecretStr | None = Field(
+        default_factory=_env_metrics_token,
+        description=f"bearer token that /metrics requires ({METRICS_TOKEN_ENV}); unset: /metrics is off",
+    )
     auto_migrate: bool = Field(True, description="apply database migrations when the server starts")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="request size limits")
     orders: OrdersConfig = Field(default_factory=OrdersConfig, description="pull order rules")
@@ -177,6 +188,11 @@ class ServerSettings(BaseModel):
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr) -> SecretStr:
         return _check_secret(value)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _strong_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _check_secret(value)
 
     @field_validator("regions")
     @classmethod
@@ -219,7 +235,7 @@ def load_server_settings(path: Path) -> ServerSettings:
     section = data.get("server", data)
     if not isinstance(section, dict):
         raise ServerSettingsError(f"{path}: server: must be a table")
-    for key, env in SECRET_ENV.items():
+    for key, env in {**SECRET_ENV, "metrics_token": METRICS_TOKEN_ENV}.items():
         if key in section:
             raise ServerSettingsError(
                 f"{path}: {key}: secrets come from the environment ({env}), not the file"

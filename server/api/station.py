@@ -57,6 +57,13 @@ def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
             # A concurrent identical batch stored the same keys first; the retry sees them as duplicates.
             if attempt == 2:
                 raise
+    new, types = set(result.accepted), []
+    for ev in body.events:
+        # A key repeated within the batch was stored once: count it once.
+        if ev.key in new:
+            new.remove(ev.key)
+            types.append(ev.type)
+    svc.metrics.stored(types)
     if result.orders_changed:
         svc.notifier.notify()
     with svc.db.read() as conn:

@@ -79,7 +79,11 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs/assets/{name}"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    # Only the scrape token opens it: no user or station credential does (test_server_operations).
+    ("GET", "/metrics"): (frozenset(), "none"),
 }
 
 
@@ -190,6 +194,7 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", f"{V1}/models/{{name}}/{{version}}/blob"): lambda s, w, site, t: Call(f"{V1}/models/m/1/blob"),
     ("POST", "/login"): lambda s, w, site, t: Call("/login"),
     ("GET", "/web/static/{name}"): lambda s, w, site, t: Call("/web/static/web.css"),
+    ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
     ("GET", "/desk"): lambda s, w, site, t: Call("/desk?q=WBSITE", marker=w.waybill[site]),
     ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
     ("GET", "/report"): lambda s, w, site, t: Call(f"/report?site={site}"),
