@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 # This is the product's one entry point, so it is the one place allowed to reach every package;
 # each group lives with the code it drives and exposes `register(commands, bench)`.
@@ -24,12 +25,21 @@ EXIT_IO = 3
 EXIT_INTERRUPTED = 130
 
 
+def _version() -> str:
+    try:
+        return version("parcelguard")
+    except PackageNotFoundError:
+        # Run from a source tree that was never installed.
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parcelguard",
         description="Parcel screening for postal and courier security checkpoints.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"parcelguard {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench_parser = commands.add_parser("bench", help="run a benchmark and write its results")
     bench = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)

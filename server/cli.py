@@ -20,12 +20,39 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
     from server.app import create_app
+    from server.asgi import CONFIG_ENV, MIGRATED_ENV
+    from server.db import migrate
+    from server.logformat import logging_config
 
     settings = _settings(args)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    log_config = logging_config(args.log_format)
+    logging.config.dictConfig(log_config)
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: must be at least 1")
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=log_config)
+        return 0
+    if not settings.database_url.startswith("postgresql"):
+        # One SQLite file takes one writer at a time: several processes would only queue on its lock.
+        raise ValueError(f"--workers {args.workers} needs PostgreSQL; this server's database is SQLite")
+    if settings.auto_migrate:
+        # Once, here, before the workers start; they then skip their own start-up migration.
+        migrate(settings.database_url)
+        os.environ[MIGRATED_ENV] = "1"
+    os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
+    uvicorn.run(
+        "server.asgi:app_from_environment",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_config=log_config,
+    )
     return 0
 
 
@@ -118,6 +145,10 @@ def register(
     _add_config(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes (more than one needs PostgreSQL)"
+    )
+    p.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("migrate", help="bring the database schema up to date")
