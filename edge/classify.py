@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,8 @@ class ClassifierStage:
         self.threads = cfg.threads
         self.live: Classifier | None = None
         self.shadow: Classifier | None = None
+        # Told the seconds each image took to classify (the station's metrics set it).
+        self.on_latency: Callable[[float], None] = lambda _s: None
         # What the live model was loaded from; model updates replace one part at a time.
         self.paths: dict[str, Path | None] = {
             "manifest": cfg.manifest,
@@ -126,10 +130,10 @@ class ClassifierStage:
             return StageResult("off", (), ())
         todo = [(sha, kind, data) for sha, kind, data in images if kind in self.kinds]
         if pool is None or (len(todo) <= 1 and timeout_s is None):
-            parts = [self._one(live, self.shadow, sha, kind, data) for sha, kind, data in todo]
+            parts = [self._timed(live, self.shadow, sha, kind, data) for sha, kind, data in todo]
         else:
             shadow = self.shadow
-            futures = [pool.submit(self._one, live, shadow, sha, kind, data) for sha, kind, data in todo]
+            futures = [pool.submit(self._timed, live, shadow, sha, kind, data) for sha, kind, data in todo]
             _done, pending = wait(futures, timeout=timeout_s)
             if pending:
                 for fut in pending:
@@ -140,6 +144,15 @@ class ClassifierStage:
         wire = [w for p in parts if p is not None for w in p[0]]
         views = [p[1] for p in parts if p is not None]
         return StageResult(state, tuple(wire), tuple(views))
+
+    def _timed(
+        self, live: Classifier, shadow: Classifier | None, sha: str, kind: str, data: bytes
+    ) -> tuple[list[ClassificationWire], ImageView] | None:
+        t0 = time.perf_counter()
+        try:
+            return self._one(live, shadow, sha, kind, data)
+        finally:
+            self.on_latency(time.perf_counter() - t0)
 
     @staticmethod
     def _one(

@@ -246,6 +246,11 @@ class EdgeStore(ServerCopies):
         except TimeoutError as exc:
             raise StoreError(f"local database write did not finish within {timeout} s") from exc
 
+    @property
+    def writable(self) -> bool:
+        """The writer thread runs and the disk reserve is held (a released one means the disk is full)."""
+        return self._writer.is_alive() and (self.reserve.size <= 0 or self.reserve.held)
+
     def close(self) -> None:
         self._checkpoints.stop()
         # Queued last: every write already asked for is done first.

@@ -29,6 +29,7 @@ from edge.feed import Subscription
 from edge.web.alarm import alarm_wav
 from edge.web.guard import HostGuard, RequestRefused, check_origin, is_json_media_type, origin_of
 from edge.web.i18n import LANGUAGES, table
+from edge.web.probes import install_probes
 from edge.web.requests import ConfirmRequest, LoginRequest, TerminalError, error_body, validation_message
 from edge.web.sessions import LoginFailed, LoginLocked, OperatorAuth, OperatorSession
 from edge.web.streams import StreamLimits, StreamTicket
@@ -93,6 +94,8 @@ def create_terminal_app(
     app.state.auth = auth
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     app.add_middleware(HostGuard, allowed=frozenset(h.strip().lower() for h in tcfg.allowed_hosts))
+    # Liveness, readiness and metrics answer without a login (no parcel data in them).
+    app.state.metrics = install_probes(app, agent, stopping)
 
     @app.exception_handler(TerminalError)
     async def _terminal_error(_: Request, exc: TerminalError) -> JSONResponse:

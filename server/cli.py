@@ -145,9 +145,7 @@ def register(
     _add_config(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument(
-        "--workers", type=int, default=1, help="server processes (more than one needs PostgreSQL)"
-    )
+    p.add_argument("--workers", type=int, default=1, help="server processes (more than one needs PostgreSQL)")
     p.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
     p.set_defaults(func=_run)
 
