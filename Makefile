@@ -3,16 +3,29 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two installs: the lean one runs the demo, a station and a server (no PyTorch, which only training
+# needs); the full one adds the dev tools and the train extra for the tests.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := libzbar0 chromium chromium-driver
+RUN_SYSTEM_PACKAGES := libzbar0
+SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium chromium-driver
 
-.PHONY: setup system-packages demo test lint typecheck pytest clean
+.PHONY: setup setup-run system-packages run-system-packages install-system-packages demo train-deps examples test lint typecheck \
+	pytest clean
 
 setup: system-packages $(STAMP)
 
-# Installs only what is missing; needs root (or sudo) the first time.
+setup-run: run-system-packages $(RUN_STAMP)
+
 system-packages:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-system-packages PACKAGES="$(SYSTEM_PACKAGES)"
+
+run-system-packages:
+	@$(MAKE) --no-print-directory install-system-packages PACKAGES="$(RUN_SYSTEM_PACKAGES)"
+
+# Installs only what is missing; needs root (or sudo) the first time.
+install-system-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -21,15 +34,29 @@ system-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
-	touch $(STAMP)
 
-demo: setup
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	touch $(STAMP) $(RUN_STAMP)
+
+demo: setup-run
 	$(BIN)/parcelguard demo
+
+# PyTorch and the pretrained weights, for `parcelguard model build|finetune` (about 750 MB).
+train-deps: setup-run
+	$(BIN)/python -m pip install -q -e '.[train]'
+
+# The example configs and hardware.md ship inside the package: copy the originals there after editing.
+examples:
+	cp config/edge.example.toml config/server.example.toml config/line.example.toml hardware.md edge/examples/
 
 lint: setup
 	$(BIN)/ruff check .

