@@ -31,6 +31,10 @@ def _wait_for_signal() -> None:
 def cmd_edge_run(args: argparse.Namespace) -> int:
     from edge.agent import EdgeAgent
 
+    if args.log_format == "json":
+        from edge.logformat import use_json_logs
+
+        use_json_logs()
     cfg = load_config(EdgeConfig, Path(args.config))
     agent = EdgeAgent(cfg)
     agent.start()
@@ -149,6 +153,7 @@ def register(commands: SubParsers, bench: SubParsers) -> None:
     edge_sub = edge.add_subparsers(dest="edge_command", required=True, metavar="ACTION")
     run = edge_sub.add_parser("run", help="run the station agent from a config file")
     run.add_argument("--config", required=True, help="edge TOML file (see config/edge.example.toml)")
+    run.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
     run.set_defaults(func=cmd_edge_run)
     pin = edge_sub.add_parser("hash-pin", help="print the argon2 hash of an operator PIN (read from stdin)")
     pin.set_defaults(func=cmd_hash_pin)
