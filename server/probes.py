@@ -11,7 +11,7 @@ from functools import cache
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,6 +47,6 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(_: Request, svc: ServicesDep) -> JSONResponse:
+def readyz(svc: ServicesDep) -> JSONResponse:
     ok, reason = readiness(svc)
     return JSONResponse({"status": "ready" if ok else "not_ready", "reason": reason}, 200 if ok else 503)

@@ -7,6 +7,7 @@ and its counters. The host check of the terminal still applies to them.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edge.errors import StoreError
 from edge.metrics import StationMetrics
+from edge.web.requests import error_body
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
@@ -49,6 +52,11 @@ def install_probes(app: FastAPI, agent: EdgeAgent, stopping: threading.Event) ->
 
     @app.get("/metrics")
     def metrics_page() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        try:
+            body = metrics.render()
+        except (StoreError, sqlite3.Error) as exc:
+            # A scrape that cannot read the store says so; a partial page would read as real zeros.
+            return JSONResponse(error_body("store_unreadable", str(exc)), 503)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -76,12 +76,13 @@ def test_probes_answer_without_login_and_readiness_says_why(
         assert r.status_code == 503 and r.json()["reason"] == "stopping"
     finally:
         agent.stop()
-    assert (
-        TestClient(create_terminal_app(agent))
-        .get("/readyz")
-        .json()["reason"]
-        .startswith("local store not writable")
-    )
+    stopped = TestClient(create_terminal_app(agent))
+    assert stopped.get("/readyz").json()["reason"].startswith("local store not writable")
+    # The database gone from under the station: the scrape says so instead of reporting zeros.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{agent.store.path}{suffix}").unlink(missing_ok=True)
+    unreadable = stopped.get("/metrics")
+    assert unreadable.status_code == 503 and unreadable.json()["error"]["code"] == "store_unreadable"
 
 
 def test_metrics_follow_parcels_and_sync(tmp_path: Path, terminal_operators: list[TerminalOperator]) -> None:
