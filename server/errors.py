@@ -76,6 +76,13 @@ class RateLimited(ApiError, PermissionError):
     code = "rate_limited"
 
 
+class Unavailable(ApiError, ConnectionError):
+    """A dependency (the database) does not answer; the caller may retry later."""
+
+    status = 503
+    code = "unavailable"
+
+
 class UserError(ValueError):
     """An administrative operation was given bad input (unknown role, duplicate user, ...)."""
 

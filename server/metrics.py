@@ -21,10 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.db import Database, iso
 from server.deps import ServicesDep
-from server.errors import Forbidden, NotAuthenticated
+from server.errors import Forbidden, NotAuthenticated, Unavailable
 from server.schema import orders, reviews, stations
 
 OPEN_REVIEW_STATES = ("open", "claimed", "inspecting", "detained")
@@ -105,4 +106,9 @@ def _check_token(request: Request, svc: ServicesDep) -> None:
 @router.get("/metrics")
 def metrics(request: Request, svc: ServicesDep) -> Response:
     _check_token(request, svc)
-    return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    try:
+        body = svc.metrics.render()
+    except SQLAlchemyError as exc:
+        # No partial page: missing gauges would read as zeros on a dashboard.
+        raise Unavailable(f"database unreachable: {type(exc.__cause__ or exc).__name__}") from exc
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -43,13 +43,17 @@ def test_readyz_refuses_a_database_behind_the_shipped_migrations(server: Server)
     assert server.client.get("/healthz").status_code == 200
 
 
-def test_readyz_refuses_an_unreachable_database(tmp_path: Any) -> None:
+def test_readyz_and_metrics_refuse_an_unreachable_database(tmp_path: Any) -> None:
     # A path under a missing folder: SQLite cannot open it, so the database is unreachable.
-    settings = make_settings(f"sqlite:///{tmp_path / 'gone' / 'server.db'}", auto_migrate=False)
+    token = generate_key()
+    url = f"sqlite:///{tmp_path / 'gone' / 'server.db'}"
+    settings = make_settings(url, auto_migrate=False, metrics_token=token)
     with TestClient(create_app(settings)) as c:
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["reason"].startswith("database unreachable")
+        scrape = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scrape.status_code == 503 and scrape.json()["error"]["code"] == "unavailable"
 
 
 def test_metrics_need_the_scrape_token(server: Server) -> None:
