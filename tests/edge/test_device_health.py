@@ -59,7 +59,10 @@ def test_watch_turns_the_sorter_tile_red_and_green_with_the_simulator() -> None:
         try:
             assert watch.check_once() is True
             assert tile(board, "sorter") | {"seconds_since_seen": 0} == {
-                "name": "sorter", "up": True, "detail": "connected", "seconds_since_seen": 0,
+                "name": "sorter",
+                "up": True,
+                "detail": "connected",
+                "seconds_since_seen": 0,
             }
         finally:
             sim.stop()
@@ -90,7 +93,10 @@ def test_station_with_an_unreachable_sorter_is_red_from_the_start_and_tells_the_
     try:
         # Before any probe or divert: not green.
         assert tile(agent.health, "sorter") | {"seconds_since_seen": 0} == {
-            "name": "sorter", "up": False, "detail": "checking the connection", "seconds_since_seen": 0,
+            "name": "sorter",
+            "up": False,
+            "detail": "checking the connection",
+            "seconds_since_seen": 0,
         }
         assert agent.sorter_watch is not None
         agent.sorter_watch.check_once()
