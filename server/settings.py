@@ -88,6 +88,19 @@ class OrdersConfig(BaseModel):
     max_poll_seconds: float = Field(30.0, gt=0, le=30, description="longest wait of one long poll")
 
 
+class StationsConfig(BaseModel):
+    """How the server judges whether a station is still there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offline_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="a station that sent no sync request for this many seconds is shown "
+        "offline; stations sync every few seconds even with nothing to send",
+    )
+
+
 class ReviewConfig(BaseModel):
     """The review workflow: claim leases, queue deadlines and statutory deadlines per decision."""
 
@@ -162,6 +175,7 @@ class ServerSettings(BaseModel):
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="review workflow")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="audit log checkpoints")
+    stations: StationsConfig = Field(default_factory=StationsConfig, description="station liveness")
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
     regions: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -80,7 +80,9 @@ def load(request: Request, who: Principal) -> tuple[dict[str, Any], date, str | 
         raise PageDenied(403, f"site {site!r} is not one of yours")
     svc = get_services(request)
     with svc.db.read() as conn:
-        report = daily_report(conn, day, None if who.all_sites else who.sites, site)
+        report = daily_report(
+            conn, day, None if who.all_sites else who.sites, site, svc.settings.stations.offline_after_s
+        )
         where = places(conn, who)
         if line is not None:
             report = narrow_to_line(report, site, line)
