@@ -43,6 +43,7 @@ def narrow_to_line(report: dict[str, Any], site: str | None, line: str) -> dict[
     """The report's parcel figures and stations for one line; review figures stay those of the site."""
     match = [x for x in report["lines"] if x["line_id"] == line and (site is None or x["site_id"] == site)]
     out = {**report, "line": line, "stations": [s for s in report["stations"] if s["line_id"] == line]}
+    out["stations_offline"] = sum(1 for s in out["stations"] if not s.get("online", True))
     for key in LINE_FIGURES:
         values = [m[key] for m in match]
         if key == "hits_by_hour":
