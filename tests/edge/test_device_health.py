@@ -4,6 +4,7 @@ changes, not every report, become device_status events for the server."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,3 +108,32 @@ def test_station_with_an_unreachable_sorter_is_red_from_the_start_and_tells_the_
     assert ("sorter", False) in states
     assert states.count(("sorter", False)) == 1
     assert {"disk", "scanner", "model", "sorter"} <= {d for d, _ in states}
+
+
+class Counting:
+    url = "tcp://counting:1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.twice = threading.Event()
+
+    def probe(self, timeout_s: float) -> tuple[bool, str]:
+        self.calls += 1
+        if self.calls >= 2:
+            self.twice.set()
+        return self.calls >= 2, "connected" if self.calls >= 2 else "sorter unreachable: timed out"
+
+
+def test_the_watch_thread_probes_at_once_and_then_again_until_stopped() -> None:
+    board = HealthBoard()
+    link = Counting()
+    watch = SorterWatch(link, board, interval_s=0.01)  # type: ignore[arg-type]
+    watch.start()
+    try:
+        assert link.twice.wait(5.0)
+    finally:
+        watch.stop()
+    calls = link.calls
+    assert tile(board, "sorter")["up"] is True
+    assert watch._thread is not None and not watch._thread.is_alive()
+    assert link.calls == calls  # stopped means no more probes
