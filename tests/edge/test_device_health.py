@@ -137,3 +137,23 @@ def test_the_watch_thread_probes_at_once_and_then_again_until_stopped() -> None:
     assert tile(board, "sorter")["up"] is True
     assert watch._thread is not None and not watch._thread.is_alive()
     assert link.calls == calls  # stopped means no more probes
+
+
+def test_request_mode_probe_reads_the_destination_links_state() -> None:
+    from edge.destination import AnsweringLink
+    from scanner_drivers.sorter.open import open_destination_link
+    from scanner_drivers.sorter.request_sim import SimulatedRequestSorter
+
+    sim = SimulatedRequestSorter()
+    url = sim.start()
+    link = AnsweringLink(open_destination_link(url))
+    try:
+        # Not started: nothing connected yet, so not up (and the probe connects nothing itself).
+        assert link.probe(0.5) == (False, "controller unreachable: not connected")
+        connected = threading.Event()
+        link.link.start(lambda _r: None, lambda _d, up, _t: connected.set() if up else None)
+        assert connected.wait(5.0)
+        assert link.probe(0.5) == (True, "connected")
+    finally:
+        link.close()
+        sim.stop()

@@ -99,7 +99,10 @@ def test_stations_page_and_report_show_state_within_the_users_sites(
     caller: Callable[[str, list[str]], tuple[dict[str, str], dict[str, str]]],
 ) -> None:
     c = server.client
-    ev = [status("st-a", 1, "sorter", False, "sorter unreachable: [Errno 111] Connection refused")]
+    ev = [
+        status("st-a", 1, "sorter", False, "sorter unreachable: [Errno 111] Connection refused"),
+        status("st-a", 2, "<script>x</script>", True, '" onmouseover="alert(1)'),
+    ]
     assert c.post("/api/v1/sync", json=make_batch("st-a", ev), headers=server.station_a).is_success
     _bearer, cookie = caller("supervisor", ["site1"])
     page = c.get("/stations?lang=en", headers=cookie)
@@ -109,6 +112,9 @@ def test_stations_page_and_report_show_state_within_the_users_sites(
     assert "st-c" not in page.text  # another site's station
     assert "sorter: DOWN" in page.text and "Connection refused" in page.text  # raw detail as a tooltip
     assert c.get("/stations?site=site2", headers=cookie).status_code == 403
+    # What a station names is text, never markup.
+    assert "<script>x</script>" not in page.text and "&lt;script&gt;x&lt;/script&gt;" in page.text
+    assert '" onmouseover=' not in page.text
     day = utcnow().date().isoformat()
     report = c.get(f"/api/v1/reports/daily?date={day}", headers=server.admin).json()
     per = {s["station_id"]: s for s in report["stations"]}
