@@ -37,6 +37,14 @@ REFUSED_STATION = {
 }
 
 
+class StationRefused(OSError):
+    """The server refuses the station itself (token or site); `code` keys the operator's words for it."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def refusal_text(resp: httpx.Response) -> str:
     """The operator's words for a 401/403, with the server's code, never its raw JSON."""
     try:
@@ -69,7 +77,8 @@ class SyncLink:
 
     def _check(self, resp: httpx.Response) -> None:
         if resp.status_code in REFUSED_STATION:
-            raise ServerUnavailable(refusal_text(resp))
+            code = "token_refused" if resp.status_code == 401 else "station_forbidden"
+            raise StationRefused(refusal_text(resp), code)
         if resp.status_code in PERMANENT_REJECTS:
             raise SyncRejected(f"HTTP {resp.status_code}: {resp.text[:300]}")
         if resp.status_code >= 400:
@@ -277,7 +286,7 @@ class SyncWorker:
                 else:
                     log.debug("sync still failing: %s", exc)
                 self._failures += 1
-                self.health.sync_failed(str(exc))
+                self.health.sync_failed(str(exc), exc.code if isinstance(exc, StationRefused) else "")
                 wait = self._backoff()
             if wait:
                 self._kick.wait(wait)

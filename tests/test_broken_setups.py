@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from edge.agent import EdgeAgent
 from edge.cli import main
+from edge.config import EdgeConfig
 from edge.demo import ServerThread
-from edge.sync import ServerUnavailable, SyncLink
+from edge.sync import StationRefused, SyncLink
+from edge.web.i18n import table
+from edge.web.views import health_view
 from server import admin
 from server.app import create_app
 from server.settings import ServerSettings
@@ -320,7 +325,7 @@ def test_bad_station_token_says_what_to_do(running_server: tuple[str, Callable[[
     register()
     link = SyncLink(url, "pgs_not-the-token-the-server-printed", timeout_s=10.0)
     try:
-        with pytest.raises(ServerUnavailable) as caught:
+        with pytest.raises(StationRefused) as caught:
             link.post_batch("S1", "boot", 0, [])
     finally:
         link.close()
@@ -328,3 +333,35 @@ def test_bad_station_token_says_what_to_do(running_server: tuple[str, Callable[[
     assert text.startswith("the server refused the station token: set the token variable (server.token_env)")
     assert "(HTTP 401, not_authenticated)" in text
     assert "{" not in text
+    assert caught.value.code == "token_refused"
+
+
+def test_terminal_health_names_a_refused_token(
+    running_server: tuple[str, Callable[[], str]], tmp_path: Path
+) -> None:
+    url, register = running_server
+    register()
+    cfg = EdgeConfig.model_validate(
+        {
+            "station": {"id": "S1", "site_id": "SITE1", "line_id": "L1", "data_dir": str(tmp_path / "edge")},
+            "devices": {"scanner": "loop://?suffix=CR"},
+            "server": {"url": url, "sync_interval_s": 0.2, "poll_orders": False, "models_interval_s": 0},
+            "terminal": {"require_login": False},
+        }
+    )
+    agent = EdgeAgent(cfg, token="pgs_revoked-or-mistyped")
+    agent.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not health_view(agent)["sync"]["error_code"]:
+            assert time.monotonic() < deadline, "the refusal never reached the health panel"
+            time.sleep(0.05)
+        sync = health_view(agent)["sync"]
+    finally:
+        agent.stop()
+    assert sync["error_code"] == "token_refused"
+    assert "{" not in sync["error"]
+    # The terminal has its own words for it, in both of its languages.
+    assert "令牌" in table("zh")["sync_token_refused"]
+    assert "token" in table("en")["sync_token_refused"]
+    assert table("zh")["sync_station_forbidden"] and table("en")["sync_station_forbidden"]

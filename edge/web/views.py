@@ -120,7 +120,12 @@ def health_view(agent: AgentLike) -> dict[str, Any]:
     return {
         "station": cfg.station.id,
         "devices": tiles,
-        "sync": {"state": sync_state, "seconds_since_sync": since, "error": snap["sync_error"]},
+        "sync": {
+            "state": sync_state,
+            "seconds_since_sync": since,
+            "error": snap["sync_error"],
+            "error_code": snap["sync_error_code"],
+        },
         "outbox": snap["outbox"],
     }
 

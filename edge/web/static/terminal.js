@@ -300,7 +300,9 @@
     const s = h.sync.seconds_since_sync;
     sync.appendChild(el("span", "state", h.sync.state === "not_configured" ? t("offline_mode")
       : s === null ? t("never") : t("seconds_ago", Math.round(s))));
-    if (h.sync.error) sync.appendChild(el("span", "detail", h.sync.error));
+    // A refusal the operator can act on gets the terminal's own words; anything else is shown as is.
+    if (h.sync.error) sync.appendChild(el("span", "detail",
+      h.sync.error_code ? t("sync_" + h.sync.error_code) : h.sync.error));
     items.push(sync);
     const outbox = el("li", "s-up");
     outbox.dataset.device = "outbox";
