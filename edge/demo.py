@@ -88,10 +88,11 @@ class ServerThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.sock.bind((host, port))
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             self.sock.close()
+            why = getattr(exc, "strerror", None) or exc
             raise OSError(
-                f"central server cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+                f"central server cannot listen on {host}:{port} ({why}); choose another --port"
                 " (0: any free port)",
             ) from exc
         self.thread = threading.Thread(

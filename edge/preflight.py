@@ -27,4 +27,18 @@ def check_station_environment(cfg: EdgeConfig) -> None:
             f"server.url is set but the station token is missing: set {cfg.server.token_env} to the token"
             " `parcelguard server station add` printed for this station"
         )
+    if cfg.terminal.enabled:
+        check_operator_pins(cfg)
     check_data_dir(cfg.station.data_dir)
+
+
+def check_operator_pins(cfg: EdgeConfig) -> None:
+    """Every PIN taken from the environment is there, before the agent starts syncing and reading."""
+    from edge.web.sessions import PIN_MIN
+
+    for op in cfg.terminal.operators:
+        if op.pin_env is not None and len(os.environ.get(op.pin_env, "")) < PIN_MIN:
+            raise ConfigError(
+                f"terminal.operators: {op.id}: environment variable {op.pin_env} is unset or holds"
+                f" a PIN shorter than {PIN_MIN} characters"
+            )

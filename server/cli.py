@@ -130,8 +130,11 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 def _audit_checkpoint(args: argparse.Namespace) -> int:
     from server.admin import export_checkpoint
+    from server.preflight import check_writable
 
-    cp = export_checkpoint(_settings(args), Path(args.out))
+    out = Path(args.out)
+    check_writable(out.parent, "--out")
+    cp = export_checkpoint(_settings(args), out)
     print(f"{cp.describe()} written to {args.out}; keep it off this server")
     return 0
 

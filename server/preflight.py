@@ -39,7 +39,10 @@ def database_errors(url: str, action: Callable[[], T]) -> T:
     try:
         return action()
     except SQLAlchemyError as exc:
-        raise ServerStartError(f"database_url {shown_url(url)}: {_cause(exc)}") from exc
+        cause = _cause(exc)
+        if "no such table" in cause or "UndefinedTable" in type(getattr(exc, "orig", exc)).__name__:
+            cause += "; the schema is missing: run `parcelguard server migrate` first"
+        raise ServerStartError(f"database_url {shown_url(url)}: {cause}") from exc
 
 
 def check_database(settings: ServerSettings) -> None:
@@ -75,11 +78,11 @@ def bind_port(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         sock.close()
         raise ServerStartError(
-            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc});"
-            " choose another port with --port"
+            f"--host {host} --port {port}: cannot listen there ({getattr(exc, 'strerror', None) or exc});"
+            " check --host, or choose another port with --port"
         ) from exc
     return sock
 

@@ -171,6 +171,18 @@ def cases(taken: int) -> list[Broken]:
             {"PARCELGUARD_STATION_TOKEN": None},
         ),
         Broken(
+            "operator PIN variable not set",
+            {
+                "e.toml": edge_toml(
+                    extra="[[terminal.operators]]\nid = 'SZX1024'\npin_env = 'PARCELGUARD_PIN_SZX1024'\n"
+                ).replace("require_login = false", "")
+            },
+            ["edge", "run", "--config", "e.toml"],
+            EXIT_CONFIG,
+            "terminal.operators: SZX1024: environment variable PARCELGUARD_PIN_SZX1024 is unset",
+            {"PARCELGUARD_PIN_SZX1024": None},
+        ),
+        Broken(
             "PostgreSQL on a closed port",
             {"s.toml": f'[server]\ndatabase_url = "postgresql://pg:pw@127.0.0.1:{closed}/db"\n'},
             ["server", "run", "--config", "s.toml", "--port", "0"],
@@ -204,6 +216,20 @@ def cases(taken: int) -> list[Broken]:
             ["server", "run", "--config", "s.toml", "--port", str(taken)],
             EXIT_ENVIRONMENT,
             f"--port {taken}: cannot listen there (Address already in use)",
+        ),
+        Broken(
+            "server address that does not resolve",
+            {"s.toml": SERVER_OK},
+            ["server", "run", "--config", "s.toml", "--host", "no-such-host.invalid"],
+            EXIT_ENVIRONMENT,
+            "--host no-such-host.invalid --port 8080: cannot listen there",
+        ),
+        Broken(
+            "audit checkpoint exported into an unwritable folder",
+            {"s.toml": SERVER_OK},
+            ["audit", "checkpoint", "--config", "s.toml", "--out", "/proc/parcelguard/cp.json"],
+            EXIT_ENVIRONMENT,
+            "--out /proc/parcelguard: cannot write there",
         ),
         Broken(
             "station data_dir not writable",
