@@ -149,6 +149,21 @@ def cases(taken: int) -> list[Broken]:
             {"PARCELGUARD_HMAC_KEY": None},
         ),
         Broken(
+            "server started with a placeholder secret",
+            {"s.toml": SERVER_OK},
+            ["server", "run", "--config", "s.toml", "--port", "0"],
+            EXIT_CONFIG,
+            "encryption_key (PARCELGUARD_ENCRYPTION_KEY): is a placeholder",
+            {"PARCELGUARD_ENCRYPTION_KEY": "placeholder-placeholder-placeholder-42"},
+        ),
+        Broken(
+            "station config file missing",
+            {},
+            ["edge", "run", "--config", "config/edge.toml"],
+            EXIT_CONFIG,
+            "config/edge.toml: configuration file not found",
+        ),
+        Broken(
             "server config file not created",
             {},
             ["server", "station", "add", "S1", "--site", "SITE1", "--line", "L1"],
