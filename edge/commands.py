@@ -30,8 +30,10 @@ def _wait_for_signal() -> None:
 
 def cmd_edge_run(args: argparse.Namespace) -> int:
     from edge.agent import EdgeAgent
+    from edge.preflight import check_station_environment
 
     cfg = load_config(EdgeConfig, Path(args.config))
+    check_station_environment(cfg)
     agent = EdgeAgent(cfg)
     agent.start()
     log.info("station %s running: %s", cfg.station.id, agent.classifier.describe)

@@ -37,6 +37,7 @@ class HealthBoard:
         self._listeners: list[ChangeListener] = []
         self.last_sync_ok: float | None = None
         self.last_sync_error: str = ""
+        self.last_sync_error_code: str = ""
 
     def listen(self, listener: ChangeListener, replay: bool = False) -> None:
         """Add `listener`; with `replay` it first hears every device's current state."""
@@ -83,10 +84,13 @@ class HealthBoard:
         with self._lock:
             self.last_sync_ok = self._clock()
             self.last_sync_error = ""
+            self.last_sync_error_code = ""
 
-    def sync_failed(self, error: str) -> None:
+    def sync_failed(self, error: str, code: str = "") -> None:
+        """`code` names a failure the operator can act on (the terminal shows its own words for it)."""
         with self._lock:
             self.last_sync_error = error
+            self.last_sync_error_code = code
 
     def snapshot(self, outbox_size: int) -> dict[str, Any]:
         now = self._clock()
@@ -107,5 +111,6 @@ class HealthBoard:
                 "devices": devices,
                 "seconds_since_sync": since_sync,
                 "sync_error": self.last_sync_error,
+                "sync_error_code": self.last_sync_error_code,
                 "outbox": outbox_size,
             }

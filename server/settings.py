@@ -215,7 +215,8 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         path = ".".join(str(p) for p in err["loc"])
         env = SECRET_ENV.get(path)
         where = f"{prefix}{path}" + (f" ({env})" if env else "")
-        lines.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+        msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"])
+        lines.append(f"{where}: {msg.removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 
@@ -225,7 +226,9 @@ def load_server_settings(path: Path) -> ServerSettings:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ServerSettingsError(f"{path}: no such configuration file") from exc
+        raise ServerSettingsError(
+            f"{path}: no such configuration file (copy config/server.example.toml there, or pass --config)"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ServerSettingsError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
@@ -233,6 +236,14 @@ def load_server_settings(path: Path) -> ServerSettings:
     section = data.get("server", data)
     if not isinstance(section, dict):
         raise ServerSettingsError(f"{path}: server: must be a table")
+    if "server" in data:
+        # Everything lives under [server]; a table beside it (a misspelt [sever.auth]) would be ignored.
+        others = sorted(k for k in data if k != "server")
+        if others:
+            raise ServerSettingsError(
+                f"{path}: {', '.join(others)}: unknown top-level key(s); a server configuration has"
+                " only [server] and its sub-tables ([server.auth], [server.limits] ...)"
+            )
     for key, env in SECRET_ENV.items():
         if key in section:
             raise ServerSettingsError(

@@ -66,6 +66,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "device_model": ("识别模型", "Model"),
     "device_sync": ("上次同步", "Last sync"),
     "device_outbox": ("待上传", "Outbox"),
+    "sync_token_refused": (
+        "服务器拒绝本工位的令牌：请管理员把 server station add 打印的令牌"
+        "设置到工位的令牌环境变量后重启工位程序",
+        "The server refused this station's token: ask an administrator to set the token printed by"
+        " `server station add` in the station's token variable and restart the station",
+    ),
+    "sync_station_forbidden": (
+        "服务器不允许本工位同步：请管理员核对工位编号和站点与登记信息是否一致",
+        "The server does not allow this station: ask an administrator to check its station id and site"
+        " against its registration",
+    ),
     "device_disk": ("磁盘空间", "Disk space"),
     "device_store": ("本地数据库", "Local database"),
     "device_pipeline": ("包裹处理", "Parcel processing"),

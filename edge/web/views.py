@@ -129,6 +129,7 @@ def health_view(agent: AgentLike) -> dict[str, Any]:
             "seconds_since_sync": since,
             "error": snap["sync_error"],
             "cause": cause_of("sync", snap["sync_error"]),
+            "error_code": snap["sync_error_code"],
         },
         "outbox": snap["outbox"],
     }

@@ -307,7 +307,10 @@
     const s = h.sync.seconds_since_sync;
     sync.appendChild(el("span", "state", h.sync.state === "not_configured" ? t("offline_mode")
       : s === null ? t("never") : t("seconds_ago", Math.round(s))));
-    if (h.sync.error) sync.appendChild(detailOf(h.sync.cause, h.sync.error, ""));
+    // A refusal the operator can act on gets the terminal's own words; anything else its cause.
+    if (h.sync.error) sync.appendChild(h.sync.error_code
+      ? el("span", "detail", t("sync_" + h.sync.error_code))
+      : detailOf(h.sync.cause, h.sync.error, ""));
     items.push(sync);
     const outbox = el("li", "s-up");
     outbox.dataset.device = "outbox";
