@@ -22,6 +22,7 @@ from edge.model_updates import ModelUpdater
 from edge.parcels import ParcelWorker
 from edge.pipeline import Pipeline
 from edge.recorder import Record
+from edge.sorter_watch import SorterWatch
 from edge.store import EdgeStore, utc_now
 from edge.sync import SyncLink, SyncWorker
 from edge.wire import DeviceStatusEvent, ParcelEvent
@@ -71,9 +72,12 @@ class EdgeAgent:
             self.sorter = AnsweringLink(self.requests)
         elif cfg.sorter.url:
             self.sorter = open_sorter(cfg.sorter.url)
+        self.sorter_watch: SorterWatch | None = None
         if self.sorter is not None:
-            self.health.register("sorter", up=True)
-            self.health.report("sorter", True, "waiting for the first divert")
+            # Red until the first probe connects: a sorter nothing listens on must not look fine.
+            self.health.register("sorter", up=False)
+            self.health.report("sorter", False, "checking the connection")
+            self.sorter_watch = SorterWatch(self.sorter, self.health)
         self.pipeline = Pipeline(
             cfg,
             self.store,
@@ -125,6 +129,9 @@ class EdgeAgent:
         # margins before the divert point (one to decide and record, one to send, one spare).
         image_budget = max(0.001, cfg.sorter.budget_s - 3 * cfg.sorter.send_margin_s)
         self._status = ThreadPoolExecutor(1, thread_name_prefix="edge-status")
+        # Every device's changes go to the server as device_status events, starting with the
+        # state each one is in now (one event per device per boot, then changes only).
+        self.health.listen(self._on_change, replay=True)
         self.intake = Intake(cfg.devices, self.health, self.on_parcel, image_budget, monotonic)
 
     def _on_disk(self, ok: bool, detail: str) -> None:
@@ -144,6 +151,8 @@ class EdgeAgent:
             log.warning("%d divert(s) from before the restart have an unknown outcome", unknown)
         self.pipeline.recorder.start()
         self.worker.start()
+        if self.sorter_watch is not None:
+            self.sorter_watch.start()
         if self.sync is not None:
             self.sync.start()
         if self.models is not None:
@@ -181,14 +190,17 @@ class EdgeAgent:
         return True
 
     def on_status(self, device: str, up: bool, detail: str) -> None:
-        """Called on the scanner's thread: the board and the feed now, the record in the background."""
+        """Called on the scanner's thread: the board (which records changes) and the feed."""
         self.health.report("scanner", up, detail)
+        self.feed.publish({"type": "health", "device": "scanner", "up": up, "detail": detail})
+
+    def _on_change(self, device: str, up: bool, detail: str) -> None:
+        """A board tile changed (any thread): recorded in the background, never blocking the reporter."""
         at = self.clock()
         try:
             self._status.submit(self._record_status, device, up, detail, at)
         except RuntimeError:
-            log.warning("scanner status after stop not recorded: %s %s", device, up)
-        self.feed.publish({"type": "health", "device": "scanner", "up": up, "detail": detail})
+            log.warning("device status after stop not recorded: %s %s", device, up)
 
     def _record_status(self, device: str, up: bool, detail: str, at: datetime) -> None:
         try:
@@ -201,7 +213,7 @@ class EdgeAgent:
             # A full disk keeps it in memory (retried); it never stops the scanner.
             self.pipeline.recorder.record(Record((ev,)))
         except Exception:
-            log.exception("scanner status %s not recorded", device)
+            log.exception("device status %s not recorded", device)
 
     @property
     def errors(self) -> int:
@@ -211,6 +223,8 @@ class EdgeAgent:
     def stop(self) -> None:
         self.scanner.stop()
         self.scanner.join(5)
+        if self.sorter_watch is not None:
+            self.sorter_watch.stop()
         self._status.shutdown(wait=True)
         # Reads taken are finished and recorded, diverts settled, kept records flushed, before closing.
         self.intake.stop()

@@ -30,12 +30,14 @@ def _wait_for_signal() -> None:
 
 def cmd_edge_run(args: argparse.Namespace) -> int:
     from edge.agent import EdgeAgent
+    from edge.preflight import check_station_environment
 
     if args.log_format == "json":
         from edge.logformat import use_json_logs
 
         use_json_logs()
     cfg = load_config(EdgeConfig, Path(args.config))
+    check_station_environment(cfg)
     agent = EdgeAgent(cfg)
     agent.start()
     log.info("station %s running: %s", cfg.station.id, agent.classifier.describe)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -208,6 +209,14 @@ class ServerLinkConfig(Strict):
         60.0, ge=0, le=86400, description="Seconds between checks for published models (0: never check)."
     )
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        # Without a scheme httpx fails only at the first sync, long after the station started.
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} must start with http:// or https:// and name a host")
+        return value
+
 
 class WaybillRule(Strict):
     carrier: str = Field(description="Carrier name, for reports and for telling codes apart.")
@@ -215,6 +224,16 @@ class WaybillRule(Strict):
     check: Literal["none", "s10", "mod11_weights", "gs1", "luhn"] = Field(
         "none", description="Check-digit scheme the code must pass to count as a waybill."
     )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        # Compiled here so that a bad pattern fails `config check`, not the first parcel.
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 def _default_rules() -> list[WaybillRule]:
@@ -463,7 +482,7 @@ def format_errors(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: {exc.error_count()} configuration error(s)"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"  {key}: {msg}")

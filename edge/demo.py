@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -82,7 +83,21 @@ class ServerThread:
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
         )
-        self.thread = threading.Thread(target=self.server.run, name="demo-server", daemon=True)
+        # Bound here, so a port in use is one line naming it instead of uvicorn's traceback in a thread.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, port))
+        except (OSError, OverflowError) as exc:
+            self.sock.close()
+            why = getattr(exc, "strerror", None) or exc
+            raise OSError(
+                f"central server cannot listen on {host}:{port} ({why}); choose another --port"
+                " (0: any free port)",
+            ) from exc
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="demo-server", daemon=True
+        )
         self.host = host
 
     def start(self, timeout: float = 30.0) -> str:
@@ -98,6 +113,7 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.sock.close()
 
 
 class Progress:

@@ -45,5 +45,11 @@ class AnsweringLink:
         # not `deadline_s`, bounds the answer (the link refuses to send it late).
         return self.link.answer(tracking_id, chute)
 
+    def probe(self, timeout_s: float) -> tuple[bool, str]:
+        # The destination link keeps its own connection (and retries it); this only reads its state.
+        if self.link.connected:
+            return True, "connected"
+        return False, "controller unreachable: not connected"
+
     def close(self) -> None:
         self.link.close()

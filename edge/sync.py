@@ -27,6 +27,33 @@ log = logging.getLogger(__name__)
 PERMANENT_REJECTS = {400, 409, 413, 422}
 
 
+# The server does not accept this station at all: no event is at fault, the operator must act.
+REFUSED_STATION = {
+    401: "the server refused the station token: set the token variable (server.token_env) to the token"
+    " `parcelguard server station add` printed for this station; after `--rotate` or `revoke`"
+    " only the newest one works",
+    403: "the server does not allow this station here: check station.id and site_id against"
+    " its registration (`parcelguard server station add ... --site ... --line ...`)",
+}
+
+
+class StationRefused(OSError):
+    """The server refuses the station itself (token or site); `code` keys the operator's words for it."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def refusal_text(resp: httpx.Response) -> str:
+    """The operator's words for a 401/403, with the server's code, never its raw JSON."""
+    try:
+        code = str(resp.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        code = "no error code"
+    return f"{REFUSED_STATION[resp.status_code]} (HTTP {resp.status_code}, {code})"
+
+
 class SyncRejected(ValueError):
     """The server refused a batch for a reason that retrying will not fix."""
 
@@ -49,6 +76,9 @@ class SyncLink:
         )
 
     def _check(self, resp: httpx.Response) -> None:
+        if resp.status_code in REFUSED_STATION:
+            code = "token_refused" if resp.status_code == 401 else "station_forbidden"
+            raise StationRefused(refusal_text(resp), code)
         if resp.status_code in PERMANENT_REJECTS:
             raise SyncRejected(f"HTTP {resp.status_code}: {resp.text[:300]}")
         if resp.status_code >= 400:
@@ -256,7 +286,7 @@ class SyncWorker:
                 else:
                     log.debug("sync still failing: %s", exc)
                 self._failures += 1
-                self.health.sync_failed(str(exc))
+                self.health.sync_failed(str(exc), exc.code if isinstance(exc, StationRefused) else "")
                 wait = self._backoff()
             if wait:
                 self._kick.wait(wait)

@@ -157,6 +157,16 @@ def upsert_station(conn: Connection, secret_key: str, station_id: str, site_id: 
     return token
 
 
+def has_live_station_token(conn: Connection, station_id: str) -> bool:
+    """Whether the station holds a token that still works."""
+    row = conn.execute(
+        select(api_tokens.c.token_hash).where(
+            api_tokens.c.station_id == station_id, api_tokens.c.revoked_at.is_(None)
+        )
+    ).first()
+    return row is not None
+
+
 def revoke_station_tokens(conn: Connection, station_id: str) -> int:
     result = conn.execute(
         update(api_tokens)

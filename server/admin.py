@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from server.accounts import add_user, issue_user_token, revoke_station_tokens, upsert_station
+from server.accounts import (
+    add_user,
+    has_live_station_token,
+    issue_user_token,
+    revoke_station_tokens,
+    upsert_station,
+)
 from server.audit import AuditReport
 from server.audit_checkpoint import (
     Checkpoint,
@@ -18,6 +24,7 @@ from server.audit_checkpoint import (
     write_checkpoint_file,
 )
 from server.db import Database, migrate
+from server.errors import UserError
 from server.privacy import Privacy
 from server.registry import import_rows, parse_rows
 from server.scope import record, station_site, user_sites
@@ -66,11 +73,21 @@ def create_api_token(settings: ServerSettings, username: str) -> str:
         db.dispose()
 
 
-def register_station(settings: ServerSettings, station_id: str, site_id: str, line_id: str) -> str:
-    """Create (or move) a station and return its bearer token; earlier tokens of the station stop working."""
+def register_station(
+    settings: ServerSettings, station_id: str, site_id: str, line_id: str, rotate: bool = True
+) -> str:
+    """Create (or move) a station and return its bearer token; earlier tokens of the station stop working.
+    With `rotate` false a station that still holds a live token is refused (UserError) and keeps it."""
     db = _db(settings)
     try:
         with db.write() as conn:
+            if not rotate and has_live_station_token(conn, station_id):
+                # A second `station add` by mistake would silently cut a running station off.
+                raise UserError(
+                    f"station {station_id} is already registered and its token is live; add --rotate to"
+                    " issue a new token (the running station stops syncing until it gets it), or"
+                    f" `parcelguard server station revoke {station_id}` first"
+                )
             before = station_site(conn, station_id) or site_id
             token = upsert_station(conn, settings.secret_key.get_secret_value(), station_id, site_id, line_id)
             record(

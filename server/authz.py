@@ -130,6 +130,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/desk/items/{item_ref}"): _page(OFF, ADM),
     ("GET", "/report"): _page(SUP, ADM),
     ("GET", "/report/download"): _page(SUP, ADM),
+    ("GET", "/stations"): _page(SUP, ADM),
     # The API description and its viewers.
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,

@@ -4,12 +4,15 @@ imports, audit."""
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from server.errors import ServerStartError
 from server.settings import ServerSettings, load_server_settings
 
 DEFAULT_CONFIG = Path("config/server.toml")
@@ -19,6 +22,19 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
     return load_server_settings(Path(args.config))
 
 
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A database that cannot be reached becomes one line naming `database_url`, not a traceback."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from server.preflight import database_errors
+
+        settings_url = _settings(args).database_url
+        return database_errors(settings_url, lambda: func(args))
+
+    return run
+
+
 def _run(args: argparse.Namespace) -> int:
     import logging.config
 
@@ -26,33 +42,52 @@ def _run(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.asgi import CONFIG_ENV, MIGRATED_ENV
-    from server.db import migrate
     from server.logformat import logging_config
+    from server.preflight import bind_port, check_environment
 
     settings = _settings(args)
     log_config = logging_config(args.log_format)
     logging.config.dictConfig(log_config)
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: must be at least 1")
-    if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=log_config)
-        return 0
-    if not settings.database_url.startswith("postgresql"):
+    if args.workers > 1 and not settings.database_url.startswith("postgresql"):
         # One SQLite file takes one writer at a time: several processes would only queue on its lock.
         raise ValueError(f"--workers {args.workers} needs PostgreSQL; this server's database is SQLite")
-    if settings.auto_migrate:
-        # Once, here, before the workers start; they then skip their own start-up migration.
-        migrate(settings.database_url)
-        os.environ[MIGRATED_ENV] = "1"
-    os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
-    uvicorn.run(
-        "server.asgi:app_from_environment",
-        factory=True,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_config=log_config,
-    )
+    # Port first: it is the cheapest check and the most common clash on a shared machine.
+    sock = bind_port(args.host, args.port)
+    if args.workers > 1:
+        sock.close()  # the workers bind it themselves; it was free a moment ago
+        # Connects and migrates once, here, before the workers start; they then skip their own migration.
+        check_environment(settings)
+        if settings.auto_migrate:
+            os.environ[MIGRATED_ENV] = "1"
+        os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
+        uvicorn.run(
+            "server.asgi:app_from_environment",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_config=log_config,
+        )
+        return 0
+    try:
+        check_environment(settings)
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=log_config))
+        print(f"serving on http://{args.host}:{sock.getsockname()[1]}", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        raise ServerStartError("the server stopped during start; the lines above say why")
+    return 0
+
+
+def _keygen(_args: argparse.Namespace) -> int:
+    from server.settings import SECRET_ENV, generate_key
+
+    for env in SECRET_ENV.values():
+        print(f"export {env}={generate_key()}")
     return 0
 
 
@@ -81,7 +116,7 @@ def _user_add(args: argparse.Namespace) -> int:
 def _station_add(args: argparse.Namespace) -> int:
     from server.admin import register_station
 
-    token = register_station(_settings(args), args.station_id, args.site, args.line)
+    token = register_station(_settings(args), args.station_id, args.site, args.line, rotate=args.rotate)
     print(token)
     return 0
 
@@ -122,8 +157,11 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 def _audit_checkpoint(args: argparse.Namespace) -> int:
     from server.admin import export_checkpoint
+    from server.preflight import check_writable
 
-    cp = export_checkpoint(_settings(args), Path(args.out))
+    out = Path(args.out)
+    check_writable(out.parent, "--out")
+    cp = export_checkpoint(_settings(args), out)
     print(f"{cp.describe()} written to {args.out}; keep it off this server")
     return 0
 
@@ -143,15 +181,18 @@ def register(
 
     p = sub.add_parser("run", help="serve the API")
     _add_config(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on")
     p.add_argument("--workers", type=int, default=1, help="server processes (more than one needs PostgreSQL)")
     p.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
     p.set_defaults(func=_run)
 
+    p = sub.add_parser("keygen", help="print the three secrets as shell export lines, freshly generated")
+    p.set_defaults(func=_keygen)
+
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     _add_config(p)
-    p.set_defaults(func=_migrate)
+    p.set_defaults(func=_guarded(_migrate))
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
     p = user.add_parser("add", help="add a user (password from PARCELGUARD_NEW_PASSWORD or prompt)")
@@ -160,7 +201,7 @@ def register(
     p.add_argument("--role", required=True, choices=["operator", "officer", "supervisor", "admin"])
     p.add_argument("--sites", default="*", help="comma-separated site ids, * for every site")
     p.add_argument("--token", action="store_true", help="also print a new API bearer token")
-    p.set_defaults(func=_user_add)
+    p.set_defaults(func=_guarded(_user_add))
 
     station = sub.add_parser("station", help="manage stations").add_subparsers(
         dest="station_command", required=True
@@ -170,17 +211,22 @@ def register(
     p.add_argument("station_id")
     p.add_argument("--site", required=True)
     p.add_argument("--line", required=True)
-    p.set_defaults(func=_station_add)
+    p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="the station already has a token: issue a new one and revoke the old one",
+    )
+    p.set_defaults(func=_guarded(_station_add))
     p = station.add_parser("revoke", help="revoke a station's token")
     _add_config(p)
     p.add_argument("station_id")
-    p.set_defaults(func=_station_revoke)
+    p.set_defaults(func=_guarded(_station_revoke))
 
     p = sub.add_parser("import", help="import sender records or manifests (CSV or JSON)")
     _add_config(p)
     p.add_argument("kind", choices=["senders", "manifests"])
     p.add_argument("file")
-    p.set_defaults(func=_import)
+    p.set_defaults(func=_guarded(_import))
 
     audit = commands.add_parser("audit", help="check the audit log").add_subparsers(
         dest="audit_command", required=True
@@ -196,11 +242,11 @@ def register(
         metavar="FILE",
         help="also hold the chain against this exported checkpoint (repeatable)",
     )
-    p.set_defaults(func=_audit_verify)
+    p.set_defaults(func=_guarded(_audit_verify))
     p = audit.add_parser("checkpoint", help="verify the chain and export a signed checkpoint of its head")
     _add_config(p)
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the checkpoint")
-    p.set_defaults(func=_audit_checkpoint)
+    p.set_defaults(func=_guarded(_audit_checkpoint))
 
     try:
         from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]

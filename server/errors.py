@@ -89,3 +89,7 @@ class UserError(ValueError):
 
 class AuditChainError(ValueError):
     """The audit log's hash chain is broken: a row was edited, inserted or deleted."""
+
+
+class ServerStartError(OSError):
+    """The server's environment refuses it: database unreachable, folder unwritable, port taken."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from edge.wire import OrderStatusEvent, ParcelEvent, SyncRequest
+from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
 from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
@@ -20,6 +20,7 @@ from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert
 from server.schema import events, reviews, stations
 from server.scope import link_images, record
 from server.settings import ServerSettings
+from server.stations import record_device_states
 
 log = logging.getLogger(__name__)
 KEY_CHUNK = 500
@@ -154,6 +155,7 @@ def ingest_batch(
         conn.execute(reviews.insert(), review_rows)
     # The images these events name become visible to the officers of this site (and no other).
     link_images(conn, site_id, (img.sha256 for ev in new if isinstance(ev, ParcelEvent) for img in ev.images))
+    record_device_states(conn, station.name, (ev for ev in new if isinstance(ev, DeviceStatusEvent)), now)
     conn.execute(update(stations).where(stations.c.station_id == station.name).values(last_seen_at=iso(now)))
     result.accepted = [ev.key for ev in new]
     return result

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, select
 from server.db import parse_iso, utcnow
 from server.orders import order_state_counts
 from server.schema import daily_counts, events, reviews, stations
+from server.stations import station_states
 
 CONFIRMED_OUTCOMES = frozenset({"detain", "seize", "refer"})
 MISSED_DIVERTS = frozenset({"MISSED", "TIMEOUT", "NOT_SENT", "LATE", "UNKNOWN"})
@@ -83,9 +84,16 @@ def device_uptime(status: list[tuple[str, str, bool]], start: datetime, end: dat
 
 
 def daily_report(
-    conn: Connection, day: date, sites: tuple[str, ...] | None, site: str | None
+    conn: Connection,
+    day: date,
+    sites: tuple[str, ...] | None,
+    site: str | None,
+    offline_after_s: float = 120.0,
 ) -> dict[str, Any]:
-    """The report for `day` (UTC), limited to `site` and to the caller's `sites` (None: every site)."""
+    """The report for `day` (UTC), limited to `site` and to the caller's `sites` (None: every site).
+
+    Each station also carries its state now (online, last seen, devices down), whatever the day.
+    """
     day_s = day.isoformat()
     st_query = select(stations.c.station_id, stations.c.site_id, stations.c.line_id)
     if site is not None:
@@ -136,6 +144,7 @@ def daily_report(
     total: Counter[tuple[str, str]] = Counter()
     all_outcomes: Counter[str] = Counter()
     all_durations: list[float] = []
+    live = {s["station_id"]: s for s in station_states(conn, utcnow(), offline_after_s, sites)}
     per_station = []
     for sid in sorted(ids):
         total.update(per_counts[sid])
@@ -150,6 +159,7 @@ def daily_report(
                 **summarise_counts(per_counts[sid]),
                 **summarise_reviews(outcomes[sid], durations[sid]),
                 "device_uptime": device_uptime(status[sid], start, end),
+                **_liveness(live.get(sid)),
             }
         )
     created, by_state = order_state_counts(
@@ -167,7 +177,15 @@ def daily_report(
         "orders": {"created": created, "by_state": dict(sorted(by_state.items()))},
         "lines": lines,
         "stations": per_station,
+        "stations_offline": sum(1 for st in per_station if not st["online"]),
     }
+
+
+def _liveness(state: dict[str, Any] | None) -> dict[str, Any]:
+    # An inactive (revoked) station has no live state: shown offline, never seen.
+    if state is None:
+        return {"online": False, "last_seen_at": None, "devices_down": []}
+    return {k: state[k] for k in ("online", "last_seen_at", "devices_down")}
 
 
 CSV_COLUMNS = [
@@ -187,8 +205,17 @@ CSV_COLUMNS = [
     "confirmed_hit_rate",
     "median_seconds_to_decision",
     "device_uptime_min",
+    "online",
+    "last_seen_at",
+    "devices_down",
 ]
 PLAIN_COLUMNS = CSV_COLUMNS[:9]
+
+
+def _csv_liveness(row: dict[str, Any]) -> list[object]:
+    if "online" not in row:  # the total row: the count of offline stations is in the JSON report
+        return ["", "", ""]
+    return [str(row["online"]).lower(), row["last_seen_at"] or "", " ".join(row["devices_down"])]
 
 
 def report_csv(report: dict[str, Any]) -> str:
@@ -211,5 +238,6 @@ def report_csv(report: dict[str, Any]) -> str:
                 r["median_seconds_to_decision"],
                 min(uptimes.values()) if uptimes else "",
             ]
+            + _csv_liveness(r)
         )
     return buf.getvalue()

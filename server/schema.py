@@ -51,6 +51,19 @@ stations = Table(
     Index("ix_stations_site", "site_id"),
 )
 
+# The last state each station reported for each of its devices (from device_status events):
+# what the stations page and the report show now, without scanning the event history.
+device_states = Table(
+    "device_states",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("up", Boolean, nullable=False),
+    Column("detail", String(200), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+)
+
 api_tokens = Table(
     "api_tokens",
     metadata,

@@ -95,6 +95,19 @@ class OrdersConfig(BaseModel):
     max_poll_seconds: float = Field(30.0, gt=0, le=30, description="longest wait of one long poll")
 
 
+class StationsConfig(BaseModel):
+    """How the server judges whether a station is still there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offline_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="a station that sent no sync request for this many seconds is shown "
+        "offline; stations sync every few seconds even with nothing to send",
+    )
+
+
 class ReviewConfig(BaseModel):
     """The review workflow: claim leases, queue deadlines and statutory deadlines per decision."""
 
@@ -173,6 +186,7 @@ class ServerSettings(BaseModel):
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="review workflow")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="audit log checkpoints")
+    stations: StationsConfig = Field(default_factory=StationsConfig, description="station liveness")
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
     regions: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -217,7 +231,8 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         path = ".".join(str(p) for p in err["loc"])
         env = SECRET_ENV.get(path)
         where = f"{prefix}{path}" + (f" ({env})" if env else "")
-        lines.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+        msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"])
+        lines.append(f"{where}: {msg.removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 
@@ -227,7 +242,9 @@ def load_server_settings(path: Path) -> ServerSettings:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ServerSettingsError(f"{path}: no such configuration file") from exc
+        raise ServerSettingsError(
+            f"{path}: no such configuration file (copy config/server.example.toml there, or pass --config)"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ServerSettingsError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
@@ -235,6 +252,14 @@ def load_server_settings(path: Path) -> ServerSettings:
     section = data.get("server", data)
     if not isinstance(section, dict):
         raise ServerSettingsError(f"{path}: server: must be a table")
+    if "server" in data:
+        # Everything lives under [server]; a table beside it (a misspelt [sever.auth]) would be ignored.
+        others = sorted(k for k in data if k != "server")
+        if others:
+            raise ServerSettingsError(
+                f"{path}: {', '.join(others)}: unknown top-level key(s); a server configuration has"
+                " only [server] and its sub-tables ([server.auth], [server.limits] ...)"
+            )
     for key, env in {**SECRET_ENV, "metrics_token": METRICS_TOKEN_ENV}.items():
         if key in section:
             raise ServerSettingsError(

@@ -66,6 +66,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "device_model": ("识别模型", "Model"),
     "device_sync": ("上次同步", "Last sync"),
     "device_outbox": ("待上传", "Outbox"),
+    "sync_token_refused": (
+        "服务器拒绝本工位的令牌：请管理员把 server station add 打印的令牌"
+        "设置到工位的令牌环境变量后重启工位程序",
+        "The server refused this station's token: ask an administrator to set the token printed by"
+        " `server station add` in the station's token variable and restart the station",
+    ),
+    "sync_station_forbidden": (
+        "服务器不允许本工位同步：请管理员核对工位编号和站点与登记信息是否一致",
+        "The server does not allow this station: ask an administrator to check its station id and site"
+        " against its registration",
+    ),
     "device_disk": ("磁盘空间", "Disk space"),
     "device_store": ("本地数据库", "Local database"),
     "device_pipeline": ("包裹处理", "Parcel processing"),
@@ -113,6 +124,71 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_CLASSIFIER_ERROR": ("识别模块故障", "Classifier error"),
     "reason_LATE": ("来不及判定", "Too late to decide"),
     "reason_PROCESSING_ERROR": ("处理出错", "Processing error"),
+    # Causes of a failing device, with what to do (edge/web/causes.py picks one from the raw detail).
+    "cause_refused": (
+        "设备拒绝连接：检查设备地址与网线",
+        "The device refused the connection: check its address and cable",
+    ),
+    "cause_refused_sorter": (
+        "分拣机拒绝连接：检查分拣机网线与控制器地址",
+        "The sorter refused the connection: check the sorter controller's address and cable",
+    ),
+    "cause_refused_sync": (
+        "服务器拒绝连接：检查服务器地址与网络",
+        "The server refused the connection: check the server address and the network",
+    ),
+    "cause_timeout": (
+        "设备无应答：检查设备电源、网线与地址",
+        "The device does not answer: check its power, cable and address",
+    ),
+    "cause_timeout_sorter": (
+        "分拣机无应答：检查分拣机控制器电源、网线与地址",
+        "The sorter does not answer: check the sorter controller's power, cable and address",
+    ),
+    "cause_timeout_sync": (
+        "服务器无应答：检查网络，恢复后自动补传",
+        "The server does not answer: check the network; records are sent once it is back",
+    ),
+    "cause_no_device": (
+        "找不到设备：检查线缆是否插好以及配置中的设备路径",
+        "Device not found: check that its cable is plugged in and the device path in the configuration",
+    ),
+    "cause_no_device_scanner": (
+        "找不到扫码器：检查扫码器 USB/串口线是否插好",
+        "Scanner not found: check that the scanner's USB or serial cable is plugged in",
+    ),
+    "cause_no_device_xray": (
+        "找不到X光图像目录：检查与X光机的共享目录是否挂载",
+        "X-ray image folder not found: check that the X-ray machine's shared folder is mounted",
+    ),
+    "cause_permission": (
+        "没有访问权限：请技术人员检查设备权限（dialout 组或 udev 规则）",
+        "Permission denied: have a technician check the device permissions (dialout group or udev rule)",
+    ),
+    "cause_auth": (
+        "服务器拒绝了工位令牌：请管理员重新签发工位令牌",
+        "The server refused the station token: ask the administrator to issue a new station token",
+    ),
+    "cause_disk_full": (
+        "磁盘已满：立即清理磁盘空间，记录暂存于内存",
+        "Disk full: free disk space now; records are held in memory until then",
+    ),
+    "cause_name": (
+        "无法解析主机名：检查配置中的地址与DNS设置",
+        "Host name not found: check the address in the configuration and the DNS settings",
+    ),
+    "cause_unreachable": (
+        "网络不可达：检查网线、交换机与路由",
+        "Network unreachable: check the cable, the switch and the routing",
+    ),
+    "cause_server_error": (
+        "服务器内部错误：自动重试中，持续出现请联系管理员",
+        "Server error: retrying; if it persists, contact the administrator",
+    ),
+    "cause_unexpected": (
+        "收到无法识别的应答：请技术人员查看详情",
+        "Unexpected answer: a technician can see the details (hover)",
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from edge.config import EdgeConfig
 from edge.health import HealthBoard
 from edge.store import EdgeStore
+from edge.web.causes import cause_of
 
 # The panel's fixed order; any other device the board knows is listed after these.
 PANEL_DEVICES = ("scanner", "camera", "xray", "sorter", "model")
@@ -110,6 +111,9 @@ def health_view(agent: AgentLike) -> dict[str, Any]:
     }
     tiles = [{"name": n, **_device_state(known.get(n), configured[n])} for n in PANEL_DEVICES]
     tiles += [{"name": n, **_device_state(d, True)} for n, d in known.items() if n not in PANEL_DEVICES]
+    for tile in tiles:
+        # Only a failing tile gets a cause: an up one's detail is information ("connected").
+        tile["cause"] = cause_of(tile["name"], tile["detail"]) if tile["state"] != "up" else None
     since = snap["seconds_since_sync"]
     if cfg.server.url is None:
         sync_state = "not_configured"
@@ -120,7 +124,13 @@ def health_view(agent: AgentLike) -> dict[str, Any]:
     return {
         "station": cfg.station.id,
         "devices": tiles,
-        "sync": {"state": sync_state, "seconds_since_sync": since, "error": snap["sync_error"]},
+        "sync": {
+            "state": sync_state,
+            "seconds_since_sync": since,
+            "error": snap["sync_error"],
+            "cause": cause_of("sync", snap["sync_error"]),
+            "error_code": snap["sync_error_code"],
+        },
         "outbox": snap["outbox"],
     }
 

@@ -115,4 +115,11 @@ class SorterLink(Protocol):
 
     def divert(self, tracking_id: str, deadline_s: float, chute: str | None = None) -> DivertResult: ...
 
+    def probe(self, timeout_s: float) -> tuple[bool, str]:
+        """Connect (if not connected) and check the controller answers, within about `timeout_s`.
+
+        Returns (up, detail); sends no divert and never raises for a dead device.
+        """
+        ...
+
     def close(self) -> None: ...

@@ -254,6 +254,25 @@ class ModbusSorterLink:
                 break
         return DivertResult("TIMEOUT", None, "divert coil set, but not cleared before the deadline")
 
+    def probe(self, timeout_s: float) -> tuple[bool, str]:
+        """Connect if needed and read the first slot's result registers (a read never diverts)."""
+        deadline = time.monotonic() + max(0.001, timeout_s)
+        try:
+            if self.coil is not None:
+                self._call(deadline, "read_coils", self.coil, count=1)
+            else:
+                self._call(deadline, "read_holding_registers", self._base(0) + RESULT_OFFSET, count=3)
+        except ModbusReplyError as exc:
+            # The controller answered, only not this read: it is there.
+            return True, f"connected (controller refused the probe read: {exc})"
+        except TimeoutError:
+            return False, "sorter unreachable: no answer before the probe deadline"
+        except (OSError, ModbusException) as exc:
+            with self._io:
+                self._client.close()  # type: ignore[no-untyped-call]
+            return False, self._unreachable(exc).detail
+        return True, "connected"
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

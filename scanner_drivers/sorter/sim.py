@@ -42,6 +42,7 @@ class SimulatedSorter:
         result_delay_s: float = 0.0,
         chutes: set[str] | None = None,
         default_chute: str = "REJECT",
+        port: int = 0,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"simulated sorter protocol must be one of {PROTOCOLS}, not {protocol!r}")
@@ -51,6 +52,8 @@ class SimulatedSorter:
         self.result_delay_s = result_delay_s
         self.chutes = chutes
         self.default_chute = default_chute
+        # 0: any free port; a fixed one lets a test stop the controller and start it again at one address.
+        self.port = port
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -224,7 +227,7 @@ class SimulatedSorter:
     def _start_tcp(self) -> str:
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", 0))
+        server.bind(("127.0.0.1", self.port))
         server.listen(16)
         server.settimeout(0.1)
         self._server = server

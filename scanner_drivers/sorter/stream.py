@@ -314,6 +314,22 @@ class TelegramSorterLink:
             return DivertResult("TIMEOUT", None, f"acknowledged, then {pending.lost}; outcome unknown")
         return DivertResult("TIMEOUT", None, "acknowledged, but no result before the deadline")
 
+    def probe(self, timeout_s: float) -> tuple[bool, str]:
+        """Connect if not connected, and send a heartbeat (HB, ignored by the controller); never a divert.
+
+        Returns (up, detail) within about `timeout_s`. The heartbeat makes a dead peer show: a reset
+        connection fails the send, and a closed one is seen by the reader and retried here next time.
+        """
+        conn = self._connection(timeout_s)
+        if isinstance(conn, str):
+            return False, conn
+        try:
+            conn.send(telegram.encode("HB", None))
+        except OSError as exc:
+            conn.kill(f"send failed: {exc}")
+            return False, f"sorter unreachable: heartbeat send failed: {exc}"
+        return True, "connected"
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -141,6 +141,9 @@ def _start_listening(
         from scanner_drivers.xray.hotfolder import HotFolderDriver
 
         folder = HotFolderDriver(url)
+        if not folder.config.folder.is_dir():
+            # The driver would wait for the folder to appear; on site that hides a wrong path.
+            raise DeviceError(f"{url}: folder {folder.config.folder} does not exist")
 
         def reject(name: str, reason: str) -> None:
             events.put(({"at": _now(), "event": "rejected", "name": name, "reason": reason}, False))

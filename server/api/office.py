@@ -246,7 +246,9 @@ def get_daily_report(
     if site is not None and not who.sees_site(site):
         raise Forbidden(f"site {site!r} is not one of yours")
     with svc.db.read() as conn:
-        report = daily_report(conn, date_, None if who.all_sites else who.sites, site)
+        report = daily_report(
+            conn, date_, None if who.all_sites else who.sites, site, svc.settings.stations.offline_after_s
+        )
     if format == "csv":
         return PlainTextResponse(report_csv(report), media_type="text/csv")
     return JSONResponse(report)

@@ -253,6 +253,9 @@ class StationReport(CountsSummary, ReviewSummary):
     site_id: str
     line_id: str
     device_uptime: dict[str, float]
+    online: bool
+    last_seen_at: str | None
+    devices_down: list[str]
 
 
 class LineReport(CountsSummary):
@@ -271,3 +274,4 @@ class DailyReport(CountsSummary, ReviewSummary):
     orders: OrderCounts
     lines: list[LineReport]
     stations: list[StationReport]
+    stations_offline: int

@@ -20,8 +20,8 @@ LANG_COOKIE = "pg_lang"
 # Pages each role sees in its menu; an administrator sees them all.
 MENU: dict[str, tuple[tuple[str, str], ...]] = {
     "officer": (("desk", "/desk"),),
-    "supervisor": (("report", "/report"),),
-    "admin": (("desk", "/desk"), ("report", "/report")),
+    "supervisor": (("report", "/report"), ("stations", "/stations")),
+    "admin": (("desk", "/desk"), ("report", "/report"), ("stations", "/stations")),
     "operator": (),
 }
 

@@ -43,6 +43,7 @@ def narrow_to_line(report: dict[str, Any], site: str | None, line: str) -> dict[
     """The report's parcel figures and stations for one line; review figures stay those of the site."""
     match = [x for x in report["lines"] if x["line_id"] == line and (site is None or x["site_id"] == site)]
     out = {**report, "line": line, "stations": [s for s in report["stations"] if s["line_id"] == line]}
+    out["stations_offline"] = sum(1 for s in out["stations"] if not s.get("online", True))
     for key in LINE_FIGURES:
         values = [m[key] for m in match]
         if key == "hits_by_hour":
@@ -80,7 +81,9 @@ def load(request: Request, who: Principal) -> tuple[dict[str, Any], date, str | 
         raise PageDenied(403, f"site {site!r} is not one of yours")
     svc = get_services(request)
     with svc.db.read() as conn:
-        report = daily_report(conn, day, None if who.all_sites else who.sites, site)
+        report = daily_report(
+            conn, day, None if who.all_sites else who.sites, site, svc.settings.stations.offline_after_s
+        )
         where = places(conn, who)
         if line is not None:
             report = narrow_to_line(report, site, line)

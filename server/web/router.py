@@ -1,4 +1,4 @@
-"""Entry point of the server pages: login, logout, home, static assets, plus the desk and report routers."""
+"""Entry point of the server pages: login, logout, home, static assets, and the page routers."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from server.errors import ApiError
 from server.web.common import HERE, current_user, error_page, render
 from server.web.desk import router as desk_router
 from server.web.report_page import router as report_router
+from server.web.stations_page import router as stations_router
 
 router = APIRouter(include_in_schema=False)
 router.include_router(desk_router)
 router.include_router(report_router)
+router.include_router(stations_router)
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 HOME = {"officer": "/desk", "admin": "/desk", "supervisor": "/report"}

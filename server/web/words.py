@@ -131,6 +131,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "print": ("打印", "Print"),
     "no_data": ("无数据", "No data"),
     "orders_created": ("当日拦截指令", "Orders issued"),
+    "stations": ("工位状态", "Stations"),
+    "stations_offline": ("离线工位", "Stations offline"),
+    "offline_after": ("判定离线：静默超过", "offline after silence of"),
+    "online": ("在线", "online"),
+    "offline": ("离线", "OFFLINE"),
+    "last_seen": ("最后联系", "Last seen"),
+    "never_seen": ("从未联系", "never seen"),
+    "devices": ("设备", "Devices"),
+    "device_up": ("正常", "up"),
+    "device_down": ("故障", "DOWN"),
+    "devices_down": ("故障设备", "Devices down"),
 }
 
 # Reason codes of the edge's decide(); the server keys on the same stable strings.

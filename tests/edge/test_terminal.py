@@ -320,3 +320,19 @@ def test_port_in_use_is_a_clear_oserror(
     finally:
         taken.close()
         agent.stop()
+
+
+def test_terminal_health_carries_the_cause_and_the_raw_detail(client: TestClient, agent: EdgeAgent) -> None:
+    agent.health.report("camera", False, "[Errno 111] Connection refused")
+    agent.health.sync_failed('HTTP 401: {"error":{"code":"unauthorized","message":"bad token"}}')
+    body = client.get("/api/health").json()
+    tiles = {d["name"]: d for d in body["devices"]}
+    assert tiles["camera"]["cause"] == "cause_refused"
+    assert "Connection refused" in tiles["camera"]["detail"]
+    assert tiles["model"]["cause"] is None  # an up tile keeps its own words
+    assert body["sync"]["cause"] == "cause_auth"
+    # The panel shows the sentence and keeps the raw text as the tooltip.
+    script = (Path(__file__).parents[2] / "edge" / "web" / "static" / "terminal.js").read_text(
+        encoding="utf-8"
+    )
+    assert "span.title = raw" in script and "detailOf(d.cause, d.detail" in script

@@ -76,6 +76,7 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", "/desk/items/{item_ref}"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/report"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/report/download"): (frozenset({SUP, ADM}), "scoped"),
+    ("GET", "/stations"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
@@ -199,6 +200,9 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
     ("GET", "/report"): lambda s, w, site, t: Call(f"/report?site={site}"),
     ("GET", "/report/download"): lambda s, w, site, t: Call(f"/report/download?site={site}&date={TODAY}"),
+    ("GET", "/stations"): lambda s, w, site, t: Call(
+        f"/stations?site={site}", marker={"site1": "st-a", "site2": "st-c"}[site]
+    ),
 }
 
 

@@ -284,6 +284,13 @@
   }
 
   // ---- health panel ------------------------------------------------------------------------------
+  // A known cause is shown as a sentence with what to do; the raw detail stays in the tooltip.
+  function detailOf(cause, raw, since) {
+    const span = el("span", "detail", [cause ? t(cause) : raw, since].filter(Boolean).join(" · "));
+    if (cause && raw) span.title = raw;
+    return span;
+  }
+
   function renderHealth(h) {
     const items = h.devices.map((d) => {
       const li = el("li", "s-" + d.state);
@@ -291,7 +298,7 @@
       li.appendChild(el("span", "name", t("device_" + d.name) === "device_" + d.name ? d.name : t("device_" + d.name)));
       li.appendChild(el("span", "state", t(d.state)));
       const since = d.seconds_since_seen === null ? "" : t("seconds_ago", Math.round(d.seconds_since_seen));
-      li.appendChild(el("span", "detail", [d.detail, since].filter(Boolean).join(" · ")));
+      li.appendChild(detailOf(d.cause, d.detail, since));
       return li;
     });
     const sync = el("li", "s-" + h.sync.state);
@@ -300,7 +307,10 @@
     const s = h.sync.seconds_since_sync;
     sync.appendChild(el("span", "state", h.sync.state === "not_configured" ? t("offline_mode")
       : s === null ? t("never") : t("seconds_ago", Math.round(s))));
-    if (h.sync.error) sync.appendChild(el("span", "detail", h.sync.error));
+    // A refusal the operator can act on gets the terminal's own words; anything else its cause.
+    if (h.sync.error) sync.appendChild(h.sync.error_code
+      ? el("span", "detail", t("sync_" + h.sync.error_code))
+      : detailOf(h.sync.cause, h.sync.error, ""));
     items.push(sync);
     const outbox = el("li", "s-up");
     outbox.dataset.device = "outbox";

@@ -1,0 +1,41 @@
+"""Turns a raw health detail (errno text, HTTP status, JSON) into a cause the operator can act on.
+
+The terminal shows the cause as a sentence in the operator's language, with what to do, and keeps
+the raw detail as a tooltip for technicians. Details that match nothing are shown as they are,
+except ones that look like machine output (JSON, bare errno), which get a generic cause.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edge.web.i18n import STRINGS
+
+# First match wins: the order puts specific causes (a bad token, a full disk) before the generic
+# ones that their texts also contain ("HTTP 401: {...}", "OSError: [Errno 28] ...").
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(rx, re.IGNORECASE))
+    for kind, rx in (
+        ("auth", r"HTTP 40[13]\b|bad token|invalid token|unauthori[sz]ed"),
+        ("disk_full", r"no space left|errno 28\b|disk full|ENOSPC"),
+        ("permission", r"permission denied|errno 13\b|access denied|EACCES"),
+        ("refused", r"connection refused|errno 111\b|ECONNREFUSED|winerror 10061"),
+        ("name", r"name or service not known|name resolution|nodename nor servname|errno -[23]\b"),
+        ("unreachable", r"network is unreachable|no route to host|errno 11[03]\b|errno 101\b|EHOSTUNREACH"),
+        ("timeout", r"timed out|timeout|no ACK within|no answer"),
+        ("no_device", r"no such file or directory|no such device|errno 2\b|errno 19\b|could not open port"),
+        ("server_error", r"HTTP 5\d\d\b"),
+    )
+)
+MACHINE_TEXT = re.compile(r"^\s*[\[{]|\{\s*\"|\[Errno|Traceback")
+
+
+def cause_of(device: str, detail: str) -> str | None:
+    """The i18n key of the cause of `detail` on `device` (device-specific when one exists), or None."""
+    if not detail:
+        return None
+    kind = next((k for k, rx in PATTERNS if rx.search(detail)), None)
+    if kind is None:
+        return "cause_unexpected" if MACHINE_TEXT.search(detail) else None
+    specific = f"cause_{kind}_{device}"
+    return specific if specific in STRINGS else f"cause_{kind}"
