@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -50,6 +51,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to whatever `sys.stderr` is then (a service manager or a test may replace it),
+    never to a stream that was closed since the handler was made."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def logging_config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` for the root logger and uvicorn's loggers, in format `fmt`."""
     formatter = {"()": f"{__name__}.{'JsonFormatter' if fmt == 'json' else 'TextFormatter'}"}
@@ -58,7 +72,7 @@ def logging_config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
         "handlers": {
-            "main": {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
+            "main": {"()": f"{__name__}.CurrentStderrHandler", "formatter": "main"}
         },
         "root": {"handlers": ["main"], "level": level},
         # uvicorn's loggers write through the root handler instead of their own coloured ones. Its
