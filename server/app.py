@@ -41,7 +41,7 @@ def build_services(settings: ServerSettings) -> Services:
         db=db,
         privacy=Privacy(settings.hmac_key.get_secret_value(), settings.encryption_key.get_secret_value()),
         notifier=OrderNotifier(),
-        metrics=ServerMetrics(db),
+        metrics=ServerMetrics(db, settings.stations.offline_after_s),
     )
 
 

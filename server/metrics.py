@@ -27,8 +27,10 @@ from server.db import Database, iso
 from server.deps import ServicesDep
 from server.errors import Forbidden, NotAuthenticated, Unavailable
 from server.schema import orders, reviews, stations
+from server.stations import station_states
 
 OPEN_REVIEW_STATES = ("open", "claimed", "inspecting", "detained")
+LABELS = ("site", "station")
 
 router = APIRouter(tags=["operations"], include_in_schema=False)
 
@@ -36,8 +38,9 @@ router = APIRouter(tags=["operations"], include_in_schema=False)
 class _DatabaseCollector(Collector):
     """Gauges read from the database on every scrape; a failed read leaves them out rather than lie."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, offline_after_s: float) -> None:
         self._db = db
+        self._offline_after_s = offline_after_s
 
     def collect(self) -> Iterator[Metric]:
         now = iso(datetime.now(UTC))
@@ -55,6 +58,7 @@ class _DatabaseCollector(Collector):
                 ).all()
             )
             n_stations = conn.execute(select(func.count()).select_from(stations)).scalar_one()
+            states = station_states(conn, datetime.now(UTC), self._offline_after_s)
         yield GaugeMetricFamily(
             "parcelguard_server_orders_pending", "pull orders neither cancelled nor expired", value=n_orders
         )
@@ -65,12 +69,30 @@ class _DatabaseCollector(Collector):
             items.add_metric([state], int(by_state.get(state, 0)))
         yield items
         yield GaugeMetricFamily("parcelguard_server_stations_known", "registered stations", value=n_stations)
+        yield GaugeMetricFamily(
+            "parcelguard_server_stations_offline",
+            "active stations silent for longer than stations.offline_after_s",
+            value=sum(1 for s in states if not s["online"]),
+        )
+        online = GaugeMetricFamily(
+            "parcelguard_server_station_online", "1 while the station is heard from", labels=LABELS
+        )
+        down = GaugeMetricFamily(
+            "parcelguard_server_station_devices_down",
+            "devices the station last reported down",
+            labels=LABELS,
+        )
+        for s in states:
+            online.add_metric([s["site_id"], s["station_id"]], 1 if s["online"] else 0)
+            down.add_metric([s["site_id"], s["station_id"]], sum(1 for d in s["devices"] if not d["up"]))
+        yield online
+        yield down
 
 
 class ServerMetrics:
     """One app's registry: per-process ingest counters plus the database collector."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, offline_after_s: float) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.batches = Counter(
             "parcelguard_server_ingest_batches", "sync batches stored by this process", registry=self.registry
@@ -81,7 +103,7 @@ class ServerMetrics:
             ["type"],
             registry=self.registry,
         )
-        self.registry.register(_DatabaseCollector(db))
+        self.registry.register(_DatabaseCollector(db, offline_after_s))
 
     def stored(self, types: Iterable[str]) -> None:
         self.batches.inc()

@@ -77,6 +77,9 @@ def test_metrics_change_after_a_sync(db_url: str, parcel: Callable[..., dict[str
         assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
         b = samples(before.text)
         assert b[("parcelguard_server_stations_known", ())] == 1
+        # Registered but never heard from: offline until its first sync.
+        assert b[("parcelguard_server_stations_offline", ())] == 1
+        assert b[("parcelguard_server_station_online", (("site", "site1"), ("station", "st-a")))] == 0
         assert b[("parcelguard_server_ingest_batches_total", ())] == 0
         assert b[("parcelguard_server_review_items_open", (("state", "open"),))] == 0
         events = [parcel("st-a", 1), parcel("st-a", 2, decision="PULL")]
@@ -88,6 +91,8 @@ def test_metrics_change_after_a_sync(db_url: str, parcel: Callable[..., dict[str
         assert a[("parcelguard_server_ingest_events_total", (("type", "parcel"),))] == 2
         assert a[("parcelguard_server_review_items_open", (("state", "open"),))] == 1
         assert a[("parcelguard_server_orders_pending", ())] == 1
+        assert a[("parcelguard_server_stations_offline", ())] == 0
+        assert a[("parcelguard_server_station_online", (("site", "site1"), ("station", "st-a")))] == 1
 
 
 def test_metrics_token_comes_from_the_environment_only(
