@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
@@ -17,10 +17,10 @@ from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_order
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
-from server.schema import events, reviews, stations
+from server.schema import events, reviews
 from server.scope import link_images, record
 from server.settings import ServerSettings
-from server.stations import record_device_states
+from server.stations import record_device_states, touch_station
 
 log = logging.getLogger(__name__)
 KEY_CHUNK = 500
@@ -156,7 +156,7 @@ def ingest_batch(
     # The images these events name become visible to the officers of this site (and no other).
     link_images(conn, site_id, (img.sha256 for ev in new if isinstance(ev, ParcelEvent) for img in ev.images))
     record_device_states(conn, station.name, (ev for ev in new if isinstance(ev, DeviceStatusEvent)), now)
-    conn.execute(update(stations).where(stations.c.station_id == station.name).values(last_seen_at=iso(now)))
+    touch_station(conn, station.name, now)
     result.accepted = [ev.key for ev in new]
     return result
 

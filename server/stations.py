@@ -77,3 +77,8 @@ def station_states(
             }
         )
     return out
+
+
+def touch_station(conn: Connection, station_id: str, now: datetime) -> None:
+    """The station was heard from now (a sync, or an order poll even when its batches are refused)."""
+    conn.execute(update(stations).where(stations.c.station_id == station_id).values(last_seen_at=iso(now)))

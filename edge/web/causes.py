@@ -28,12 +28,16 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 MACHINE_TEXT = re.compile(r"^\s*[\[{]|\{\s*\"|\[Errno|Traceback")
+# The station's own plain states, shown in the operator's language too (not causes: nothing to do).
+STATES = {"checking the connection": "state_checking", "connected": "state_connected"}
 
 
 def cause_of(device: str, detail: str) -> str | None:
     """The i18n key of the cause of `detail` on `device` (device-specific when one exists), or None."""
     if not detail:
         return None
+    if detail.strip() in STATES:
+        return STATES[detail.strip()]
     kind = next((k for k, rx in PATTERNS if rx.search(detail)), None)
     if kind is None:
         return "cause_unexpected" if MACHINE_TEXT.search(detail) else None

@@ -124,6 +124,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_CLASSIFIER_ERROR": ("识别模块故障", "Classifier error"),
     "reason_LATE": ("来不及判定", "Too late to decide"),
     "reason_PROCESSING_ERROR": ("处理出错", "Processing error"),
+    "state_checking": ("正在检查连接", "Checking the connection"),
+    "state_connected": ("已连接", "Connected"),
     # Causes of a failing device, with what to do (edge/web/causes.py picks one from the raw detail).
     "cause_refused": (
         "设备拒绝连接：检查设备地址与网线",

@@ -25,6 +25,7 @@ from server.notify import publish_orders_changed
 from server.orders import last_order_seq, pending_orders
 from server.registry_feed import registry_changes
 from server.schema import images
+from server.stations import touch_station
 
 router = APIRouter(prefix="/api/v1", tags=["station"])
 
@@ -161,6 +162,13 @@ async def poll_orders(
 ) -> OrdersPollReply:
     deadline = time.monotonic() + min(timeout, svc.settings.orders.max_poll_seconds)
     site = station.sites[0]
+
+    def heard() -> None:
+        with svc.db.write() as conn:
+            touch_station(conn, station.name, utcnow())
+
+    # A poll is a sign of life too: a station whose batches are all refused is not silent.
+    await run_in_threadpool(heard)
 
     def query() -> tuple[list[PullOrderWire], int]:
         with svc.db.read() as conn:

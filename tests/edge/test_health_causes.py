@@ -33,7 +33,8 @@ CASES = [
     ("sync", '{"error": {"code": "weird"}}', "cause_unexpected"),
     ("camera", "[Errno 5] Input/output error", "cause_unexpected"),
     ("scanner", "replay finished", None),
-    ("sorter", "checking the connection", None),
+    ("sorter", "checking the connection", "state_checking"),
+    ("sorter", "connected", "state_connected"),
     ("model", "", None),
 ]
 
@@ -45,7 +46,8 @@ def test_raw_details_map_to_causes(device: str, raw: str, key: str | None) -> No
 
 def test_every_cause_is_a_sentence_with_an_action_in_both_languages() -> None:
     causes = [k for k in STRINGS if k.startswith("cause_")]
-    assert {key for _d, _r, key in CASES if key} <= set(causes)
+    assert {key for _d, _r, key in CASES if key and key.startswith("cause_")} <= set(causes)
+    assert {key for _d, _r, key in CASES if key and key.startswith("state_")} <= set(STRINGS)
     for lang in ("zh", "en"):
         words = table(lang)
         for key in causes:

@@ -127,3 +127,12 @@ def test_stations_page_and_report_show_state_within_the_users_sites(
     assert any(r.startswith("st-a,") and r.endswith(",sorter") for r in rows)
     html = c.get(f"/report?date={day}&lang=en", headers=cookie).text
     assert 'id="fig-stations-offline">1<' in html  # site1: st-b never synced
+
+
+def test_an_order_poll_is_a_sign_of_life(server: Any) -> None:
+    assert states(server)["st-a"]["online"] is False
+    poll = {"after": 0, "timeout": 0}
+    reply = server.client.get("/api/v1/orders/poll", params=poll, headers=server.station_a)
+    assert reply.status_code == 200
+    now = states(server)
+    assert now["st-a"]["online"] is True and now["st-b"]["online"] is False
