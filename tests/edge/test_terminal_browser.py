@@ -173,6 +173,14 @@ def test_parcel_arrives_alert_sounds_and_pull_is_confirmed_by_keys(
         browser.find_element(By.TAG_NAME, "body").send_keys("p")
         wait.until(lambda d: "pulled" in d.find_element(By.ID, "alert").get_attribute("class"))
         wait.until(ec.visibility_of_element_located((By.ID, "result-form")))
+        # The same alert again (a stream that reconnected replays what it missed): the parcel was
+        # pulled already, so the open-box form being filled in stays.
+        pulled_tid = browser.find_element(By.TAG_NAME, "body").get_attribute("data-alert")
+        agent.feed.publish({"type": "alert", "kind": "pull", "tracking_id": pulled_tid, "waybill": W_BLACK})
+        # Events arrive in order: once the order notice after it shows, the replayed alert was handled.
+        agent.feed.publish({"type": "order", "order": {"waybill": "EE000000000CN"}})
+        wait.until(ec.text_to_be_present_in_element((By.ID, "notice"), "EE000000000CN"))
+        assert browser.find_element(By.ID, "result-form").is_displayed()
         browser.find_element(By.ID, "result-note").send_keys("12 pairs, copied logos")
         browser.save_screenshot(str(shots / "terminal-open-box-result.png"))
         browser.find_element(By.ID, "result-note").send_keys(Keys.TAB)

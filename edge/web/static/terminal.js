@@ -10,6 +10,9 @@
   const rows = new Map(); // tracking_id -> parcel row data
   let alerts = []; // pending alerts, oldest first: {tracking_id, waybill, reasons, chute, kind, started}
   let resultFor = null; // tracking id whose open-box result is being asked for
+  // Parcels the operator has already acted on: an alert replayed after a reconnect must not come back
+  // (nor close an open-box form being filled in).
+  const handled = new Set();
   let busy = false;
   let lastMessage = Date.now();
   let audio = null;
@@ -165,6 +168,7 @@
       p.actions = p.actions.concat([{ action: ev.action, result: ev.result, at: ev.at }]);
       upsertRow(p, false);
     }
+    handled.add(ev.tracking_id);
     alerts = alerts.filter((a) => a.tracking_id !== ev.tracking_id);
     if (ev.action === "open_box" && resultFor === ev.tracking_id) resultFor = null;
     renderAlert();
@@ -172,7 +176,7 @@
 
   // ---- the alert ---------------------------------------------------------------------------------
   function addAlert(a, ageSeconds) {
-    if (!a.tracking_id || alerts.some((x) => x.tracking_id === a.tracking_id)) return;
+    if (!a.tracking_id || handled.has(a.tracking_id) || alerts.some((x) => x.tracking_id === a.tracking_id)) return;
     alerts.push({
       tracking_id: a.tracking_id, waybill: a.waybill, reasons: a.reasons || [], chute: a.chute,
       kind: a.kind || "pull", started: Date.now() - 1000 * (ageSeconds || 0),
