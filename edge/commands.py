@@ -33,7 +33,8 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     from edge.preflight import check_station_environment
 
     if args.log_format == "json":
-        from edge.logformat import use_json_logs
+        # One log shape for the whole product (this module is a composition root).
+        from server.logformat import use_json_logs
 
         use_json_logs()
     cfg = load_config(EdgeConfig, Path(args.config))

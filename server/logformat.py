@@ -1,4 +1,4 @@
-"""Log output of the server processes: plain text (default) or one JSON object per line.
+"""Log output of parcelguard's programs (server and station): plain text (default) or JSON lines.
 
 Both formats go through the same logging configuration, handed to uvicorn so that its own loggers
 and every worker process write the same shape as ours. Secrets never reach a log line: passwords in
@@ -83,3 +83,9 @@ def logging_config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
         },
     }
+
+
+def use_json_logs() -> None:
+    """Switch every handler of the root logger to JSON lines (level and destination stay): `edge run`."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonFormatter())

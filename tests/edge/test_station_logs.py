@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.logformat import redact
+from server.logformat import redact
 
 ROOT = Path(__file__).resolve().parents[2]
 
