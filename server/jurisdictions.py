@@ -99,6 +99,17 @@ CN_DEADLINES: dict[str, DeadlineRule] = {
         days=1,
         source="site policy (no statutory period)",
     ),
+    # Steps of a case (server.cases.rules.due_key); "detain" above is the rights holder's reply.
+    "case_notify": DeadlineRule(
+        label="rights holder notified in writing of the detained goods",
+        working_days=1,
+        source=f"site policy ({_IPR_REGULATION}第十六条 asks for notice 立即 (at once) and sets no period)",
+    ),
+    "case_release": DeadlineRule(
+        label="goods not confirmed counterfeit released",
+        working_days=1,
+        source=f"site policy ({_IPR_REGULATION}第十六条、第二十四条 require release and set no period)",
+    ),
 }
 
 
