@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from server.errors import BadInput, Conflict
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LATER, EARLIER = NOW + timedelta(days=1), NOW - timedelta(days=1)
-HELD = dict(items=2, items_held=True, rights_holder=True)
+HELD: dict[str, Any] = dict(items=2, items_held=True, rights_holder=True)
 DETAIN = {"legal_basis": "条例第十六条", "storage_location": "cage 3"}
 REFER = {"authority": "police", "case_reference": "P-1"}
 
