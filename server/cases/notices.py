@@ -192,6 +192,7 @@ def deliver(
     how: str = "smtp",
 ) -> datetime | None:
     """The notice reached the rights holder (sent, or handed over after export): the reply's time runs."""
+    load_case(conn, who, case_id)  # a case beyond the caller's sites is not found, before anything else
     notice = current_notice(conn, case_id)
     if notice is None:
         raise Conflict("the case has no notification to deliver", "no_notice")
