@@ -264,8 +264,7 @@ def _case(s: Any, w: Any, site: str, tag: str, notified: bool = False) -> tuple[
         if not notified:
             return case_id, 0
         conn.execute(sqlalchemy.update(reviews).where(reviews.c.id == item).values(state="detained"))
-        holder = {"brand": f"B{tag}", "contact_name": "c", "email": None, "phone": None, "address": "",
-                  "language": "zh", "trademarks": []}  # fmt: skip
+        holder = _holder_data(f"B{tag}")
         store.set_rights_holder(
             conn, svc.secret, root, case_id, holders.add_holder(conn, svc.secret, root, holder, now)
         )
@@ -275,11 +274,15 @@ def _case(s: Any, w: Any, site: str, tag: str, notified: bool = False) -> tuple[
         return case_id, notices.notify(conn, svc.settings, root, case_id, now)
 
 
+def _holder_data(brand: str) -> dict[str, Any]:
+    fields = {"contact_name": "c", "email": None, "phone": None, "address": "", "language": "zh"}
+    return {"brand": brand, **fields, "trademarks": []}
+
+
 def _holder(s: Any, tag: str) -> int:
     svc = s.client.app.state.services
     root = Principal(kind="user", name="root", role=Role.ADMIN, sites=("*",))
-    data = {"brand": f"H{tag}", "contact_name": "c", "email": None, "phone": None, "address": "",
-            "language": "en", "trademarks": []}  # fmt: skip
+    data = _holder_data(f"H{tag}")
     with svc.db.write() as conn:
         return holders.add_holder(conn, svc.secret, root, data, datetime.now(UTC))
 

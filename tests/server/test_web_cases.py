@@ -176,7 +176,7 @@ def test_a_case_walked_in_the_browser(
         if n == 0:
             by_id("dp-photo").send_keys(str(photo))
         submit("#disposal-form")
-        wait.until(lambda d, n=n: len(d.find_elements(By.CSS_SELECTOR, "#disposals li")) == n + 1)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "disposals"), f"XH-2026-{n + 1:03d}"))
     assert "NOT DISPOSED" not in by_id("case-items").text
     by_id("act-destroy").click()
     state_is("destroyed")
