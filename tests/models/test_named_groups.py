@@ -106,7 +106,7 @@ def test_train_reads_the_groups_file(tiny_manifest: Path, tmp_path: Path) -> Non
     # Without the file, each distinct picture is its own group and training goes ahead.
     (tmp_path / "data" / "groups.csv").unlink()
     head = train_head(clf, scan_folder(tmp_path / "data"), "camera", views=0, quiet=True, folds=2)
-    assert head.meta["validation"]["groups"] == 8  # type: ignore[index]
+    assert head.meta["validation"]["groups"] == 8
 
 
 def test_a_broken_groups_file_is_named(tmp_path: Path) -> None:
