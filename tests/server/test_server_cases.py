@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
 
+from edge.cli import main as cli_main
 from server import admin
 from server.accounts import Principal, Role
 from server.app import create_app
@@ -23,6 +24,7 @@ from server.cases.dataset import export_dataset
 from server.db import Database, parse_iso
 from server.errors import Conflict
 from server.schema import labelled_examples
+from server.settings import generate_key
 from tests.server.conftest import PASSWORD, Server, World, make_settings, png
 
 Caller = Callable[[str, list[str]], tuple[dict[str, str], dict[str, str]]]
@@ -335,7 +337,13 @@ def test_smtp_refusal_keeps_the_notice_to_export(server: Server, world: World, c
     assert r.json()["case"]["state"] == "notified" and r.json()["case"]["notifications"][0]["send_error"]
 
 
-def test_open_box_results_become_labelled_examples(server: Server, world: World, tmp_path: Path) -> None:
+def test_open_box_results_become_labelled_examples(
+    server: Server,
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     c = server.client
     event = {
         "type": "operator",
@@ -364,3 +372,24 @@ def test_open_box_results_become_labelled_examples(server: Server, world: World,
     assert listed[0]["parcel"] == "st-a:tst-a1" and (tmp_path / "d" / listed[0]["file"]).read_bytes() == png(
         "site1"
     )
+    # The same through the command line: `parcelguard model dataset export`.
+    for name in ("PARCELGUARD_SECRET_KEY", "PARCELGUARD_HMAC_KEY", "PARCELGUARD_ENCRYPTION_KEY"):
+        monkeypatch.setenv(name, generate_key())
+    cfg = tmp_path / "server.toml"
+    cfg.write_text(f"[server]\ndatabase_url = '{server.settings.database_url}'\n", encoding="utf-8")
+    args = [
+        "model",
+        "dataset",
+        "export",
+        "--config",
+        str(cfg),
+        "--kind",
+        "xray",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["per_label"] == {"counterfeit": 1}
+    assert cli_main(args) == 2 and "is not empty" in capsys.readouterr().err
+    assert cli_main([*args[:-1], str(tmp_path / "cli2"), "--label", "genuine"]) == 2
+    assert "no labelled examples" in capsys.readouterr().err
