@@ -10,17 +10,15 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from server.accounts import Principal
-from server.api.station import IMAGE_TYPES, MAGIC, check_upload
+from server.api.station import IMAGE_TYPES, MAGIC, check_upload, insert_image
 from server.authz import Caller
 from server.cases import custody, holders, notices, read, store
 from server.cases.rules import DISPOSAL_METHODS, REPLIES
-from server.db import iso, utcnow
+from server.db import utcnow
 from server.deps import ServicesDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
-from server.schema import images
 from server.scope import link_images, record
 from server.sites import local_day, site_zone
 
@@ -399,17 +397,7 @@ def _store_photo(svc: ServicesDep, who: Principal, case_id: int, ctype: str, dat
     sha = hashlib.sha256(data).hexdigest()
     with svc.db.write() as conn:
         sites = store.case_sites(conn, store.load_case(conn, who, case_id))
-        if conn.execute(select(images.c.sha256).where(images.c.sha256 == sha)).first() is None:
-            conn.execute(
-                images.insert().values(
-                    sha256=sha,
-                    content_type=ctype,
-                    size=len(data),
-                    data=data,
-                    station_id=None,
-                    created_at=iso(utcnow()),
-                )
-            )
+        insert_image(conn, sha, ctype, data, None)
         # Officers of the case's sites see the photo, as they see the parcels' own images.
         for site in sites:
             link_images(conn, site, [sha])

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -134,22 +134,26 @@ def check_upload(data: bytes, ctype: str, max_bytes: int) -> None:
         raise BadInput(f"image refused ({exc.reason}): {exc}", "image_refused") from None
 
 
+def insert_image(conn: Connection, sha256: str, ctype: str, data: bytes, station_id: str | None) -> bool:
+    """Keep the image unless it is already held (images are addressed by content); True when stored now."""
+    if conn.execute(select(images.c.sha256).where(images.c.sha256 == sha256)).first() is not None:
+        return False
+    conn.execute(
+        images.insert().values(
+            sha256=sha256,
+            content_type=ctype,
+            size=len(data),
+            data=data,
+            station_id=station_id,
+            created_at=iso(utcnow()),
+        )
+    )
+    return True
+
+
 def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id: str) -> dict[str, object]:
     with svc.db.write() as conn:
-        if conn.execute(select(images.c.sha256).where(images.c.sha256 == sha256)).first() is None:
-            conn.execute(
-                images.insert().values(
-                    sha256=sha256,
-                    content_type=ctype,
-                    size=len(data),
-                    data=data,
-                    station_id=station_id,
-                    created_at=iso(utcnow()),
-                )
-            )
-            stored = True
-        else:
-            stored = False
+        stored = insert_image(conn, sha256, ctype, data, station_id)
     return {"sha256": sha256, "size": len(data), "content_type": ctype, "stored": stored}
 
 

@@ -3,38 +3,7 @@
 (function () {
   const P = JSON.parse(document.getElementById("page").textContent);
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-
-  function showError(message) {
-    const box = $("error");
-    box.textContent = message;
-    box.hidden = false;
-    box.scrollIntoView({ block: "nearest" });
-  }
-  // Every API error has the one shape {"error": {"code", "message"}}: show its message as written.
-  async function call(method, url, body, type) {
-    $("error").hidden = true;
-    const json = type === undefined;
-    let resp;
-    try {
-      resp = await fetch(url, {
-        method: method,
-        credentials: "same-origin",
-        headers: { "Content-Type": json ? "application/json" : type, "X-CSRF-Token": csrf },
-        body: body === undefined ? undefined : json ? JSON.stringify(body) : body,
-      });
-    } catch (e) {
-      showError(String(e));
-      return null;
-    }
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      showError(data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status);
-      return null;
-    }
-    return data;
-  }
+  const { call, showError } = window.pgApi;
   function on(id, handler) {
     const form = $(id);
     if (form) form.addEventListener("submit", (e) => { e.preventDefault(); handler(form); });
