@@ -12,13 +12,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.accounts import Principal
-from server.api.station import IMAGE_TYPES, MAGIC, check_upload, insert_image
+from server.api.station import IMAGE_BODY, insert_image, read_image_body
 from server.authz import Caller
 from server.cases import custody, holders, notices, read, store
 from server.cases.rules import DISPOSAL_METHODS, REPLIES
 from server.db import utcnow
 from server.deps import ServicesDep
-from server.errors import BadInput, TooLarge, UnsupportedMedia
+from server.errors import BadInput
 from server.scope import link_images, record
 from server.sites import local_day, site_zone
 
@@ -373,23 +373,10 @@ def post_disposal(case_id: CaseId, body: DisposalRequest, who: Caller, svc: Serv
     response_model=PhotoStored,
     status_code=201,
     summary="Upload a disposal photo (the image bytes as the body); name its sha256 in the disposal record",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(IMAGE_TYPES)},
-        }
-    },
+    openapi_extra=IMAGE_BODY,
 )
 async def post_photo(case_id: CaseId, request: Request, who: Caller, svc: ServicesDep) -> dict[str, Any]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype not in IMAGE_TYPES:
-        raise UnsupportedMedia(f"Content-Type must be one of {', '.join(sorted(IMAGE_TYPES))}")
-    data = await request.body()
-    if len(data) > svc.settings.limits.max_image_bytes:
-        raise TooLarge(f"image over {svc.settings.limits.max_image_bytes} bytes")
-    if not data or not data.startswith(MAGIC[ctype]):
-        raise UnsupportedMedia(f"body is not a {ctype} image")
-    check_upload(data, ctype, svc.settings.limits.max_image_bytes)
+    ctype, data = await read_image_body(request, svc.settings.limits.max_image_bytes)
     return await run_in_threadpool(_store_photo, svc, who, case_id, ctype, data)
 
 
@@ -409,10 +396,10 @@ def _store_photo(svc: ServicesDep, who: Principal, case_id: int, ctype: str, dat
 def get_holders(
     who: Caller,
     svc: ServicesDep,
-    all: Annotated[bool, Query(description="include inactive entries")] = False,
+    inactive: Annotated[bool, Query(description="include inactive entries")] = False,
 ) -> list[dict[str, Any]]:
     with svc.db.read() as conn:
-        return holders.list_holders(conn, active_only=not all)
+        return holders.list_holders(conn, active_only=not inactive)
 
 
 @router.post(

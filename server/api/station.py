@@ -108,20 +108,26 @@ async def put_image(
     station: Caller,
     svc: ServicesDep,
 ) -> dict[str, object]:
+    ctype, data = await read_image_body(request, svc.settings.limits.max_image_bytes, sha256)
+    return await run_in_threadpool(_store_image, svc, sha256, ctype, data, station.name)
+
+
+async def read_image_body(request: Request, max_bytes: int, sha256: str | None = None) -> tuple[str, bytes]:
+    """The upload's content type and bytes, once they pass every check (and hash to `sha256` if given)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in IMAGE_TYPES:
         raise UnsupportedMedia(f"Content-Type must be one of {', '.join(sorted(IMAGE_TYPES))}")
     data = await request.body()
-    if len(data) > svc.settings.limits.max_image_bytes:
-        raise TooLarge(f"image over {svc.settings.limits.max_image_bytes} bytes")
+    if len(data) > max_bytes:
+        raise TooLarge(f"image over {max_bytes} bytes")
     if not data:
         raise BadInput("image body is empty", "empty")
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise BadInput("body does not hash to the sha256 in the address", "hash_mismatch")
     if not data.startswith(MAGIC[ctype]):
         raise UnsupportedMedia(f"body is not a {ctype} image")
-    check_upload(data, ctype, svc.settings.limits.max_image_bytes)
-    return await run_in_threadpool(_store_image, svc, sha256, ctype, data, station.name)
+    check_upload(data, ctype, max_bytes)
+    return ctype, data
 
 
 def check_upload(data: bytes, ctype: str, max_bytes: int) -> None:

@@ -128,6 +128,30 @@ def test_case_from_two_parcels_to_closing(
     bad = c.post(f"/api/v1/cases/{cid}/steps", json={"action": "close"}, headers=officer)
     assert bad.status_code == 409 and bad.json()["error"]["code"] == "undisposed"
     assert "2 item(s)" in bad.json()["error"]["message"]
+    # Bad disposal inputs: a body that is no image, a photo never uploaded for the case, a day to come,
+    # an item of no seized goods, an unknown method.
+    bad_photo = c.post(
+        f"/api/v1/cases/{cid}/photos", content=b"GIF89a", headers={**officer, "Content-Type": "image/png"}
+    )
+    assert bad_photo.status_code == 415
+    good = {
+        "review_id": world.item["site1"],
+        "method": "destruction",
+        "place": "p",
+        "done_on": awaiting["state_since"][:10],
+        "witnesses": ["w"],
+        "certificate_ref": "c",
+    }
+    for change, code in (
+        ({"photos": ["ab" * 32]}, "bad_photo"),
+        ({"done_on": "2999-01-01"}, "bad_date"),
+        ({"review_id": world.item["site2"]}, "not_in_case"),
+        ({"method": "burial"}, "invalid"),
+        ({"done_on": "2026-02-30"}, "invalid"),
+        ({"witnesses": []}, "invalid"),
+    ):
+        r = c.post(f"/api/v1/cases/{cid}/disposals", json={**good, **change}, headers=officer)
+        assert r.status_code == 422 and r.json()["error"]["code"] == code, (change, r.text)
     photo = png("destroyed")
     up = c.post(
         f"/api/v1/cases/{cid}/photos", content=photo, headers={**officer, "Content-Type": "image/png"}
