@@ -212,6 +212,18 @@ WORDS: dict[str, tuple[str, str]] = {
     "case_photo": ("照片", "Photo"),
     "case_record_disposal": ("登记处置", "Record the disposal"),
     "case_note": ("说明", "Note"),
+    "case_state_open": ("已立案", "open"),
+    "case_state_detained": ("已扣留", "detained"),
+    "case_state_notified": ("已通知（待送达）", "notified (not yet delivered)"),
+    "case_state_awaiting_rights_holder": ("等待权利人答复", "awaiting the rights holder"),
+    "case_state_decided": ("已认定", "decided"),
+    "case_state_referred": ("已移送", "referred"),
+    "case_state_released": ("已放行", "released"),
+    "case_state_destroyed": ("已销毁", "destroyed"),
+    "case_state_closed": ("已结案", "closed"),
+    "case_outcome_counterfeit": ("侵权（假冒）", "counterfeit"),
+    "case_outcome_genuine": ("正品", "genuine"),
+    "case_outcome_no_reply": ("权利人未答复", "no reply"),
 }
 
 # Reason codes of the edge's decide(); the server keys on the same stable strings.
