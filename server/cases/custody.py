@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
 from server.accounts import Principal
 from server.cases.rules import DISPOSAL_METHODS, DISPOSAL_STATES, SAMPLE_STATES
@@ -85,13 +86,16 @@ def record_disposal(
         "witnesses": json.dumps(data["witnesses"], ensure_ascii=False),
         "photos": json.dumps(data["photos"]),
     }
-    disposal_id = int(
-        conn.execute(
-            disposals.insert()
-            .values(**values, case_id=case_id, recorded_by=who.name, recorded_at=iso(now))
-            .returning(disposals.c.id)
-        ).scalar_one()
-    )
+    try:
+        disposal_id = int(
+            conn.execute(
+                disposals.insert()
+                .values(**values, case_id=case_id, recorded_by=who.name, recorded_at=iso(now))
+                .returning(disposals.c.id)
+            ).scalar_one()
+        )
+    except IntegrityError as exc:  # recorded by another officer between the check above and now
+        raise Conflict(f"the goods of item {review_id} already have a disposal record", "exists") from exc
     record(
         conn,
         secret,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
 from edge.wire import OperatorEvent
 from server.db import iso
@@ -34,7 +35,13 @@ def _add(conn: Connection, rows: list[dict[str, Any]]) -> int:
             )
         ).first()
         if held is None:
-            conn.execute(labelled_examples.insert().values(**row))
+            try:
+                # A savepoint: an example written meanwhile by another transaction must not undo this one
+                # (a station's whole sync batch rides on it).
+                with conn.begin_nested():
+                    conn.execute(labelled_examples.insert().values(**row))
+            except IntegrityError:
+                continue
             added += 1
     return added
 

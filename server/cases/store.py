@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
 
 from server.accounts import Principal
 from server.cases.examples import learn_from_case
@@ -80,6 +81,14 @@ def _items(conn: Connection, who: Principal, review_ids: Iterable[int]) -> list[
 
 
 def _link(conn: Connection, case_id: int, rows: list[Any], actor: str, now: datetime) -> None:
+    try:
+        _insert_links(conn, case_id, rows, actor, now)
+    except IntegrityError as exc:
+        # Another officer put one of these items in a case between our check and this insert.
+        raise Conflict("an item was put in another case meanwhile; reload", "in_another_case") from exc
+
+
+def _insert_links(conn: Connection, case_id: int, rows: list[Any], actor: str, now: datetime) -> None:
     conn.execute(
         case_items.insert(),
         [
