@@ -95,6 +95,14 @@ def test_case_from_two_parcels_to_closing(
     body = msg.get_body().get_content()  # type: ignore[union-attr]
     assert "CASE-" in str(msg["Subject"]) and world.waybill["site1"] in body and "3 个工作日" in body
     assert "第十六条" in body and "G1234567" in body
+    # A delivery time before the notice was written, in the future, or without a zone is refused.
+    for when, status in (
+        ("2001-01-01T00:00:00Z", 422),
+        ("2999-01-01T00:00:00Z", 422),
+        ("2026-12-01T10:00:00", 422),
+    ):
+        bad = c.post(f"/api/v1/cases/{cid}/delivered", json={"delivered_at": when}, headers=officer)
+        assert bad.status_code == status and "error" in bad.json(), (when, bad.text)
     r = c.post(f"/api/v1/cases/{cid}/delivered", json={}, headers=officer)
     assert r.status_code == 200, r.text
     awaiting = r.json()

@@ -121,6 +121,11 @@ def test_a_case_walked_in_the_browser(
     wait.until(lambda d: d.current_url == case_url)
     wait.until(ec.text_to_be_present_in_element((By.ID, "case-items"), WAYBILL2))
     assert WAYBILL in by_id("case-items").text
+    # Handing the case to an officer who does not hold its site is refused, readable.
+    by_id("new-owner").send_keys("otto")
+    submit("#owner-form")
+    err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
+    assert "does not hold every site" in err.text
     # Register the rights holder and name it; detain.
     browser.find_element(By.CSS_SELECTOR, "#holder-form + details summary").click()
     by_id("h-brand").send_keys("Nike")
