@@ -1,173 +1,25 @@
-"""Words of the server pages in Simplified Chinese and English."""
+"""Words of the server pages in Simplified Chinese and English: the catalogs, and words not yet folded in."""
 
 from __future__ import annotations
 
+from server.web.catalog import Words, load_words
+
 LANGUAGES = ("zh", "en")
 
-# key: (Simplified Chinese, English)
-WORDS: dict[str, tuple[str, str]] = {
-    "app": ("包裹安检中心", "parcelguard central"),
-    "login": ("登录", "Log in"),
-    "logout": ("退出", "Log out"),
-    "username": ("用户名", "User name"),
-    "password": ("密码", "Password"),
-    "desk": ("审核工作台", "Review desk"),
-    "report": ("每日报表", "Daily report"),
-    "role": ("角色", "Role"),
-    "role_officer": ("审核员", "officer"),
-    "role_supervisor": ("主管", "supervisor"),
-    "role_admin": ("管理员", "administrator"),
-    "role_operator": ("操作员", "operator"),
-    "no_pages": (
-        "您的角色没有可用页面，请使用工位终端。",
-        "Your role has no pages here; use the station terminal.",
-    ),
-    "error": ("错误", "Error"),
-    "back": ("返回", "Back"),
-    "queue": ("待审队列", "Review queue"),
-    "search": ("搜索", "Search"),
-    "search_hint": ("运单号或寄件人标识", "waybill or sender token"),
-    "filter": ("筛选", "Filter"),
-    "all": ("全部", "all"),
-    "site": ("站点", "Site"),
-    "line": ("分拣线", "Line"),
-    "station": ("工位", "Station"),
-    "reason": ("原因", "Reason"),
-    "category": ("品类", "Category"),
-    "priority": ("优先级", "Priority"),
-    "deadline": ("截止时间", "Deadline"),
-    "state": ("状态", "State"),
-    "waybill": ("运单号", "Waybill"),
-    "decision": ("判定", "Decision"),
-    "risk": ("风险", "Risk"),
-    "open": ("打开", "Open"),
-    "no_items": ("没有待审项目", "No items waiting"),
-    "xray": ("X光图像", "X-ray image"),
-    "photo": ("包裹照片", "Package photo"),
-    "no_image": ("无图像", "no image"),
-    "zoom": ("缩放", "Zoom"),
-    "contrast": ("对比度", "Contrast"),
-    "invert": ("反色", "Invert"),
-    "evidence": ("识别证据", "Classifier evidence"),
-    "score": ("假冒评分", "Counterfeit score"),
-    "probability": ("概率", "Probability"),
-    "gallery": ("相似假冒样本", "Nearest gallery references"),
-    "uncertain": ("不确定", "uncertain"),
-    "reasons": ("命中原因", "Reasons"),
-    "declared": ("申报品名", "Declared"),
-    "observed": ("识别品类", "Observed"),
-    "quantity": ("数量", "Quantity"),
-    "sender": ("寄件人实名信息", "Sender record"),
-    "id_number": ("证件号", "ID number"),
-    "name": ("姓名", "Name"),
-    "phone": ("电话", "Phone"),
-    "verified": ("已核验", "verified"),
-    "not_verified": ("未核验", "not verified"),
-    "reveal": ("查看完整信息", "Reveal"),
-    "reveal_reason": ("查看理由（至少10个字，将记入审计日志）", "Reason (at least 10 characters, audited)"),
-    "revealed": ("完整信息（已记录审计）", "Full record (audited)"),
-    "history": ("寄件人历史", "Sender history"),
-    "lists": ("名单", "Lists"),
-    "no_sender": ("无实名记录", "No sender record"),
-    "claim": ("领取", "Claim"),
-    "unclaim": ("退回队列", "Give back"),
-    "claimed_by": ("领取人", "Claimed by"),
-    "decide": ("提交判定", "Decide"),
-    "action": ("处理", "Action"),
-    "act_release": ("放行", "Release"),
-    "act_open_inspection": ("开箱查验", "Open inspection"),
-    "act_detain": ("扣留", "Detain"),
-    "act_seize": ("查扣", "Seize"),
-    "act_refer": ("移送", "Refer"),
-    "f_note": ("说明", "Note"),
-    "f_legal_basis": ("法律依据", "Legal basis"),
-    "f_storage_location": ("存放位置", "Storage location"),
-    "f_seizure_record": ("查扣记录号", "Seizure record"),
-    "f_rights_holder": ("权利人", "Rights holder"),
-    "f_authority": ("移送机关", "Authority"),
-    "f_case_reference": ("案件编号", "Case reference"),
-    "market_regulator": ("市场监管部门", "market regulator"),
-    "police": ("公安机关", "police"),
-    "add_to_gallery": ("加入假冒样本库", "Add images to the counterfeit gallery"),
-    "pull_order": ("拦截指令", "Pull order"),
-    "pull_waybill": ("拦截此运单", "Pull this waybill"),
-    "pull_sender": ("拦截该寄件人全部包裹", "Pull all of this sender's parcels"),
-    "order_reason": ("拦截理由", "Reason for the order"),
-    "send": ("发送", "Send"),
-    "cancel": ("取消", "Cancel"),
-    "audit": ("审计记录", "Audit trail"),
-    "no_audit": ("暂无审计记录", "No audit entries yet"),
-    "at": ("时间", "Time"),
-    "actor": ("操作人", "Actor"),
-    "shortcut_keys": ("快捷键", "Keys"),
-    "keys_desk": (
-        "C 领取 · R 放行 · I 开箱查验 · D 扣留 · S 查扣 · F 移送 · V 查看实名 · Esc 取消",
-        "C claim · R release · I inspect · D detain · S seize · F refer · V reveal · Esc cancel",
-    ),
-    "saved": ("已保存", "Saved"),
-    "date": ("日期", "Date"),
-    "show": ("显示", "Show"),
-    "parcels": ("过机包裹", "Parcels"),
-    "cleared": ("放行", "Cleared"),
-    "held": ("暂扣", "Held"),
-    "pulled": ("拦截", "Pulled"),
-    "no_reads": ("未读码", "No reads"),
-    "realname_failures": ("实名异常", "Real-name failures"),
-    "hits_by_hour": ("每小时命中", "Hits by hour"),
-    "hits_by_reason": ("命中原因分布", "Hits by reason"),
-    "hits_by_category": ("命中品类分布", "Hits by category"),
-    "pulls": ("拦截执行", "Pulls"),
-    "requested": ("要求拦截", "Requested"),
-    "diverted": ("已分拣", "Diverted"),
-    "missed": ("漏拦", "Missed"),
-    "review_outcomes": ("审核结果", "Review outcomes"),
-    "review_items": ("审核项目", "Review items"),
-    "confirmed_rate": ("确认命中率", "Confirmed hit rate"),
-    "median_decision": ("判定用时中位数", "Median time to decision"),
-    "per_station": ("各工位", "Per station"),
-    "uptime": ("设备最低在线率", "Lowest device uptime"),
-    "download_csv": ("下载 CSV", "Download CSV"),
-    "download_json": ("下载 JSON", "Download JSON"),
-    "print": ("打印", "Print"),
-    "no_data": ("无数据", "No data"),
-    "orders_created": ("当日拦截指令", "Orders issued"),
-    "stations": ("工位状态", "Stations"),
-    "stations_offline": ("离线工位", "Stations offline"),
-    "offline_after": ("判定离线：静默超过", "offline after silence of"),
-    "online": ("在线", "online"),
-    "offline": ("离线", "OFFLINE"),
-    "last_seen": ("最后联系", "Last seen"),
-    "never_seen": ("从未联系", "never seen"),
-    "devices": ("设备", "Devices"),
-    "device_up": ("正常", "up"),
-    "device_down": ("故障", "DOWN"),
-    "devices_down": ("故障设备", "Devices down"),
-}
+# The words live in the gettext catalogs under server/web/locale (msgid = key). New words may be added
+# here first, key: (Simplified Chinese, English), in a block of their own; they show at once, and
+# `make catalogs` moves them into the catalogs and empties these dicts.
+WORDS: dict[str, tuple[str, str]] = {}
 
-# Reason codes of the edge's decide(); the server keys on the same stable strings.
-REASONS: dict[str, tuple[str, str]] = {
-    "NO_READ": ("未读到条码", "No barcode read"),
-    "NO_VALID_WAYBILL": ("无有效运单号", "No valid waybill"),
-    "WAYBILL_CONFLICT": ("多个运单号冲突", "Conflicting waybills"),
-    "UNKNOWN_WAYBILL": ("运单不在清单中", "Waybill not in manifest"),
-    "NO_REALNAME": ("无实名信息", "No real-name record"),
-    "REALNAME_UNVERIFIED": ("实名未核验", "Real name not verified"),
-    "SENDER_BLACKLISTED": ("寄件人在黑名单", "Sender blacklisted"),
-    "WATCHLIST_MATCH": ("命中关注名单", "Watch-list match"),
-    "INTERCEPT_ORDER": ("拦截指令", "Interception order"),
-    "COUNTERFEIT_SUSPECT": ("疑似假冒商品", "Suspected counterfeit"),
-    "GALLERY_MATCH": ("与已知假冒样本相似", "Matches a known counterfeit"),
-    "DECLARED_MISMATCH": ("与申报品名不符", "Contents differ from declaration"),
-    "MODEL_UNCERTAIN": ("识别结果不确定", "Classifier uncertain"),
-    "IMAGE_MISSING": ("图像缺失", "Image missing"),
-    "CLASSIFIER_ERROR": ("识别模块故障", "Classifier error"),
-}
+# Labels of new reason codes of the edge's decide(), folded as `reason_<CODE>` (same as WORDS).
+REASONS: dict[str, tuple[str, str]] = {}
 
 
-def words(lang: str) -> dict[str, str]:
+def words(lang: str) -> Words:
+    """All words of one language; an unknown language is a ValueError, an unknown key shows as itself."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {list(LANGUAGES)}")
-    i = LANGUAGES.index(lang)
-    out = {k: v[i] for k, v in WORDS.items()}
-    out.update({f"reason_{k}": v[i] for k, v in REASONS.items()})
-    return out
+    pending = tuple((k, *v) for k, v in WORDS.items()) + tuple(
+        (f"reason_{k}", *v) for k, v in REASONS.items()
+    )
+    return load_words(lang, pending)
