@@ -22,6 +22,7 @@ LOCALES = {"zh": "zh_CN", "en": "en"}
 # device's detail): a page shows it in its own language by matching the English text.
 MESSAGE_PREFIX = "msg_"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 class CatalogMissing(FileNotFoundError):
@@ -89,7 +90,8 @@ class Words(dict[str, str]):
             if found:
                 values = {name: self._value(name, v) for name, v in found.groupdict().items()}
                 return fill(self[key], values)
-        if self.lang != "en":
+        # Text already in words (a page's own sentence) is left alone; only English is news.
+        if self.lang != "en" and not CJK.search(text):
             log.warning("no words for the message %r in %s", text[:200], self.lang)
         return text
 

@@ -169,7 +169,12 @@ def update_domain(domain: Domain, out: IO[str]) -> list[str]:
     catalogs = {lang: read_catalog(domain.po(lang), lang, domain.name) for lang in LOCALES}
     for key, pair in waiting.items():
         for i, lang in enumerate(LOCALES):
-            catalogs[lang].add(key, pair[i])
+            # Babel's add() keeps an existing entry's words: a waiting word replaces them on purpose.
+            found = catalogs[lang].get(key)
+            if found is None:
+                catalogs[lang].add(key, pair[i])
+            else:
+                found.string = pair[i]
     missing = sorted(k for k in used if not all(catalogs[lang].get(k) for lang in LOCALES))
     for key in missing:
         for lang in LOCALES:

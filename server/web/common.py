@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ def need_user(request: Request) -> Principal | RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_safe_next(target)}", status_code=303)
     if who.role not in roles:
-        raise PageDenied(403, words(pick_language(request))["no_pages"])
+        t = words(pick_language(request))
+        raise PageDenied(403, t["no_pages"])
     return who
 
 
@@ -91,6 +93,8 @@ def render(
         "lang": lang,
         "other_lang": "en" if lang == "zh" else "zh",
         "t": t,
+        # The pages' scripts look words up in the same table (`W[key]`).
+        "words_json": json.dumps(t, ensure_ascii=False).replace("<", "\\u003c"),
         "who": who,
         "menu": menu,
         "path": request.url.path,

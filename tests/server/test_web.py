@@ -217,7 +217,9 @@ def test_login_menus_and_redirects(site: tuple[Site, TestClient]) -> None:
     assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fdesk"
     assert "登录" in c.get("/login").text
     bad = c.post("/login", data={"username": "olga", "password": "wrong password!"})
-    assert bad.status_code == 401 and "wrong username or password" in bad.text
+    assert bad.status_code == 401 and "用户名或密码错误" in bad.text and "wrong" not in bad.text
+    bad_en = c.post("/login?lang=en", data={"username": "olga", "password": "wrong password!"})
+    assert "wrong username or password" in bad_en.text
     assert login(c, "olga").headers["location"] == "/desk"
     assert login(c, "sam").headers["location"] == "/report"
     # An open redirect through `next` is refused: only local paths.
@@ -255,19 +257,20 @@ def test_desk_queue_filters_search_and_hit_page(site: tuple[Site, TestClient]) -
     for expected in (
         "110***********002X",
         "Suspected counterfeit",
-        "footwear_clothing",
+        "footwear and clothing",
         "运动鞋",
         "/api/v1/images/",
     ):
         assert expected in page
-    assert ID not in page and 'id="observed">footwear_clothing (0.91)' in page
+    assert ID not in page and 'id="observed">footwear and clothing (0.91)' in page
     # Another site's officer does not see the item; a readable error page, same message as the API.
     login(c, "otto")
     other = c.get(f"/desk/items/{s.item_id}")
-    assert other.status_code == 404 and f"no review item {s.item_id}" in other.text
+    assert other.status_code == 404 and f"没有审核项目 {s.item_id}" in other.text
     for ref in ("0", "abc", "9" * 30):
         wrong = c.get(f"/desk/items/{ref}")
-        assert wrong.status_code == 404 and "no review item" in wrong.text and "<html" in wrong.text
+        assert wrong.status_code == 404 and "没有审核项目" in wrong.text and "<html" in wrong.text
+    assert f"no review item {s.item_id}" in c.get(f"/desk/items/{s.item_id}?lang=en").text
 
 
 def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> None:
@@ -294,7 +297,7 @@ def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> N
     )
     assert order.status_code == 201, order.text
     trail = c.get(f"/desk/items/{s.item_id}").text
-    for action in ("reveal", "review_claim", "review_seize", "order_issue"):
+    for action in ("查看实名信息", "认领", "判定查扣", "下达拦截指令"):
         assert f"<td>{action}</td>" in trail
     assert "case 2026-17 counterfeit" in trail and ID not in trail
     # The seized parcel's images are now a gallery reference; a later hit shows them as thumbnails.
@@ -356,8 +359,8 @@ def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient
     assert odd.status_code == 200 and "set-cookie" not in odd.headers
     want = f'attachment; filename="parcelguard-report-{s.day}-x___Set-Cookie__a_b.csv"'
     assert odd.headers["content-disposition"] == want
-    bad = c.get("/report", params={"date": "yesterday"})
-    assert bad.status_code == 422 and "is not a date" in bad.text
+    bad = c.get("/report", params={"date": "yesterday", "lang": "zh"})
+    assert bad.status_code == 422 and "无效（格式：年-月-日）" in bad.text
     login(c, "olga")
     assert c.get("/report").status_code == 403
     # Static assets come from the app itself; nothing leaves the folder.

@@ -2,6 +2,13 @@
 "use strict";
 (function () {
   const P = JSON.parse(document.getElementById("page").textContent);
+  // The page's words (base.html); a key it lacks shows as itself and is reported in the console.
+  const W = JSON.parse(document.getElementById("words").textContent);
+  const t = (key) => {
+    if (key in W) return W[key];
+    console.warn("no words for", key);
+    return key;
+  };
   const $ = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
@@ -28,13 +35,17 @@
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
-      showError(String(e));
+      showError(t("err_network"));
       return null;
     }
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
     if (!resp.ok) {
-      const msg = data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status;
+      // A known code in the page's words; a rule broken ("invalid") adds the server's own detail.
+      const err = data && data.error;
+      const known = err && ("err_" + err.code) in W;
+      const msg = !err ? "HTTP " + resp.status
+        : known ? W["err_" + err.code] + (err.code === "invalid" ? err.message : "") : err.message + " (" + err.code + ")";
       showError(msg);
       return null;
     }
@@ -85,8 +96,8 @@
     const data = await api("POST", "/api/v1/reviews/" + P.id + "/claim");
     if (!data) return false;
     P.claimed_by = P.me;
-    $("item-state").textContent = data.state;
-    notice(data.state + " · " + P.me);
+    $("item-state").textContent = W["state_" + data.state] || data.state;
+    notice((W["state_" + data.state] || data.state) + " · " + P.me);
     return true;
   }
   if (form) {
