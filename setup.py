@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from setuptools import setup
-from setuptools.command.build_py import build_py
+from setuptools import setup  # type: ignore[import-untyped]
+from setuptools.command.build_py import build_py  # type: ignore[import-untyped]
 
 
-class BuildWithCatalogs(build_py):
+class BuildWithCatalogs(build_py):  # type: ignore[misc]
     """build_py, then each catalog shipped as .po gets its compiled .mo beside it in the build."""
 
     def run(self) -> None:

@@ -46,7 +46,9 @@ class Table(dict[str, str]):
     lang = ""
 
     def __missing__(self, key: str) -> str:
-        log.warning("no terminal words for %r in %s: showing the key (add it with `make catalogs`)", key, self.lang)
+        log.warning(
+            "no terminal words for %r in %s: showing the key (add it with `make catalogs`)", key, self.lang
+        )
         return key
 
 

@@ -109,9 +109,13 @@ def _pending_nodes(domain: Domain) -> list[tuple[str, ast.Dict]]:
     wanted = dict(domain.dicts)
     found = []
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(target, ast.Name) and target.id in wanted and isinstance(node.value, ast.Dict):  # type: ignore[union-attr]
-            found.append((wanted[target.id], node.value))  # type: ignore[union-attr]
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id in wanted
+            and isinstance(node.value, ast.Dict)
+        ):
+            found.append((wanted[node.target.id], node.value))
     return found
 
 
@@ -120,7 +124,9 @@ def pending_words(domain: Domain) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for prefix, node in _pending_nodes(domain):
         for key, pair in ast.literal_eval(node).items():
-            if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) and x for x in pair)):
+            if not (
+                isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) and x for x in pair)
+            ):
                 raise ValueError(f"{domain.pending.name}: {key!r} must be (Simplified Chinese, English)")
             out[prefix + key] = pair
     return out
@@ -184,9 +190,7 @@ def update_domain(domain: Domain, out: IO[str]) -> list[str]:
         write_catalog(domain.po(lang), catalog)
     if waiting:
         empty_pending(domain)
-    untranslated = sorted(
-        {str(m.id) for c in catalogs.values() for m in c if m.id and not m.string}
-    )
+    untranslated = sorted({str(m.id) for c in catalogs.values() for m in c if m.id and not m.string})
     print(
         f"{domain.name}: {len(waiting)} waiting word(s) folded in, {len(untranslated)} key(s) without words"
         + (": " + ", ".join(untranslated) if untranslated else ""),

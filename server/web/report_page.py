@@ -108,7 +108,10 @@ def report_page(request: Request) -> Response:
         "reason": bar_chart(t["hits_by_reason"], sorted(reasons, key=lambda x: -x[1]), t["no_data"]),
         "category": bar_chart(
             t["hits_by_category"],
-            sorted(((t.of("category", k), v) for k, v in figures["hits_by_category"].items()), key=lambda x: -x[1]),
+            sorted(
+                ((t.of("category", k), v) for k, v in figures["hits_by_category"].items()),
+                key=lambda x: -x[1],
+            ),
             t["no_data"],
         ),
         "pulls": bar_chart(

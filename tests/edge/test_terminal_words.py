@@ -1,0 +1,36 @@
+"""The terminal in Chinese: its pages have no English left, and device states come as words to show."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from edge.agent import EdgeAgent
+from edge.web.causes import plain_state
+from edge.web.i18n import table
+from tests.edge.test_terminal import agent, client  # noqa: F401 (fixtures)
+from tests.server.test_page_words import english_words
+
+# The station's ids and the logged-in operator's id and name in the test configuration.
+STATION = {"S1", "SITE", "L1", "op7", "Li", "Wei"}
+
+
+def test_terminal_page_in_chinese_has_no_english_words(client: TestClient) -> None:  # noqa: F811
+    page = client.get("/?lang=zh").text
+    assert "安检操作终端" in page
+    assert [w for w in english_words(page) if w not in STATION] == []
+
+
+def test_device_states_are_keys_with_values_in_both_languages(client: TestClient, agent: EdgeAgent) -> None:  # noqa: F811
+    tiles = {d["name"]: d for d in client.get("/api/health").json()["devices"]}
+    # The replay of the test's reads has run out: the scanner says so in words, not in English.
+    assert tiles["scanner"]["detail"] == "replay finished"
+    assert tiles["scanner"]["said"] == {"key": "state_replay_finished", "args": {}}
+    assert table("zh")["state_replay_finished"] == "回放已结束"
+    said = plain_state("last divert DIVERTED")
+    assert said == {"key": "state_last_divert", "args": {"outcome": "DIVERTED"}}
+    assert "{outcome}" in table("zh")["state_last_divert"] and table("zh")["DIVERTED"] == "已分拣"
+    assert plain_state("something nobody wrote") is None
+    for lang in ("zh", "en"):
+        words = table(lang)
+        assert words["overdue_by"].count("{n}") == 1 and words["status"] != "Operator"
+    assert table("zh")["no_such_key"] == "no_such_key"  # shown as itself, logged, never an error
