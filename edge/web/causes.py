@@ -33,6 +33,8 @@ MACHINE_TEXT = re.compile(r"^\s*[\[{]|\{\s*\"|\[Errno|Traceback")
 # catalog's `state_*` entries: their English words, with `{name}` for a value, are the patterns.
 STATE_PREFIX = "state_"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# `{n}` stands for a count: "camera folder x: no more images" is not "{n} images".
+NUMBER = r"\d+(?:\.\d+)?"
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +44,10 @@ def _state_patterns() -> list[tuple[re.Pattern[str], str]]:
     for key, text in english.items():
         if key.startswith(STATE_PREFIX):
             parts = PLACEHOLDER.split(text)
-            rx = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+            rx = "".join(
+                re.escape(p) if i % 2 == 0 else f"(?P<{p}>{NUMBER if p == 'n' else '.+?'})"
+                for i, p in enumerate(parts)
+            )
             found.append((re.compile(f"^{rx}$", re.IGNORECASE), key))
     return sorted(found, key=lambda p: -len(p[0].pattern))
 

@@ -22,6 +22,8 @@ LOCALES = {"zh": "zh_CN", "en": "en"}
 # device's detail): a page shows it in its own language by matching the English text.
 MESSAGE_PREFIX = "msg_"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# `{n}` stands for a count: "camera folder x: no more images" is not "{n} images".
+NUMBER = r"\d+(?:\.\d+)?"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -53,7 +55,10 @@ def read_catalog(locale_dir: Path, domain: str, lang: str) -> dict[str, str]:
 def _pattern(english: str) -> re.Pattern[str]:
     parts = PLACEHOLDER.split(english)
     # split() alternates literal text and placeholder names.
-    rx = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+    rx = "".join(
+        re.escape(p) if i % 2 == 0 else f"(?P<{p}>{NUMBER if p == 'n' else '.+?'})"
+        for i, p in enumerate(parts)
+    )
     return re.compile(f"^{rx}$", re.IGNORECASE | re.DOTALL)
 
 

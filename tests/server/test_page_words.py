@@ -54,8 +54,9 @@ DATA = {
     "yesterday",
 }
 DATA_TEXT = ("sports shoes", "case 2026-17 counterfeit", "tip-off", "TM law art 60", "Brand Co", "S-1")
-# waybills, priorities, hashes, the T of an ISO time
-CODE = re.compile(r"^(?:[A-Z]{2}\d+[A-Z]{2}|SF\d+|P\d+|T\d+|[0-9a-f]{6,}|\d+\w*)$")
+# waybills, priorities and chutes (P140, H1), hashes, the T of an ISO time
+CODE = re.compile(r"^(?:[A-Z]{2}\d+[A-Z]{2}|SF\d+|[A-Z]\d+|[0-9a-f]{6,}|\d+\w*)$")
+PATH = re.compile(r"(?<![\w/])/[\w./-]+")  # a file or device path, as configured
 
 
 def visible_text(page: str) -> str:
@@ -67,7 +68,7 @@ def visible_text(page: str) -> str:
 
 
 def english_words(page: str) -> list[str]:
-    text = visible_text(page)
+    text = PATH.sub(" ", visible_text(page))
     for known in DATA_TEXT:
         text = text.replace(known, " ")
     found = []

@@ -499,7 +499,7 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     by_id("order-reason").send_keys("tip-off from brand owner")
     browser.find_element(By.CSS_SELECTOR, "#order-form button[value=waybill]").click()
     err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
-    assert "an equal live order already exists" in err.text
+    assert "An equal live order already exists" in err.text
     browser.find_element(By.TAG_NAME, "body").send_keys("s")
     wait.until(ec.visibility_of_element_located((By.ID, "f-legal_basis")))
     assert browser.switch_to.active_element.get_attribute("id") == "f-legal_basis"
@@ -509,7 +509,7 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     by_id("decision-form").submit()
     wait.until(ec.text_to_be_present_in_element((By.ID, "item-state"), "seized"))
     audit = by_id("audit").text
-    assert "review_claim" in audit and "review_seize" in audit and "reveal" in audit
+    assert "claimed" in audit and "seized" in audit and "sender record revealed" in audit
     browser.execute_script("document.getElementById('audit').scrollIntoView()")
     browser.save_screenshot(str(shots / "desk-decided-audit.png"))
     browser.get(f"{url}/desk?lang=zh")

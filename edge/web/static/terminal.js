@@ -5,11 +5,13 @@
   const S = JSON.parse(document.getElementById("settings").textContent);
   const MAX_ROWS = 100;
   const $ = (id) => document.getElementById(id);
-  // `{name}` filled from `args` (a number fills `{n}`); a value that is itself a key shows in words.
+  // `{name}` filled from `args` (a number fills `{n}`); a value with words (`name_value` or the value
+  // as a key) shows in words.
   const t = (key, args) => {
     if (!(key in W)) console.warn("no words for", key);
     const values = typeof args === "object" && args !== null ? args : { n: args };
-    return (W[key] || key).replace(/\{(\w+)\}/g, (m, name) => name in values ? (W[values[name]] || String(values[name])) : m);
+    const word = (name, v) => W[name + "_" + v] || W[v] || String(v);
+    return (W[key] || key).replace(/\{(\w+)\}/g, (m, name) => name in values ? word(name, values[name]) : m);
   };
 
   const rows = new Map(); // tracking_id -> parcel row data
