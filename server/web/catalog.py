@@ -110,13 +110,15 @@ def fill(text: str, params: dict[str, Any]) -> str:
     return PLACEHOLDER.sub(lambda m: str(params[m[1]]) if m[1] in params else m[0], text)
 
 
+# Keys come from stored codes a station may name freely: the set of those already logged is bounded.
 _warned: set[tuple[str, str]] = set()
+WARN_AT_MOST = 1000
 
 
 def _warn_once(lang: str, key: str) -> None:
-    if (lang, key) not in _warned:
+    if (lang, key) not in _warned and len(_warned) < WARN_AT_MOST:
         _warned.add((lang, key))
-        log.warning("no words for %r in %s: showing the key (add it with `make catalogs`)", key, lang)
+        log.warning("no words for %r in %s: showing the key (add it with `make catalogs`)", key[:100], lang)
 
 
 @lru_cache(maxsize=8)

@@ -17,7 +17,17 @@ from server.app import create_app
 from server.web import catalog
 from server.web.catalog_tool import DOMAINS, LOCALES, pending_words, read_catalog, used_keys
 from server.web.words import words
-from tests.server.test_web import WAYBILL, WAYBILL2, Site, csrf_of, login, make_settings, seed
+from tests.server.test_web import (
+    PASSWORD,
+    WAYBILL,
+    WAYBILL2,
+    Site,
+    csrf_of,
+    live,  # noqa: F401 (a fixture)
+    login,
+    make_settings,
+    seed,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "server" / "web" / "templates"
 # Latin words a Chinese page may show: brand and format names, units, codes people read as codes.
@@ -80,12 +90,9 @@ def english_words(page: str) -> list[str]:
 
 
 @pytest.fixture
-def zh_site(tmp_path: Path) -> Iterator[tuple[Site, TestClient]]:
-    url = f"sqlite:///{tmp_path / 'server.db'}"
-    from server.db import migrate
-
-    migrate(url)
-    settings = make_settings(url)
+def zh_site(db_url: str) -> Iterator[tuple[Site, TestClient]]:
+    # db_url (tests/server/conftest.py): a migrated SQLite file, and PostgreSQL where the suite has one.
+    settings = make_settings(db_url)
     with TestClient(create_app(settings)) as client:
         site = seed(settings, client)
         # Device details as stations send them, for the stations page.
@@ -236,3 +243,55 @@ def test_a_missing_compiled_catalog_falls_back_to_the_po(tmp_path: Path) -> None
     assert catalog.read_catalog(tmp_path, "server", "zh")["claim"] == "认领"
     with pytest.raises(catalog.CatalogMissing):
         catalog.read_catalog(tmp_path, "server", "en")
+
+
+@pytest.mark.browser
+def test_pages_in_chinese_in_the_browser(
+    live: tuple[Site, str],  # noqa: F811 (the fixture of tests/server/test_web.py)
+    chromium: Any,
+    screenshots: Path,
+) -> None:
+    """What the pages' scripts write (a claim, an error) is Chinese too, as Chromium shows it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    s, url = live
+    wait = WebDriverWait(chromium, 15)
+
+    def shown() -> list[str]:
+        text = chromium.find_element(By.TAG_NAME, "body").get_attribute("innerText")
+        return english_words(html.escape(text))
+
+    def log_in(name: str) -> None:
+        chromium.delete_all_cookies()
+        chromium.get(f"{url}/login?lang=zh")
+        chromium.find_element(By.ID, "username").send_keys(name)
+        chromium.find_element(By.ID, "password").send_keys(PASSWORD)
+        chromium.find_element(By.ID, "password").submit()
+        wait.until(lambda d: "/login" not in d.current_url)
+
+    log_in("olga")
+    chromium.get(f"{url}/desk/items/{s.item_id}")
+    chromium.find_element(By.ID, "claim").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "item-state"), "已认领"))
+    assert "已认领 · olga" in chromium.find_element(By.ID, "notice").text
+    # An order the server refuses: its refusal in words, not the API's English.
+    chromium.find_element(By.ID, "order-reason").send_keys("tip-off")
+    chromium.find_element(By.CSS_SELECTOR, "#order-form button[value=waybill]").click()
+    chromium.find_element(By.CSS_SELECTOR, "#order-form button[value=waybill]").click()
+    err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
+    assert err.text == "已有相同的有效拦截指令"
+    chromium.execute_script("window.scrollTo(0, 0)")
+    chromium.save_screenshot(str(screenshots / "zh-desk-item-claimed-refused-order.png"))
+    assert shown() == []
+    chromium.get(f"{url}/desk/items/999999")
+    assert "没有审核项目 999999" in chromium.find_element(By.TAG_NAME, "main").text and shown() == []
+    chromium.save_screenshot(str(screenshots / "zh-error-no-item.png"))
+    log_in("sam")
+    chromium.get(f"{url}/report?date={s.day}")
+    assert shown() == []
+    chromium.save_screenshot(str(screenshots / "zh-report.png"))
+    chromium.get(f"{url}/stations")
+    assert shown() == []
+    chromium.save_screenshot(str(screenshots / "zh-stations.png"))
