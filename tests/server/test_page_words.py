@@ -208,6 +208,8 @@ def test_every_catalog_entry_has_both_languages(domain: object) -> None:
         # Chinese words have Chinese in them, unless they are a code or a language's own name.
         assert re.search(r"[\u4e00-\u9fff]", zh) or zh in ("English", "Esc", "P{n}"), key
         assert set(re.findall(r"\{\w+\}", zh)) == set(re.findall(r"\{\w+\}", en)), key
+    # `t.key` in a template reads an attribute first: no key may be the name of one of the lookup's own.
+    assert not keys["en"] & set(dir(catalog.Words)), keys["en"] & set(dir(catalog.Words))
     # Every key a template, script or page module names is in the catalog.
     assert sorted(set(used_keys(domain)) - keys["en"]) == []
     # Words waiting to be folded in have both languages too (pending_words checks each pair).
@@ -229,6 +231,11 @@ def test_unknown_key_shows_itself_and_is_logged(caplog: pytest.LogCaptureFixture
     page = templates.env.from_string("<p>{{ t.not_a_key }} {{ t['also_not'] }}</p>").render(t=t)
     assert page == "<p>not_a_key also_not</p>"
     assert t.message("no review item 999999") == "没有审核项目 999999"
+    # A value named by its placeholder's family shows in words too; {n} only ever takes a number.
+    head = "classifier on (v3); head h1: camera images, any goods category"
+    assert t.message(head) == "识别模型已启用（v3），假冒识别头 h1：相机图像，所有品类"
+    assert t.message("last divert DIVERTED") == "最近分拣：已分拣"
+    assert t.message("camera folder /srv/c: no more images") == "图像目录 /srv/c 已无新图像"
     assert words("en").message("no review item 999999") == "no review item 999999"
     with pytest.raises(ValueError, match="unknown language"):
         words("fr")
