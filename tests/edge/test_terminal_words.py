@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from edge.agent import EdgeAgent
@@ -34,3 +38,24 @@ def test_device_states_are_keys_with_values_in_both_languages(client: TestClient
         words = table(lang)
         assert words["overdue_by"].count("{n}") == 1 and words["status"] != "Operator"
     assert table("zh")["no_such_key"] == "no_such_key"  # shown as itself, logged, never an error
+
+
+def test_the_terminal_reads_the_po_when_the_mo_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.web import i18n
+
+    po = i18n.LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "terminal.po"
+    copy = tmp_path / "zh_CN" / "LC_MESSAGES" / "terminal.po"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(po.read_bytes())
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    i18n._table.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge.web.i18n"):
+            assert i18n.table("zh")["title"] == "安检操作终端"
+        assert "missing or stale" in caplog.text
+        with pytest.raises(i18n.CatalogMissing):
+            i18n.table("en")
+    finally:
+        i18n._table.cache_clear()
