@@ -18,10 +18,10 @@ from server.web import catalog
 from server.web.catalog_tool import DOMAINS, LOCALES, pending_words, read_catalog, used_keys
 from server.web.words import words
 from tests.server.test_web import (
-    PASSWORD,
     WAYBILL,
     WAYBILL2,
     Site,
+    browser_log_in,
     csrf_of,
     live,  # noqa: F401 (a fixture)
     login,
@@ -270,15 +270,7 @@ def test_pages_in_chinese_in_the_browser(
         text = chromium.find_element(By.TAG_NAME, "body").get_attribute("innerText")
         return english_words(html.escape(text))
 
-    def log_in(name: str) -> None:
-        chromium.delete_all_cookies()
-        chromium.get(f"{url}/login?lang=zh")
-        chromium.find_element(By.ID, "username").send_keys(name)
-        chromium.find_element(By.ID, "password").send_keys(PASSWORD)
-        chromium.find_element(By.ID, "password").submit()
-        wait.until(lambda d: "/login" not in d.current_url)
-
-    log_in("olga")
+    browser_log_in(chromium, wait, url, "olga", "zh")
     chromium.get(f"{url}/desk/items/{s.item_id}")
     chromium.find_element(By.ID, "claim").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "item-state"), "已认领"))
@@ -295,7 +287,7 @@ def test_pages_in_chinese_in_the_browser(
     chromium.get(f"{url}/desk/items/999999")
     assert "没有审核项目 999999" in chromium.find_element(By.TAG_NAME, "main").text and shown() == []
     chromium.save_screenshot(str(screenshots / "zh-error-no-item.png"))
-    log_in("sam")
+    browser_log_in(chromium, wait, url, "sam", "zh")
     chromium.get(f"{url}/report?date={s.day}")
     assert shown() == []
     chromium.save_screenshot(str(screenshots / "zh-report.png"))
