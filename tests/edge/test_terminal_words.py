@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.agent import EdgeAgent
+from edge.terminal import create_terminal_app
 from edge.web.causes import plain_state
 from edge.web.i18n import table
 from tests.edge.test_terminal import agent, client  # noqa: F401 (fixtures)
@@ -21,6 +22,12 @@ STATION = {"S1", "SITE", "L1", "op7", "Li", "Wei"}
 def test_terminal_page_in_chinese_has_no_english_words(client: TestClient) -> None:  # noqa: F811
     page = client.get("/?lang=zh").text
     assert "安检操作终端" in page
+    assert [w for w in english_words(page) if w not in STATION] == []
+
+
+def test_terminal_login_page_in_chinese_has_no_english_words(agent: EdgeAgent) -> None:  # noqa: F811
+    page = TestClient(create_terminal_app(agent)).get("/login?lang=zh").text
+    assert "操作员登录" in page
     assert [w for w in english_words(page) if w not in STATION] == []
 
 

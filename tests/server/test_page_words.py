@@ -284,6 +284,14 @@ def test_pages_in_chinese_in_the_browser(
     chromium.execute_script("window.scrollTo(0, 0)")
     chromium.save_screenshot(str(screenshots / "zh-desk-item-claimed-refused-order.png"))
     assert shown() == []
+    # A reason the server finds too short (the page's own check taken away): the rule in words, the
+    # server's detail as the tooltip.
+    chromium.execute_script("document.getElementById('reveal-reason').removeAttribute('minlength')")
+    chromium.find_element(By.ID, "reveal-reason").send_keys("short")
+    chromium.find_element(By.ID, "reveal-form").find_element(By.TAG_NAME, "button").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "error"), "输入不符合要求"))
+    assert "reason" in (chromium.find_element(By.ID, "error").get_attribute("title") or "")
+    assert shown() == []
     chromium.get(f"{url}/desk/items/999999")
     assert "没有审核项目 999999" in chromium.find_element(By.TAG_NAME, "main").text and shown() == []
     chromium.save_screenshot(str(screenshots / "zh-error-no-item.png"))

@@ -12,9 +12,10 @@
   const $ = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
-  function showError(message) {
+  function showError(message, raw) {
     const box = $("error");
     box.textContent = message;
+    box.title = raw || "";
     box.hidden = false;
     box.scrollIntoView({ block: "nearest" });
   }
@@ -41,12 +42,15 @@
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
     if (!resp.ok) {
-      // A known code in the page's words; a rule broken ("invalid") adds the server's own detail.
+      // A known code in the page's words, the server's English kept as the tooltip; a broken rule
+      // ("invalid") on an English page also names the field, as the server wrote it.
       const err = data && data.error;
       const known = err && ("err_" + err.code) in W;
+      const english = document.documentElement.lang === "en";
       const msg = !err ? "HTTP " + resp.status
-        : known ? W["err_" + err.code] + (err.code === "invalid" ? err.message : "") : err.message + " (" + err.code + ")";
-      showError(msg);
+        : !known ? err.message + " (" + err.code + ")"
+        : W["err_" + err.code] + (err.code === "invalid" && english ? err.message : "");
+      showError(msg, err ? err.message : "");
       return null;
     }
     return data;
