@@ -72,8 +72,7 @@ def need_user(request: Request) -> Principal | RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_safe_next(target)}", status_code=303)
     if who.role not in roles:
-        t = words(pick_language(request))
-        raise PageDenied(403, t["no_pages"])
+        raise PageDenied(403, words(pick_language(request))["no_pages"])
     return who
 
 
