@@ -11,7 +11,7 @@ RUN_SYSTEM_PACKAGES := libzbar0
 SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium chromium-driver
 
 .PHONY: setup setup-run system-packages run-system-packages install-system-packages demo train-deps examples test lint typecheck \
-	pytest clean
+	pytest clean catalogs compile-catalogs
 
 setup: system-packages $(STAMP)
 
@@ -41,10 +41,12 @@ $(VENV)/bin/python:
 
 $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m server.web.catalog_tool --compile-only
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m server.web.catalog_tool --compile-only
 	touch $(STAMP) $(RUN_STAMP)
 
 demo: setup-run
@@ -57,6 +59,14 @@ train-deps: setup-run
 # The example configs and hardware.md ship inside the package: copy the originals there after editing.
 examples:
 	cp config/edge.example.toml config/server.example.toml config/line.example.toml hardware.md edge/examples/
+
+# The words of the server pages and the terminal: folds words waiting in server/web/words.py and
+# edge/web/i18n.py into the gettext catalogs, adds keys the pages use but the catalogs lack, compiles.
+catalogs: setup-run
+	$(BIN)/python -m server.web.catalog_tool
+
+compile-catalogs: setup-run
+	$(BIN)/python -m server.web.catalog_tool --compile-only
 
 lint: setup
 	$(BIN)/ruff check .

@@ -36,7 +36,8 @@ def test_every_example_config_is_shipped() -> None:
 def test_wheel_holds_our_packages_and_the_examples(tmp_path: Path) -> None:
     # A clean copy: setuptools leaves build/ in the tree, and a stale one would add removed files.
     src = tmp_path / "src"
-    junk = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "var")
+    # Compiled catalogs are left out too: the package build makes its own from the .po files.
+    junk = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "var", "*.mo")
     shutil.copytree(ROOT, src, ignore=junk)
     # The build uses this environment's setuptools: no network is needed.
     done = subprocess.run(
@@ -66,3 +67,5 @@ def test_wheel_holds_our_packages_and_the_examples(tmp_path: Path) -> None:
         assert f"edge/examples/{name}" in names
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n or "__pycache__" in n]
     assert "server/migrations/env.py" in names and "edge/web/templates/terminal.html" in names
+    for mo in ("server/web/locale/zh_CN/LC_MESSAGES/server.mo", "edge/web/locale/en/LC_MESSAGES/terminal.mo"):
+        assert mo in names, mo

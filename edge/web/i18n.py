@@ -1,202 +1,68 @@
-"""Words of the operator terminal in Simplified Chinese and English; reason codes get plain labels."""
+"""Words of the operator terminal in Simplified Chinese and English, from its gettext catalogs."""
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+log = logging.getLogger(__name__)
+
 LANGUAGES = ("zh", "en")
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LOCALES = {"zh": "zh_CN", "en": "en"}
 
-# key: (Simplified Chinese, English). The script receives the table of the chosen language.
-STRINGS: dict[str, tuple[str, str]] = {
-    "title": ("安检操作终端", "Operator terminal"),
-    "station": ("工位", "Station"),
-    "line": ("分拣线", "Line"),
-    "language": ("语言", "Language"),
-    "switch_language": ("English", "中文"),
-    "operator": ("操作员工号", "Operator ID"),
-    "login_title": ("操作员登录", "Operator login"),
-    "pin": ("密码（PIN）", "PIN"),
-    "log_in": ("登录", "Log in"),
-    "log_out": ("退出登录", "Log out"),
-    "logged_in_as": ("当前操作员", "Operator"),
-    "bench_mode": ("测试台（无需登录）", "bench terminal (no login)"),
-    "wrong_pin": ("工号或密码错误", "Wrong operator ID or PIN"),
-    "locked": ("密码错误次数过多，请 {n} 秒后再试", "Too many wrong PINs; try again in {n} s"),
-    "session_ended": ("登录已失效，请重新登录", "Your login has ended; log in again"),
-    "displaced": ("此终端已在别处打开，请刷新页面", "This terminal was opened elsewhere; reload the page"),
-    "parcels": ("过机包裹", "Parcels passing"),
-    "no_parcels": ("暂无包裹", "No parcels yet"),
-    "health": ("设备状态", "Device health"),
-    "shortcuts": ("快捷键", "Keyboard"),
-    "time": ("时间", "Time"),
-    "waybill": ("运单号", "Waybill"),
-    "decision": ("处理结果", "Decision"),
-    "reasons": ("原因", "Reasons"),
-    "divert": ("分拣", "Divert"),
-    "status": ("操作", "Operator"),
-    "no_waybill": ("无运单号", "no waybill"),
-    "CLEAR": ("放行", "CLEAR"),
-    "HOLD": ("暂扣", "HOLD"),
-    "PULL": ("拦截", "PULL"),
-    "alert_pull": ("立即拦截此包裹", "PULL THIS PARCEL"),
-    "alert_divert_failed": ("分拣失败 — 人工拦截", "DIVERT FAILED — PULL BY HAND"),
-    "alert_hold": ("暂扣此包裹", "HOLD THIS PARCEL"),
-    "chute": ("格口", "Chute"),
-    "countdown": ("剩余确认时间", "Confirm within"),
-    "overdue": ("已超时", "OVERDUE"),
-    "more_alerts": ("还有 {n} 个待处理", "{n} more waiting"),
-    "pulled": ("已拦下", "Pulled"),
-    "not_found": ("未找到", "Not found"),
-    "open_box": ("开箱结果", "Open-box result"),
-    "later": ("稍后", "Later"),
-    "result_as_declared": ("与申报相符", "As declared"),
-    "result_counterfeit": ("假冒商品", "Counterfeit"),
-    "result_prohibited": ("违禁物品", "Prohibited item"),
-    "result_mismatch": ("与申报不符", "Not as declared"),
-    "result_note": ("备注（可选）", "Note (optional)"),
-    "record_result": ("记录开箱结果", "Record open-box result"),
-    "pulled_choose_result": ("已拦下 — 请记录开箱结果", "Pulled — record the open-box result"),
-    "done_pulled": ("已拦下", "pulled"),
-    "done_not_found": ("未找到", "not found"),
-    "done_open_box": ("已开箱", "opened"),
-    "sound_on": ("开启提示音", "Enable sound"),
-    "sound_ready": ("提示音已开启", "Sound on"),
-    "device_scanner": ("扫码器", "Scanner"),
-    "device_camera": ("相机", "Camera"),
-    "device_xray": ("X光机图像", "X-ray feed"),
-    "device_sorter": ("分拣机通信", "Sorter link"),
-    "device_model": ("识别模型", "Model"),
-    "device_sync": ("上次同步", "Last sync"),
-    "device_outbox": ("待上传", "Outbox"),
-    "sync_token_refused": (
-        "服务器拒绝本工位的令牌：请管理员把 server station add 打印的令牌"
-        "设置到工位的令牌环境变量后重启工位程序",
-        "The server refused this station's token: ask an administrator to set the token printed by"
-        " `server station add` in the station's token variable and restart the station",
-    ),
-    "sync_station_forbidden": (
-        "服务器不允许本工位同步：请管理员核对工位编号和站点与登记信息是否一致",
-        "The server does not allow this station: ask an administrator to check its station id and site"
-        " against its registration",
-    ),
-    "device_disk": ("磁盘空间", "Disk space"),
-    "device_store": ("本地数据库", "Local database"),
-    "device_pipeline": ("包裹处理", "Parcel processing"),
-    "up": ("正常", "OK"),
-    "down": ("故障", "DOWN"),
-    "quiet": ("无响应", "quiet"),
-    "not_configured": ("未配置", "not configured"),
-    "no_report": ("无状态上报", "no report"),
-    "offline_mode": ("离线运行", "offline"),
-    "never": ("从未", "never"),
-    "seconds_ago": ("{n} 秒前", "{n} s ago"),
-    "events": ("条", "events"),
-    "connection_lost": ("与工位程序的连接中断，正在重连…", "Lost connection to the station, reconnecting…"),
-    "store_failed": ("本地存储写入失败，记录暂存内存：", "Local storage failed, records held in memory: "),
-    "new_order": ("收到拦截指令", "New pull order"),
-    "error": ("错误", "Error"),
-    "saved": ("已记录", "Recorded"),
-    "key_p": ("P 已拦下", "P pulled"),
-    "key_n": ("N 未找到", "N not found"),
-    "key_o": ("O 开箱结果", "O open-box result"),
-    "key_digits": ("1–4 选择开箱结果", "1–4 choose result"),
-    "key_esc": ("Esc 稍后", "Esc later"),
-    "key_l": ("L 切换语言", "L language"),
-    "DIVERTED": ("已分拣", "diverted"),
-    "MISSED": ("未拦下", "missed"),
-    "TIMEOUT": ("超时", "timed out"),
-    "NOT_SENT": ("未发送", "not sent"),
-    "PENDING": ("分拣中", "diverting"),
-    "LATE": ("超过分拣点", "too late"),
-    "UNKNOWN": ("结果未知", "outcome unknown"),
-    "reason_NO_READ": ("未读到条码", "No barcode read"),
-    "reason_NO_VALID_WAYBILL": ("无有效运单号", "No valid waybill"),
-    "reason_WAYBILL_CONFLICT": ("多个运单号冲突", "Conflicting waybills"),
-    "reason_UNKNOWN_WAYBILL": ("运单不在清单中", "Waybill not in manifest"),
-    "reason_NO_REALNAME": ("无实名信息", "No real-name record"),
-    "reason_REALNAME_UNVERIFIED": ("实名未核验", "Real name not verified"),
-    "reason_SENDER_BLACKLISTED": ("寄件人在黑名单", "Sender blacklisted"),
-    "reason_WATCHLIST_MATCH": ("命中关注名单", "Watch-list match"),
-    "reason_INTERCEPT_ORDER": ("拦截指令", "Interception order"),
-    "reason_COUNTERFEIT_SUSPECT": ("疑似假冒商品", "Suspected counterfeit"),
-    "reason_GALLERY_MATCH": ("与已知假冒样本相似", "Matches a known counterfeit"),
-    "reason_DECLARED_MISMATCH": ("与申报品名不符", "Contents differ from declaration"),
-    "reason_MODEL_UNCERTAIN": ("识别结果不确定", "Classifier uncertain"),
-    "reason_IMAGE_MISSING": ("图像缺失", "Image missing"),
-    "reason_CLASSIFIER_ERROR": ("识别模块故障", "Classifier error"),
-    "reason_LATE": ("来不及判定", "Too late to decide"),
-    "reason_PROCESSING_ERROR": ("处理出错", "Processing error"),
-    "state_checking": ("正在检查连接", "Checking the connection"),
-    "state_connected": ("已连接", "Connected"),
-    # Causes of a failing device, with what to do (edge/web/causes.py picks one from the raw detail).
-    "cause_refused": (
-        "设备拒绝连接：检查设备地址与网线",
-        "The device refused the connection: check its address and cable",
-    ),
-    "cause_refused_sorter": (
-        "分拣机拒绝连接：检查分拣机网线与控制器地址",
-        "The sorter refused the connection: check the sorter controller's address and cable",
-    ),
-    "cause_refused_sync": (
-        "服务器拒绝连接：检查服务器地址与网络",
-        "The server refused the connection: check the server address and the network",
-    ),
-    "cause_timeout": (
-        "设备无应答：检查设备电源、网线与地址",
-        "The device does not answer: check its power, cable and address",
-    ),
-    "cause_timeout_sorter": (
-        "分拣机无应答：检查分拣机控制器电源、网线与地址",
-        "The sorter does not answer: check the sorter controller's power, cable and address",
-    ),
-    "cause_timeout_sync": (
-        "服务器无应答：检查网络，恢复后自动补传",
-        "The server does not answer: check the network; records are sent once it is back",
-    ),
-    "cause_no_device": (
-        "找不到设备：检查线缆是否插好以及配置中的设备路径",
-        "Device not found: check that its cable is plugged in and the device path in the configuration",
-    ),
-    "cause_no_device_scanner": (
-        "找不到扫码器：检查扫码器 USB/串口线是否插好",
-        "Scanner not found: check that the scanner's USB or serial cable is plugged in",
-    ),
-    "cause_no_device_xray": (
-        "找不到X光图像目录：检查与X光机的共享目录是否挂载",
-        "X-ray image folder not found: check that the X-ray machine's shared folder is mounted",
-    ),
-    "cause_permission": (
-        "没有访问权限：请技术人员检查设备权限（dialout 组或 udev 规则）",
-        "Permission denied: have a technician check the device permissions (dialout group or udev rule)",
-    ),
-    "cause_auth": (
-        "服务器拒绝了工位令牌：请管理员重新签发工位令牌",
-        "The server refused the station token: ask the administrator to issue a new station token",
-    ),
-    "cause_disk_full": (
-        "磁盘已满：立即清理磁盘空间，记录暂存于内存",
-        "Disk full: free disk space now; records are held in memory until then",
-    ),
-    "cause_name": (
-        "无法解析主机名：检查配置中的地址与DNS设置",
-        "Host name not found: check the address in the configuration and the DNS settings",
-    ),
-    "cause_unreachable": (
-        "网络不可达：检查网线、交换机与路由",
-        "Network unreachable: check the cable, the switch and the routing",
-    ),
-    "cause_server_error": (
-        "服务器内部错误：自动重试中，持续出现请联系管理员",
-        "Server error: retrying; if it persists, contact the administrator",
-    ),
-    "cause_unexpected": (
-        "收到无法识别的应答：请技术人员查看详情",
-        "Unexpected answer: a technician can see the details (hover)",
-    ),
-}
+# The words live in the catalogs under edge/web/locale (msgid = key); the script receives the table of
+# the chosen language. New words may be added here first, key: (Simplified Chinese, English), in a
+# block of their own; they show at once, and `make catalogs` moves them into the catalogs.
+STRINGS: dict[str, tuple[str, str]] = {}
 
 
-def table(lang: str) -> dict[str, str]:
+class CatalogMissing(FileNotFoundError):
+    """The terminal's catalog is neither compiled nor present as .po: the install is broken."""
+
+
+def _catalog(lang: str) -> dict[str, str]:
+    # The .mo is built by `make catalogs` and the package build; a checkout without a fresh one
+    # reads the .po source instead, and says so.
+    po = LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / "terminal.po"
+    mo = po.with_suffix(".mo")
+    fresh = mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime)
+    if not fresh and not po.is_file():
+        raise CatalogMissing(f"no terminal catalog for {LOCALES[lang]} under {LOCALE_DIR}")
+    if not fresh:
+        log.warning("terminal.mo for %s is missing or stale: reading the .po (run `make catalogs`)", lang)
+    with (mo if fresh else po).open("rb") as f:
+        entries = read_mo(f) if fresh else read_po(f, locale=LOCALES[lang])
+    return {str(m.id): m.string for m in entries if m.id and isinstance(m.string, str) and m.string}
+
+
+class Table(dict[str, str]):
+    """One language's strings; a template asking for an unknown key shows the key and it is logged."""
+
+    lang = ""
+
+    def __missing__(self, key: str) -> str:
+        log.warning(
+            "no terminal words for %r in %s: showing the key (add it with `make catalogs`)", key, self.lang
+        )
+        return key
+
+
+@lru_cache(maxsize=4)
+def _table(lang: str) -> dict[str, str]:
+    out = _catalog(lang)
+    out.update({key: pair[LANGUAGES.index(lang)] for key, pair in STRINGS.items()})
+    return out
+
+
+def table(lang: str) -> Table:
     """All strings of one language; an unknown language is a ValueError, not a silent fallback."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {list(LANGUAGES)}")
-    i = LANGUAGES.index(lang)
-    return {key: pair[i] for key, pair in STRINGS.items()}
+    out = Table(_table(lang))
+    out.lang = lang
+    return out

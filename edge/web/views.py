@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from edge.config import EdgeConfig
 from edge.health import HealthBoard
 from edge.store import EdgeStore
-from edge.web.causes import cause_of
+from edge.web.causes import cause_of, plain_state
 
 # The panel's fixed order; any other device the board knows is listed after these.
 PANEL_DEVICES = ("scanner", "camera", "xray", "sorter", "model")
@@ -114,6 +114,8 @@ def health_view(agent: AgentLike) -> dict[str, Any]:
     for tile in tiles:
         # Only a failing tile gets a cause: an up one's detail is information ("connected").
         tile["cause"] = cause_of(tile["name"], tile["detail"]) if tile["state"] != "up" else None
+        # A plain state ("replay finished", "last divert DIVERTED") is shown in the operator's words.
+        tile["said"] = plain_state(tile["detail"]) if tile["detail"] else None
     since = snap["seconds_since_sync"]
     if cfg.server.url is None:
         sync_state = "not_configured"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def render(
         "lang": lang,
         "other_lang": "en" if lang == "zh" else "zh",
         "t": t,
+        # The pages' scripts look words up in the same table (`W[key]`).
+        "words_json": json.dumps(t, ensure_ascii=False).replace("<", "\\u003c"),
         "who": who,
         "menu": menu,
         "path": request.url.path,

@@ -108,7 +108,10 @@ def report_page(request: Request) -> Response:
         "reason": bar_chart(t["hits_by_reason"], sorted(reasons, key=lambda x: -x[1]), t["no_data"]),
         "category": bar_chart(
             t["hits_by_category"],
-            sorted(figures["hits_by_category"].items(), key=lambda x: -x[1]),
+            sorted(
+                ((t.of("category", k), v) for k, v in figures["hits_by_category"].items()),
+                key=lambda x: -x[1],
+            ),
             t["no_data"],
         ),
         "pulls": bar_chart(
@@ -123,7 +126,8 @@ def report_page(request: Request) -> Response:
         "outcomes": bar_chart(
             t["review_outcomes"],
             sorted(
-                ((t.get(f"act_{k}", k), v) for k, v in report["review_outcomes"].items()), key=lambda x: -x[1]
+                ((t.get(f"act_{k}") or t.of("state", k), v) for k, v in report["review_outcomes"].items()),
+                key=lambda x: -x[1],
             ),
             t["no_data"],
         ),

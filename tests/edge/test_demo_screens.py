@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from edge.demo import DemoHandles, DemoOptions, run_demo
+from tests.server.test_web import browser_log_in
 
 
 @pytest.mark.slow
@@ -22,12 +23,7 @@ def test_screens_on_the_demo(tmp_path: Path, chromium: Any, screenshots: Path) -
     seen: dict[str, Any] = {}
 
     def log_in(url: str, user: str, password: str) -> None:
-        chromium.delete_all_cookies()
-        chromium.get(f"{url}/login?lang=en")
-        chromium.find_element(By.ID, "username").send_keys(user)
-        chromium.find_element(By.ID, "password").send_keys(password)
-        chromium.find_element(By.ID, "password").submit()
-        wait.until(lambda d: "/login" not in d.current_url)
+        browser_log_in(chromium, wait, url, user, "en", password)
 
     def look(demo: DemoHandles) -> None:
         url, logins = demo.server_url, demo.logins

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from edge.web.causes import cause_of
-from edge.web.i18n import STRINGS, table
+from edge.web.i18n import table
 
 CASES = [
     ("sorter", "sorter unreachable: [Errno 111] Connection refused", "cause_refused_sorter"),
@@ -32,7 +32,8 @@ CASES = [
     ("sorter", "[Errno 113] No route to host", "cause_unreachable"),
     ("sync", '{"error": {"code": "weird"}}', "cause_unexpected"),
     ("camera", "[Errno 5] Input/output error", "cause_unexpected"),
-    ("scanner", "replay finished", None),
+    ("scanner", "replay finished", "state_replay_finished"),
+    ("scanner", "quarantined x.png: too small", None),
     ("sorter", "checking the connection", "state_checking"),
     ("sorter", "connected", "state_connected"),
     ("model", "", None),
@@ -45,9 +46,9 @@ def test_raw_details_map_to_causes(device: str, raw: str, key: str | None) -> No
 
 
 def test_every_cause_is_a_sentence_with_an_action_in_both_languages() -> None:
-    causes = [k for k in STRINGS if k.startswith("cause_")]
+    causes = [k for k in table("en") if k.startswith("cause_")]
     assert {key for _d, _r, key in CASES if key and key.startswith("cause_")} <= set(causes)
-    assert {key for _d, _r, key in CASES if key and key.startswith("state_")} <= set(STRINGS)
+    assert {key for _d, _r, key in CASES if key and key.startswith("state_")} <= set(table("en"))
     for lang in ("zh", "en"):
         words = table(lang)
         for key in causes:

@@ -217,7 +217,9 @@ def test_login_menus_and_redirects(site: tuple[Site, TestClient]) -> None:
     assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fdesk"
     assert "登录" in c.get("/login").text
     bad = c.post("/login", data={"username": "olga", "password": "wrong password!"})
-    assert bad.status_code == 401 and "wrong username or password" in bad.text
+    assert bad.status_code == 401 and "用户名或密码错误" in bad.text and "wrong" not in bad.text
+    bad_en = c.post("/login?lang=en", data={"username": "olga", "password": "wrong password!"})
+    assert "wrong username or password" in bad_en.text
     assert login(c, "olga").headers["location"] == "/desk"
     assert login(c, "sam").headers["location"] == "/report"
     # An open redirect through `next` is refused: only local paths.
@@ -255,19 +257,20 @@ def test_desk_queue_filters_search_and_hit_page(site: tuple[Site, TestClient]) -
     for expected in (
         "110***********002X",
         "Suspected counterfeit",
-        "footwear_clothing",
+        "footwear and clothing",
         "运动鞋",
         "/api/v1/images/",
     ):
         assert expected in page
-    assert ID not in page and 'id="observed">footwear_clothing (0.91)' in page
+    assert ID not in page and 'id="observed">footwear and clothing (0.91)' in page
     # Another site's officer does not see the item; a readable error page, same message as the API.
     login(c, "otto")
     other = c.get(f"/desk/items/{s.item_id}")
-    assert other.status_code == 404 and f"no review item {s.item_id}" in other.text
+    assert other.status_code == 404 and f"没有审核项目 {s.item_id}" in other.text
     for ref in ("0", "abc", "9" * 30):
         wrong = c.get(f"/desk/items/{ref}")
-        assert wrong.status_code == 404 and "no review item" in wrong.text and "<html" in wrong.text
+        assert wrong.status_code == 404 and "没有审核项目" in wrong.text and "<html" in wrong.text
+    assert f"no review item {s.item_id}" in c.get(f"/desk/items/{s.item_id}?lang=en").text
 
 
 def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> None:
@@ -294,7 +297,7 @@ def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> N
     )
     assert order.status_code == 201, order.text
     trail = c.get(f"/desk/items/{s.item_id}").text
-    for action in ("reveal", "review_claim", "review_seize", "order_issue"):
+    for action in ("查看实名信息", "认领", "判定查扣", "下达拦截指令"):
         assert f"<td>{action}</td>" in trail
     assert "case 2026-17 counterfeit" in trail and ID not in trail
     # The seized parcel's images are now a gallery reference; a later hit shows them as thumbnails.
@@ -356,8 +359,8 @@ def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient
     assert odd.status_code == 200 and "set-cookie" not in odd.headers
     want = f'attachment; filename="parcelguard-report-{s.day}-x___Set-Cookie__a_b.csv"'
     assert odd.headers["content-disposition"] == want
-    bad = c.get("/report", params={"date": "yesterday"})
-    assert bad.status_code == 422 and "is not a date" in bad.text
+    bad = c.get("/report", params={"date": "yesterday", "lang": "zh"})
+    assert bad.status_code == 422 and "无效（格式：年-月-日）" in bad.text
     login(c, "olga")
     assert c.get("/report").status_code == 403
     # Static assets come from the app itself; nothing leaves the folder.
@@ -443,6 +446,18 @@ def check_page(driver: Any) -> None:
     assert driver.execute_script(CONTRAST_JS) == []
 
 
+def browser_log_in(driver: Any, wait: Any, url: str, name: str, lang: str, password: str = PASSWORD) -> None:
+    """Logs `name` in through the login page, in `lang`, and waits until it has left that page."""
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(f"{url}/login?lang={lang}")
+    driver.find_element(By.ID, "username").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "password").submit()
+    wait.until(lambda d: "/login" not in d.current_url)
+
+
 @pytest.mark.browser
 def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_root: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -460,12 +475,7 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
         return browser.find_element(By.ID, i)
 
     def log_in(name: str, lang: str = "en") -> None:
-        browser.delete_all_cookies()
-        browser.get(f"{url}/login?lang={lang}")
-        by_id("username").send_keys(name)
-        by_id("password").send_keys(PASSWORD)
-        by_id("password").submit()
-        wait.until(lambda d: "/login" not in d.current_url)
+        browser_log_in(browser, wait, url, name, lang)
 
     browser.get(f"{url}/login")
     check_page(browser)
@@ -496,7 +506,7 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     by_id("order-reason").send_keys("tip-off from brand owner")
     browser.find_element(By.CSS_SELECTOR, "#order-form button[value=waybill]").click()
     err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
-    assert "an equal live order already exists" in err.text
+    assert "An equal live order already exists" in err.text
     browser.find_element(By.TAG_NAME, "body").send_keys("s")
     wait.until(ec.visibility_of_element_located((By.ID, "f-legal_basis")))
     assert browser.switch_to.active_element.get_attribute("id") == "f-legal_basis"
@@ -506,7 +516,7 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     by_id("decision-form").submit()
     wait.until(ec.text_to_be_present_in_element((By.ID, "item-state"), "seized"))
     audit = by_id("audit").text
-    assert "review_claim" in audit and "review_seize" in audit and "reveal" in audit
+    assert "claimed" in audit and "seized" in audit and "sender record revealed" in audit
     browser.execute_script("document.getElementById('audit').scrollIntoView()")
     browser.save_screenshot(str(shots / "desk-decided-audit.png"))
     browser.get(f"{url}/desk?lang=zh")

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from server import admin
 from server.cases.notices import case_ref
+from server.web.words import words
 from tests.server.test_web import PASSWORD, WAYBILL, WAYBILL2, Site, check_page, csrf_of, live, login, site
 
 __all__ = ["live", "site"]  # fixtures, imported so that pytest finds them here
@@ -185,9 +186,11 @@ def test_a_case_walked_in_the_browser(
     by_id("act-close").click()
     state_is("closed")
     trail = by_id("audit").text
+    # Each step in the trail, named in the page's words (server/web/words: audit_<action>).
+    en = words("en")
     for action in ("case_open", "case_add_items", "case_detain", "case_notify", "case_deliver", "case_reply",
                    "case_photo", "case_disposal", "case_destroy", "case_close"):  # fmt: skip
-        assert action in trail, action
+        assert en.of("audit", action) in trail, action
     check_page(browser)
     _shot(browser, screenshots, "case-closed.png")
     browser.get(f"{url}/desk/cases?lang=zh")

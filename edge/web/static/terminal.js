@@ -5,7 +5,14 @@
   const S = JSON.parse(document.getElementById("settings").textContent);
   const MAX_ROWS = 100;
   const $ = (id) => document.getElementById(id);
-  const t = (key, n) => (W[key] || key).replace("{n}", String(n));
+  // `{name}` filled from `args` (a number fills `{n}`); a value with words (`name_value` or the value
+  // as a key) shows in words.
+  const t = (key, args) => {
+    if (!(key in W)) console.warn("no words for", key);
+    const values = typeof args === "object" && args !== null ? args : { n: args };
+    const word = (name, v) => W[name + "_" + v] || W[v] || String(v);
+    return (W[key] || key).replace(/\{(\w+)\}/g, (m, name) => name in values ? word(name, values[name]) : m);
+  };
 
   const rows = new Map(); // tracking_id -> parcel row data
   let alerts = []; // pending alerts, oldest first: {tracking_id, waybill, reasons, chute, kind, started}
@@ -62,6 +69,10 @@
     // The one error shape {"error": {"code", "message"}}; anything else is shown by its status.
     try {
       const body = await resp.json();
+      // A known code in the operator's words; a refused request adds its own detail.
+      if (body && body.error && ("err_" + body.error.code) in W) {
+        return W["err_" + body.error.code] + (body.error.code === "invalid_request" ? body.error.message : "");
+      }
       if (body && body.error && body.error.message) return body.error.message;
     } catch (e) { /* not JSON */ }
     return "HTTP " + resp.status;
@@ -222,7 +233,7 @@
     if (!a || resultFor !== null) return;
     const left = Math.ceil(S.confirm_within_s - (Date.now() - a.started) / 1000);
     const over = left <= 0;
-    $("alert-countdown").textContent = over ? t("overdue") + " " + Math.abs(left) + "s" : left + "s";
+    $("alert-countdown").textContent = over ? t("overdue_by", Math.abs(left)) : t("seconds_left", left);
     $("alert").classList.toggle("overdue", over);
     // Repeat the alarm until someone answers, faster once the time is up.
     const every = over ? 2000 : 5000;
@@ -289,9 +300,11 @@
 
   // ---- health panel ------------------------------------------------------------------------------
   // A known cause is shown as a sentence with what to do; the raw detail stays in the tooltip.
-  function detailOf(cause, raw, since) {
-    const span = el("span", "detail", [cause ? t(cause) : raw, since].filter(Boolean).join(" · "));
-    if (cause && raw) span.title = raw;
+  // A plain state the device reports ("connected", "replay finished") is shown in words as well.
+  function detailOf(cause, raw, since, said) {
+    const words = said ? t(said.key, said.args) : cause ? t(cause) : raw;
+    const span = el("span", "detail", [words, since].filter(Boolean).join(" · "));
+    if ((said || cause) && raw) span.title = raw;
     return span;
   }
 
@@ -302,7 +315,7 @@
       li.appendChild(el("span", "name", t("device_" + d.name) === "device_" + d.name ? d.name : t("device_" + d.name)));
       li.appendChild(el("span", "state", t(d.state)));
       const since = d.seconds_since_seen === null ? "" : t("seconds_ago", Math.round(d.seconds_since_seen));
-      li.appendChild(detailOf(d.cause, d.detail, since));
+      li.appendChild(detailOf(d.cause, d.detail, since, d.said));
       return li;
     });
     const sync = el("li", "s-" + h.sync.state);

@@ -2,6 +2,13 @@
 "use strict";
 (function () {
   const P = JSON.parse(document.getElementById("page").textContent);
+  // The page's words (base.html); a key it lacks shows as itself and is reported in the console.
+  const W = JSON.parse(document.getElementById("words").textContent);
+  const t = (key) => {
+    if (key in W) return W[key];
+    console.warn("no words for", key);
+    return key;
+  };
   const $ = (id) => document.getElementById(id);
   const { call: api, showError } = window.pgApi;
   function notice(message) {
@@ -54,8 +61,8 @@
     const data = await api("POST", "/api/v1/reviews/" + P.id + "/claim");
     if (!data) return false;
     P.claimed_by = P.me;
-    $("item-state").textContent = data.state;
-    notice(data.state + " · " + P.me);
+    $("item-state").textContent = W["state_" + data.state] || data.state;
+    notice((W["state_" + data.state] || data.state) + " · " + P.me);
     return true;
   }
   if (form) {
