@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -24,7 +25,9 @@ from fastapi.testclient import TestClient
 from server import admin
 from server.app import create_app
 from server.db import migrate, normalise_url
+from server.jurisdictions import DEFAULT_TIMEZONE
 from server.settings import ServerSettings, generate_key
+from server.sites import local_day
 
 ENGINES = ["sqlite", "postgres"]
 
@@ -51,6 +54,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         engine.dispose()
+
+
+def site_day(at: str | datetime) -> str:
+    """The day (YYYY-MM-DD) a time falls on at a site of the default time zone, as reports file it."""
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return local_day(when, ZoneInfo(DEFAULT_TIMEZONE))
 
 
 def make_settings(url: str, **overrides: object) -> ServerSettings:
