@@ -193,6 +193,30 @@ WORDS: dict[str, tuple[str, str]] = {
     "goods_explosive_precursors": ("易制爆化学品", "explosive precursors"),
     "goods_other": ("其他", "other"),
     "goods_unknown": ("未知", "unknown"),
+    # -- X-ray viewer --
+    "xv_zoom_in": ("放大", "Zoom in"),
+    "xv_zoom_out": ("缩小", "Zoom out"),
+    "xv_fit": ("适合窗口", "Fit"),
+    "xv_actual": ("1:1 原始像素", "1:1 pixels"),
+    "xv_fullscreen": ("全屏", "Full screen"),
+    "xv_brightness": ("亮度", "Brightness"),
+    "xv_material": ("物质伪彩色", "Material colour"),
+    "xv_material_none": ("无双能量图像，无法区分物质", "no dual-energy pair: materials cannot be told apart"),
+    "xv_energy": ("能量", "Energy"),
+    "xv_high": ("高能", "high"),
+    "xv_low": ("低能", "low"),
+    "xv_reset": ("复位", "Reset"),
+    "xv_loading": ("正在载入图像…", "Loading image…"),
+    "xv_failed": ("图像无法显示", "The image cannot be shown"),
+    "xv_organic": ("橙色：有机物", "orange: organic"),
+    "xv_mixed": ("绿色：混合物/轻金属", "green: mixed or light metal"),
+    "xv_metal": ("蓝色：金属", "blue: metal"),
+    "xv_keys": (
+        "滚轮 以指针为中心缩放 · 拖动 平移 · + − 缩放 · 0 适合窗口 · 1 原始像素 · 方向键 平移 · "
+        "[ ] 对比度 · , . 亮度 · N 反色 · M 伪彩色 · E 高/低能 · Z 全屏",
+        "wheel zoom at the pointer · drag pan · + − zoom · 0 fit · 1 1:1 · arrows pan · [ ] contrast · "
+        ", . brightness · N invert · M material colour · E high/low energy · Z full screen",
+    ),
 }
 
 # Reason codes of the edge's decide(); the server keys on the same stable strings.

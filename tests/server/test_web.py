@@ -489,10 +489,10 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     check_page(browser)
     browser.save_screenshot(str(shots / "desk-queue.png"))
     browser.find_element(By.LINK_TEXT, WAYBILL).click()
-    wait.until(ec.presence_of_element_located((By.ID, "xray")))
-    assert browser.execute_script("return document.getElementById('xray').naturalWidth") == 320
-    by_id("invert").click()
-    assert "invert(1)" in by_id("xray").get_attribute("style")
+    wait.until(lambda d: by_id("xray-viewer").get_attribute("data-ready") == "true")
+    assert browser.execute_script("return window.parcelguardXray.size()") == [320, 240, 8]
+    by_id("xv-invert").click()
+    assert browser.execute_script("return window.parcelguardXray.state().invert") is True
     check_page(browser)
     by_id("reveal-reason").send_keys("case 2026-17: counterfeit shoes")
     by_id("reveal-form").find_element(By.TAG_NAME, "button").click()
