@@ -50,7 +50,8 @@ def dim_scan() -> npt.NDArray[np.uint16]:
     """A 16-bit scan whose whole content lies within 600 counts: flat when cut to 8 bits."""
     y, x = np.mgrid[0:192, 0:256]
     stripes = ((x // 16) % 2) * 400 + ((y // 24) % 2) * 200
-    return (30000 + stripes).astype(np.uint16)
+    scan: npt.NDArray[np.uint16] = (30000 + stripes).astype(np.uint16)
+    return scan
 
 
 def dual_energy() -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
