@@ -152,6 +152,8 @@ def daily_report(
     last = day if last is None else last
     check_range(day, last)
     first_s, last_s = day.isoformat(), last.isoformat()
+    # Days as a set, not a range: with day = ANY(...) the (day, type, ...) indexes seek on both columns.
+    days = [(day + timedelta(days=i)).isoformat() for i in range((last - day).days + 1)]
     st_query = select(stations.c.station_id, stations.c.site_id, stations.c.line_id)
     if site is not None:
         st_query = st_query.where(stations.c.site_id == site)
@@ -173,11 +175,7 @@ def daily_report(
                 daily_counts.c.metric,
                 daily_counts.c.key,
                 daily_counts.c.count.label("n"),
-            ).where(
-                daily_counts.c.day >= first_s,
-                daily_counts.c.day <= last_s,
-                daily_counts.c.station_id.in_(ids),
-            )
+            ).where(daily_counts.c.day.in_(days), daily_counts.c.station_id.in_(ids))
         ):
             per_counts[r.station_id][(r.metric, r.key)] += int(r.n)
             per_day[r.day][(r.metric, r.key)] += int(r.n)
@@ -185,7 +183,7 @@ def daily_report(
     durations: dict[str, list[float]] = defaultdict(list)
     status: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
     if ids:
-        review_scope = (reviews.c.day >= first_s, reviews.c.day <= last_s, reviews.c.station_id.in_(ids))
+        review_scope = (reviews.c.day.in_(days), reviews.c.station_id.in_(ids))
         for rv in conn.execute(
             select(reviews.c.station_id, reviews.c.state, reviews.c.outcome, func.count().label("n"))
             .where(*review_scope)
@@ -202,10 +200,7 @@ def daily_report(
             durations[rv.station_id].append(delta.total_seconds())
         for ds in conn.execute(
             select(events.c.station_id, events.c.at, events.c.payload).where(
-                events.c.day >= first_s,
-                events.c.day <= last_s,
-                events.c.type == "device_status",
-                events.c.station_id.in_(ids),
+                events.c.day.in_(days), events.c.type == "device_status", events.c.station_id.in_(ids)
             )
         ):
             payload = json.loads(ds.payload)
@@ -251,7 +246,6 @@ def daily_report(
     for sid in ids:
         by_line[(station_rows[sid].site_id, station_rows[sid].line_id)].update(per_counts[sid])
     lines = [{"site_id": k[0], "line_id": k[1], **summarise_counts(v)} for k, v in sorted(by_line.items())]
-    days = [(day + timedelta(days=i)).isoformat() for i in range((last - day).days + 1)]
     return {
         "date": first_s,
         "date_to": last_s,
