@@ -47,19 +47,10 @@ def station(tmp_path: Path, sid: str, sorter_url: str, **sorter: Any) -> EdgeAge
     return agent
 
 
-def order_for(waybill: str) -> PullOrderWire:
-    now = datetime.now(UTC)
-    return PullOrderWire(
-        order_id="ord-1", seq=1, scope="waybill", waybill=waybill, reason="tip-off", issuer="officer",
-        site_id="site1", created_at=now, expires_at=now + timedelta(days=1),
-    )  # fmt: skip
-
-
-def truth(agents: list[EdgeAgent]) -> dict[str, Counter[str]]:
+def truth(recorded: dict[str, list[Any]]) -> dict[str, Counter[str]]:
     """What each station itself recorded about its pulls: the figures the report must show."""
     out: dict[str, Counter[str]] = {}
-    for agent in agents:
-        evs = agent.store.events(10_000)
+    for sid, evs in recorded.items():
         outcome = {e.tracking_id: e.outcome for e in evs if isinstance(e, DivertOutcomeEvent)}
         got: Counter[str] = Counter()
         for ev in evs:
@@ -67,8 +58,13 @@ def truth(agents: list[EdgeAgent]) -> dict[str, Counter[str]]:
                 state = outcome.get(ev.tracking_id) or (ev.divert.outcome if ev.divert else "NONE")
                 got["requested"] += 1
                 got["diverted" if state == "DIVERTED" else "pending" if state == "PENDING" else "missed"] += 1
-        out[agent.cfg.station.id] = got
+        out[sid] = got
     return out
+
+
+def snapshot(agents: list[EdgeAgent]) -> dict[str, list[Any]]:
+    """Each station's recorded events now: what is synced and what the report is checked against."""
+    return {agent.cfg.station.id: agent.store.events(10_000) for agent in agents}
 
 
 def pulls(figure: dict[str, Any]) -> dict[str, int]:
@@ -118,6 +114,15 @@ def sync(server: Any, sid: str, events: list[Any]) -> None:
     assert r.status_code == 200, r.text
 
 
+def officer_order(server: Any, waybill: str) -> PullOrderWire:
+    """An officer's order for `waybill` at site1, as station B receives it with its next sync."""
+    body = {"scope": "waybill", "waybill": waybill, "reason": "tip-off", "site_id": "site1"}
+    assert server.client.post("/api/v1/orders", json=body, headers=server.admin).status_code == 201
+    reply = server.client.post("/api/v1/sync", json=batch("st-b", []), headers=server.station_b).json()
+    (order,) = reply["orders"]
+    return PullOrderWire.model_validate(order)
+
+
 def test_pulls_add_up_for_every_filter(server: Any, tmp_path: Path) -> None:
     every_third = {"n": 0}
 
@@ -125,15 +130,15 @@ def test_pulls_add_up_for_every_filter(server: Any, tmp_path: Path) -> None:
         every_third["n"] += 1
         return every_third["n"] % 3 == 0
 
-    quick = SimulatedSorter(miss=miss)
-    slow = SimulatedSorter(result_delay_s=4.0)
-    for sim in (quick, slow):
+    quick, sure, slow = SimulatedSorter(miss=miss), SimulatedSorter(), SimulatedSorter(result_delay_s=4.0)
+    sims = (quick, sure, slow)
+    for sim in sims:
         sim.start()
     a = station(tmp_path, "st-a", quick.url, divert_budget_s=30)
-    b = station(tmp_path, "st-b", quick.url, scan_to_divert_m=3.0, belt_speed_m_s=2.0)
+    b = station(tmp_path, "st-b", sure.url, scan_to_divert_m=3.0, belt_speed_m_s=2.0)
     c = station(tmp_path, "st-c", slow.url, divert_budget_s=30)
     # An officer's order reaches station B: its parcel is pulled by the order.
-    b.store.add_orders([order_for(W_GOOD)])
+    b.store.add_orders([officer_order(server, W_GOOD)])
     agents = [a, b, c]
     try:
         for agent in agents:
@@ -143,7 +148,7 @@ def test_pulls_add_up_for_every_filter(server: Any, tmp_path: Path) -> None:
             a.on_read(scan(W_GOOD))
         b.on_read(scan(W_GOOD, ago_s=5.0))  # the order's parcel, past its divert point: LATE, missed
         b.on_read(scan(W_BLACK))
-        b.on_read(scan(W_GOOD))  # the order already missed once; this one is diverted or missed again
+        b.on_read(scan(W_GOOD))  # the waybill order stays open after a miss: this one is diverted
         for _ in range(3):
             c.on_read(scan(W_BLACK))
         assert a.drain(30) and b.drain(30)
@@ -151,24 +156,27 @@ def test_pulls_add_up_for_every_filter(server: Any, tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while slow.diverts_received < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        for agent in agents:
-            sync(server, agent.cfg.station.id, agent.store.events(10_000))
+        recorded = snapshot(agents)
+        for sid, evs in recorded.items():
+            sync(server, sid, evs)
         day = site_day(datetime.now(UTC))
-        early = truth(agents)
-        assert early["st-c"]["pending"] == 3 and early["st-a"]["missed"] >= 2 and early["st-b"]["missed"] >= 1
-        b_events = b.store.events(10_000)
-        assert any(isinstance(e, OrderStatusEvent) and e.state == "missed" for e in b_events)
+        early = truth(recorded)
+        assert early["st-a"] == Counter(requested=6, diverted=4, missed=2)
+        assert early["st-b"] == Counter(requested=3, diverted=2, missed=1)
+        assert early["st-c"] == Counter(requested=3, pending=3)
+        assert any(isinstance(e, OrderStatusEvent) and e.state == "missed" for e in recorded["st-b"])
         check_every_filter(server, early, day)
         # The outcomes arrive in a later batch: each pull moves from pending to done on its own day.
         assert c.drain(30)
-        sync(server, "st-c", c.store.events(10_000))
-        late = truth(agents)
+        recorded = snapshot(agents)
+        sync(server, "st-c", recorded["st-c"])
+        late = truth(recorded)
         assert late["st-c"]["pending"] == 0 and late["st-c"]["diverted"] == 3
         check_every_filter(server, late, day)
     finally:
         for agent in agents:
             agent.stop()
-        for sim in (quick, slow):
+        for sim in sims:
             sim.stop()
 
 
