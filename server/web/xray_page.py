@@ -27,7 +27,8 @@ def xray_pixels(request: Request, sha256: Annotated[str, Path(pattern=r"^[0-9a-f
         who = need_user(request)
         if not isinstance(who, Principal):
             return who
-        with get_services(request).db.read() as conn:
+        svc = get_services(request)
+        with svc.db.read() as conn:
             # The same rule as the image itself: officers of a site whose events name it.
             visible = image_visible(conn, who, sha256)
             row = (
@@ -50,6 +51,9 @@ def xray_pixels(request: Request, sha256: Annotated[str, Path(pattern=r"^[0-9a-f
             "X-Image-Width": str(pixels.width),
             "X-Image-Height": str(pixels.height),
             "X-Image-Bits": str(pixels.bits),
+            # The material colour thresholds of this server's X-ray machines ([server.xray]).
+            "X-Material-Organic-Below": str(svc.settings.xray.organic_below),
+            "X-Material-Metal-Above": str(svc.settings.xray.metal_above),
             # Content-addressed: the bytes behind a digest never change; private, being evidence.
             "Cache-Control": "private, max-age=86400",
         },

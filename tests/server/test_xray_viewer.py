@@ -20,11 +20,12 @@ import numpy.typing as npt
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from server import admin
 from server.app import create_app
 from server.db import migrate
-from server.settings import ServerSettings
+from server.settings import ServerSettings, XrayConfig
 from server.web.xray_pixels import grey_pixels
 from tests.server.test_web import PASSWORD, login, make_settings
 
@@ -151,6 +152,8 @@ def test_pixel_feed_follows_the_images_site(db_url: str) -> None:
             "256", "192", "16",
         )  # fmt: skip
         assert np.array_equal(np.frombuffer(r.content, "<u2").reshape(192, 256), dim_scan())
+        # The viewer's material colour thresholds come from [server.xray] with the pixels.
+        assert (r.headers["x-material-organic-below"], r.headers["x-material-metal-above"]) == ("1.3", "1.7")
         real = c.get(f"/desk/images/{items.sha['gdxray']}/pixels")
         assert real.headers["x-image-bits"] == "8"
         width, height = int(real.headers["x-image-width"]), int(real.headers["x-image-height"])
@@ -161,6 +164,16 @@ def test_pixel_feed_follows_the_images_site(db_url: str) -> None:
         assert c.get(f"/desk/images/{items.sha['dim']}/pixels").status_code == 404
         as_user("sam")
         assert c.get(f"/desk/images/{items.sha['dim']}/pixels").status_code == 403
+
+
+def test_material_thresholds_must_be_ordered() -> None:
+    assert XrayConfig(organic_below=1.2, metal_above=2.0).metal_above == 2.0
+    with pytest.raises(ValidationError, match="metal_above must be above"):
+        XrayConfig(organic_below=1.8, metal_above=1.5)
+    with pytest.raises(ValidationError, match="greater than 1"):
+        XrayConfig(organic_below=0.9)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        XrayConfig.model_validate({"organic": 1.4})
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@
   const canvas = $("xv-canvas");
   const ctx = canvas.getContext("2d");
   const words = JSON.parse(root.dataset.words);
-  // Ratio of low- to high-energy attenuation: below ORGANIC light elements (plastics, food, paper),
-  // above METAL heavy ones; uncalibrated defaults a site can override with data-ratio-* attributes.
-  const ORGANIC = Number(root.dataset.ratioOrganic || 1.3);
-  const METAL = Number(root.dataset.ratioMetal || 1.7);
+  // Ratio of low- to high-energy attenuation: below `organic` light elements (plastics, food, paper),
+  // above `metal` heavy ones; the server sends its configured values ([server.xray]) with the pixels.
+  const material = { organic: 1.3, metal: 1.7 };
   const PALETTE = { organic: [230, 140, 30], mixed: [40, 170, 60], metal: [40, 90, 220] };
   const MIN_ZOOM = 1 / 16, MAX_ZOOM = 32, STEP = 1.25, PAN = 40;
 
@@ -33,6 +32,8 @@
     const width = Number(resp.headers.get("X-Image-Width"));
     const height = Number(resp.headers.get("X-Image-Height"));
     const bits = Number(resp.headers.get("X-Image-Bits"));
+    material.organic = Number(resp.headers.get("X-Material-Organic-Below")) || material.organic;
+    material.metal = Number(resp.headers.get("X-Material-Metal-Above")) || material.metal;
     const buf = await resp.arrayBuffer();
     let data;
     if (bits === 16) {
@@ -78,7 +79,7 @@
     const ah = Math.log(high.hi / Math.max(h, 1));
     if (ah < 0.05) return null; // air: nothing in the beam
     const r = Math.log(low.hi / Math.max(l, 1)) / ah;
-    return r < ORGANIC ? PALETTE.organic : r < METAL ? PALETTE.mixed : PALETTE.metal;
+    return r < material.organic ? PALETTE.organic : r < material.metal ? PALETTE.mixed : PALETTE.metal;
   }
 
   // Render the current view at its own resolution into the off-screen canvas.
