@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
+from server.accounts import Principal
 from server.db import parse_iso, utcnow
 from server.errors import BadInput
 from server.orders import order_state_counts
@@ -110,6 +111,31 @@ def site_zones(settings: ServerSettings) -> ZoneOf:
         return site_zone(settings, site) if site is not None else ZoneInfo(settings.timezone)
 
     return zone_of
+
+
+def scoped_report(
+    conn: Connection,
+    settings: ServerSettings,
+    who: Principal,
+    first: date,
+    *,
+    last: date | None = None,
+    site: str | None = None,
+    line: str | None = None,
+    station: str | None = None,
+) -> dict[str, Any]:
+    """`daily_report` as `who` may see it (their sites), with the server's liveness rule and time zones."""
+    return daily_report(
+        conn,
+        first,
+        None if who.all_sites else who.sites,
+        site,
+        settings.stations.offline_after_s,
+        last=last,
+        line=line,
+        station=station,
+        zone_of=site_zones(settings),
+    )
 
 
 def local_midnight(day: date, zone: tzinfo) -> datetime:

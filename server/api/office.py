@@ -21,7 +21,7 @@ from server.idcheck import check_id_number
 from server.notify import publish_orders_changed
 from server.orders import OrderDraft, list_orders, store_order
 from server.registry import import_rows, parse_rows
-from server.reports import daily_report, report_csv, site_zones
+from server.reports import report_csv, scoped_report
 from server.scope import own_sites, record
 from server.watchlist import (
     WatchRequest,
@@ -249,17 +249,7 @@ def get_daily_report(
     if site is not None and not who.sees_site(site):
         raise Forbidden(f"site {site!r} is not one of yours")
     with svc.db.read() as conn:
-        report = daily_report(
-            conn,
-            date_,
-            None if who.all_sites else who.sites,
-            site,
-            svc.settings.stations.offline_after_s,
-            last=to,
-            line=line,
-            station=station,
-            zone_of=site_zones(svc.settings),
-        )
+        report = scoped_report(conn, svc.settings, who, date_, last=to, site=site, line=line, station=station)
     if format == "csv":
         return PlainTextResponse(report_csv(report), media_type="text/csv")
     return JSONResponse(report)

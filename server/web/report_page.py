@@ -18,7 +18,7 @@ from server.accounts import Principal
 from server.db import utcnow
 from server.deps import get_services
 from server.errors import BadInput
-from server.reports import CSV_COLUMNS, daily_report, report_csv, site_zones
+from server.reports import CSV_COLUMNS, report_csv, scoped_report, site_zones
 from server.schema import stations
 from server.web.charts import DONE, HELD, MISSED, PENDING, VOLUME, bar_chart, hour_chart, trend_chart
 from server.web.common import PageDenied, error_page, need_user, pick_language, render
@@ -68,7 +68,26 @@ class Filters:
         )
 
 
-def load(request: Request, who: Principal) -> tuple[dict[str, Any], Filters, dict[str, list[str]]]:
+@dataclass(frozen=True)
+class Loaded:
+    who: Principal
+    report: dict[str, Any]
+    filters: Filters
+    places: dict[str, list[str]]
+
+
+def load_or_refuse(request: Request) -> Loaded | Response:
+    """The report the page's query asks for, or the login redirect or error page that answers instead."""
+    try:
+        who = need_user(request)
+        if not isinstance(who, Principal):
+            return who
+        return load(request, who)
+    except PageDenied as exc:
+        return error_page(request, exc.status, exc.message)
+
+
+def load(request: Request, who: Principal) -> Loaded:
     params = request.query_params
     site = (params.get("site") or "")[:64] or None
     line = (params.get("line") or "")[:64] or None
@@ -83,20 +102,11 @@ def load(request: Request, who: Principal) -> tuple[dict[str, Any], Filters, dic
     last = parse_day(params.get("to"), first, "to")
     with svc.db.read() as conn:
         try:
-            report = daily_report(
-                conn,
-                first,
-                None if who.all_sites else who.sites,
-                site,
-                svc.settings.stations.offline_after_s,
-                last=last,
-                line=line,
-                zone_of=zone_of,
-            )
+            report = scoped_report(conn, svc.settings, who, first, last=last, site=site, line=line)
         except BadInput as exc:
             raise PageDenied(422, str(exc)) from exc
         where = places(conn, who)
-    return report, Filters(first, last, site, line, str(zone)), where
+    return Loaded(who, report, Filters(first, last, site, line, str(zone)), where)
 
 
 def build_charts(report: dict[str, Any], t: dict[str, str]) -> dict[str, str]:
@@ -142,13 +152,10 @@ def build_charts(report: dict[str, Any], t: dict[str, str]) -> dict[str, str]:
 
 @router.get("/report")
 def report_page(request: Request) -> Response:
-    try:
-        who = need_user(request)
-        if not isinstance(who, Principal):
-            return who
-        report, filters, where = load(request, who)
-    except PageDenied as exc:
-        return error_page(request, exc.status, exc.message)
+    loaded = load_or_refuse(request)
+    if not isinstance(loaded, Loaded):
+        return loaded
+    report, filters = loaded.report, loaded.filters
     t = words(pick_language(request))
     legend = [
         ("missed", MISSED, t["legend_missed"]),
@@ -160,7 +167,7 @@ def report_page(request: Request) -> Response:
     return render(
         request,
         "report.html",
-        who,
+        loaded.who,
         report=report,
         figures=report,
         charts=build_charts(report, t),
@@ -170,7 +177,7 @@ def report_page(request: Request) -> Response:
         site=filters.site or "",
         line=filters.line or "",
         zone=filters.zone,
-        places=where,
+        places=loaded.places,
         query=filters.query(),
         printed_at=utcnow().astimezone(ZoneInfo(filters.zone)).strftime("%Y-%m-%d %H:%M"),
     )
@@ -178,13 +185,10 @@ def report_page(request: Request) -> Response:
 
 @router.get("/report/download")
 def report_download(request: Request) -> Response:
-    try:
-        who = need_user(request)
-        if not isinstance(who, Principal):
-            return who
-        report, filters, _ = load(request, who)
-    except PageDenied as exc:
-        return error_page(request, exc.status, exc.message)
+    loaded = load_or_refuse(request)
+    if not isinstance(loaded, Loaded):
+        return loaded
+    report, filters = loaded.report, loaded.filters
     span = filters.first.isoformat() + (
         f"--{filters.last.isoformat()}" if filters.last != filters.first else ""
     )

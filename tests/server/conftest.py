@@ -8,8 +8,11 @@ image, a site-scoped watchlist entry, a pull order and a user; a third sender is
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +63,29 @@ def site_day(at: str | datetime) -> str:
     """The day (YYYY-MM-DD) a time falls on at a site of the default time zone, as reports file it."""
     when = datetime.fromisoformat(at) if isinstance(at, str) else at
     return local_day(when, ZoneInfo(DEFAULT_TIMEZONE))
+
+
+@contextmanager
+def serving(settings: ServerSettings) -> Iterator[str]:
+    """The app on a real uvicorn server on a free local port, for browsers; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            thread.join(0.02)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def make_settings(url: str, **overrides: object) -> ServerSettings:

@@ -3,8 +3,6 @@ filters on the print layout, CSV in the page's language; in real Chromium in Chi
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from server import admin
@@ -22,6 +19,7 @@ from server.app import create_app
 from server.db import migrate, utcnow
 from server.settings import ServerSettings
 from server.web.charts import DONE, HELD, MISSED, PENDING
+from tests.server.conftest import serving
 from tests.server.test_web import PASSWORD, login, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,23 +140,8 @@ def live(tmp_path: Path) -> Iterator[tuple[Week, str]]:
     database = f"sqlite:///{tmp_path / 'server.db'}"
     migrate(database)
     settings = make_settings(database)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for _ in range(500):
-                if server.started:
-                    break
-                thread.join(0.02)
-            yield seed(settings, http), url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(settings) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield seed(settings, http), url
 
 
 @pytest.mark.browser

@@ -21,7 +21,7 @@ from server import admin
 from server.app import create_app
 from server.db import migrate
 from server.settings import AuthConfig, ServerSettings, generate_key
-from tests.server.conftest import site_day
+from tests.server.conftest import serving, site_day
 
 PASSWORD = "a long password 123"
 ID = "11010519491231002X"
@@ -414,31 +414,11 @@ return low;
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
-    import socket
-    import threading
-
-    import uvicorn
-
     database = f"sqlite:///{tmp_path / 'server.db'}"
     migrate(database)
     settings = make_settings(database)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for _ in range(500):
-                if server.started:
-                    break
-                thread.join(0.02)
-            yield seed(settings, http), url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(settings) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield seed(settings, http), url
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +16,6 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
@@ -27,6 +24,7 @@ from server.app import create_app
 from server.db import migrate
 from server.settings import ServerSettings, XrayConfig
 from server.web.xray_pixels import grey_pixels
+from tests.server.conftest import serving
 from tests.server.test_web import PASSWORD, login, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,23 +179,8 @@ def live(tmp_path: Path) -> Iterator[tuple[Items, str]]:
     database = f"sqlite:///{tmp_path / 'server.db'}"
     migrate(database)
     settings = make_settings(database)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for _ in range(500):
-                if server.started:
-                    break
-                thread.join(0.02)
-            yield seed(settings, http), url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(settings) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield seed(settings, http), url
 
 
 # Canvas pixels over the part of the stage the image covers, as [r, g, b] rows.
