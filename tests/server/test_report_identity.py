@@ -205,9 +205,10 @@ def test_days_and_hours_are_the_sites_and_a_late_outcome_lands_on_its_pulls_day(
     )  # fmt: skip
     # After Beijing midnight, in another batch: the parcel's stored day says where it is counted.
     later = count_batch([outcome], SHANGHAI, {("s", "t1"): "2026-03-10"})
-    assert +later == Counter(
-        {("2026-03-10", "s", "divert", "DIVERTED"): 1}
-    ) and later[("2026-03-10", "s", "divert", "PENDING")] == -1
+    assert (
+        +later == Counter({("2026-03-10", "s", "divert", "DIVERTED"): 1})
+        and later[("2026-03-10", "s", "divert", "PENDING")] == -1
+    )
     # Unknown parcel: counted on its own day, nothing to take from pending.
     alone = count_batch([outcome], SHANGHAI, {})
     assert dict(alone) == {("2026-03-11", "s", "divert", "DIVERTED"): 1}
