@@ -158,6 +158,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "filters_printed": ("筛选条件", "Filters"),
     "printed_at": ("打印时间", "Printed at"),
     "download_csv_machine": ("CSV（机器列名）", "CSV (machine columns)"),
+    "orders_created_range": ("期间拦截指令", "Orders issued in the range"),
     "csv_station_id": ("工位", "Station"),
     "csv_site_id": ("站点", "Site"),
     "csv_line_id": ("分拣线", "Line"),

@@ -109,7 +109,7 @@ def test_range_csv_and_printed_filters(db_url: str) -> None:
         for colour in (MISSED, HELD, DONE, PENDING):
             assert f'fill="{colour}"' in page
         assert "红色：漏拦" in page and "琥珀色：暂扣" in page and "绿色：已分拣" in page
-        assert "化妆品" in page and "Asia/Shanghai" in page
+        assert "化妆品" in page and "Asia/Shanghai" in page and "期间拦截指令" in page
         printed = page[
             page.index('id="print-filters"') : page.index("</dl>", page.index('id="print-filters"'))
         ]
