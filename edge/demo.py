@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
@@ -430,7 +431,10 @@ def summarise(
     api: Api, agents: list[EdgeAgent], sorter: SimulatedSorter, classifier: ClassifierConfig
 ) -> dict[str, Any]:
     """Counts from what was stored: the server's report and each station's own database."""
-    day = datetime.now(UTC).date().isoformat()
+    from server.jurisdictions import DEFAULT_TIMEZONE
+
+    # The server files the demo site's days in its default time zone.
+    day = datetime.now(ZoneInfo(DEFAULT_TIMEZONE)).date().isoformat()
     report = server_counts(api, day)
     edge_counts: dict[str, int] = {"CLEAR": 0, "HOLD": 0, "PULL": 0}
     no_reads = 0

@@ -150,6 +150,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/web/static/{name}"): PUBLIC,
     ("GET", "/desk"): _page(OFF, ADM),
     ("GET", "/desk/items/{item_ref}"): _page(OFF, ADM),
+    # The X-ray viewer's samples: who may see them follows the image (server.scope.image_visible).
+    ("GET", "/desk/images/{sha256}/pixels"): _page(OFF, ADM),
     ("GET", "/report"): _page(SUP, ADM),
     ("GET", "/report/download"): _page(SUP, ADM),
     ("GET", "/stations"): _page(SUP, ADM),

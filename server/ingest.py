@@ -17,10 +17,11 @@ from server.cases.examples import learn_from_open_box
 from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_order
-from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
+from server.rollup import AnyEvent, count_batch, event_day, hit_category, pull_days, upsert_counts
 from server.schema import events, reviews
 from server.scope import link_images, record
 from server.settings import ServerSettings
+from server.sites import site_zone
 from server.stations import record_device_states, touch_station
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def ingest_batch(
     # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
     boots = {b: i for i, b in enumerate(dict.fromkeys(ev.boot_id for ev in new))}
     new.sort(key=lambda ev: (boots[ev.boot_id], ev.seq))
+    # Days and hours are the site's own: a Beijing day runs from Beijing midnight.
+    zone = site_zone(settings, station.sites[0])
     if new:
         received = iso(now)
         conn.execute(
@@ -116,7 +119,7 @@ def ingest_batch(
                     "seq": ev.seq,
                     "type": ev.type,
                     "at": iso(ev.at),
-                    "day": event_day(ev),
+                    "day": event_day(ev, zone),
                     "waybill": getattr(ev, "waybill", None),
                     "tracking_id": getattr(ev, "tracking_id", None),
                     "decision": ev.decision if isinstance(ev, ParcelEvent) else None,
@@ -127,7 +130,7 @@ def ingest_batch(
                 for ev in new
             ],
         )
-        upsert_counts(conn, count_batch(new))
+        upsert_counts(conn, count_batch(new, zone, pull_days(conn, new)))
     site_id = station.sites[0]
     secret = settings.secret_key.get_secret_value()
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
@@ -182,7 +185,7 @@ def _review_row(
         "category": hit_category(ev)[:64],
         "priority": review_priority(ev),
         "state": "open",
-        "day": event_day(ev),
+        "day": event_day(ev, site_zone(settings, station.sites[0])),
         "created_at": iso(now),
         "due_at": iso(now + timedelta(hours=hours)),
     }

@@ -116,6 +116,8 @@ events = Table(
     Index("ix_events_station_seq", "station_id", "boot_id", "seq"),
     Index("ix_events_day_type", "day", "type", "station_id"),
     Index("ix_events_waybill", "waybill"),
+    # A divert outcome finds its pull's parcel event (and so the day it is counted on) by this.
+    Index("ix_events_station_tracking", "station_id", "tracking_id"),
 )
 
 # Per day, station and metric counters kept in step with `events` at ingest: reports read these.

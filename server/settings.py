@@ -154,6 +154,31 @@ class AuthConfig(BaseModel):
     login_window_seconds: float = Field(300.0, gt=0, description="window of the login rate limit")
 
 
+class XrayConfig(BaseModel):
+    """Material colour of the desk's X-ray viewer for dual-energy pairs (`xray` and `xray_low` images)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organic_below: float = Field(
+        1.3,
+        gt=1.0,
+        description="ratio of low- to high-energy attenuation under which a pixel is shown organic (orange); "
+        "uncalibrated default, set the X-ray machine's own",
+    )
+    metal_above: float = Field(
+        1.7,
+        gt=1.0,
+        description="ratio over which a pixel is shown metal (blue); between the two: mixed or light metal "
+        "(green)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> XrayConfig:
+        if self.metal_above <= self.organic_below:
+            raise ValueError("xray.metal_above must be above xray.organic_below")
+        return self
+
+
 class AuditConfig(BaseModel):
     """Checkpoints of the audit chain kept outside the database, so that a cut tail shows."""
 
@@ -204,6 +229,7 @@ class ServerSettings(BaseModel):
     auth: AuthConfig = Field(default_factory=AuthConfig, description="sessions and login limits")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="audit log checkpoints")
     stations: StationsConfig = Field(default_factory=StationsConfig, description="station liveness")
+    xray: XrayConfig = Field(default_factory=XrayConfig, description="the desk's X-ray viewer")
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
     regions: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -21,7 +21,7 @@ from server.idcheck import check_id_number
 from server.notify import publish_orders_changed
 from server.orders import OrderDraft, list_orders, store_order
 from server.registry import import_rows, parse_rows
-from server.reports import daily_report, report_csv
+from server.reports import report_csv, scoped_report
 from server.scope import own_sites, record
 from server.watchlist import (
     WatchRequest,
@@ -239,16 +239,17 @@ def get_orders(
 def get_daily_report(
     who: Caller,
     svc: ServicesDep,
-    date_: Annotated[date, Query(alias="date", description="day (UTC), YYYY-MM-DD")],
+    date_: Annotated[date, Query(alias="date", description="first day (the site's own), YYYY-MM-DD")],
     site: Annotated[str | None, Query(max_length=64, description="limit to one site")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+    to: Annotated[date | None, Query(description="last day of a range (default: the first)")] = None,
+    line: Annotated[str | None, Query(max_length=64, description="limit to one line")] = None,
+    station: Annotated[str | None, Query(max_length=64, description="limit to one station")] = None,
 ) -> Response:
     if site is not None and not who.sees_site(site):
         raise Forbidden(f"site {site!r} is not one of yours")
     with svc.db.read() as conn:
-        report = daily_report(
-            conn, date_, None if who.all_sites else who.sites, site, svc.settings.stations.offline_after_s
-        )
+        report = scoped_report(conn, svc.settings, who, date_, last=to, site=site, line=line, station=station)
     if format == "csv":
         return PlainTextResponse(report_csv(report), media_type="text/csv")
     return JSONResponse(report)

@@ -223,9 +223,12 @@ class Gallery(BaseModel):
 
 
 class PullCounts(BaseModel):
+    """requested = diverted + missed + pending, for every figure and filter."""
+
     requested: int
     diverted: int
     missed: int
+    pending: int
 
 
 class CountsSummary(BaseModel):
@@ -268,10 +271,25 @@ class OrderCounts(BaseModel):
     by_state: dict[str, int]
 
 
+class TrendDay(BaseModel):
+    date: str
+    parcels: int
+    held: int
+    pulled: int
+    requested: int
+    diverted: int
+    missed: int
+    pending: int
+
+
 class DailyReport(CountsSummary, ReviewSummary):
     date: str
+    date_to: str
     site: str | None
+    line: str | None
+    station: str | None
     orders: OrderCounts
+    trend: list[TrendDay]
     lines: list[LineReport]
     stations: list[StationReport]
     stations_offline: int

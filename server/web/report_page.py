@@ -1,12 +1,14 @@
-"""The supervisor's daily report page: pickers, figures, SVG charts, per-station table and downloads."""
+"""The supervisor's report page: date range and filters, figures, SVG charts, per-station table, downloads."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,9 +17,11 @@ from sqlalchemy import Connection, select
 from server.accounts import Principal
 from server.db import utcnow
 from server.deps import get_services
-from server.reports import daily_report, report_csv
+from server.errors import BadInput
+from server.reports import CSV_COLUMNS, report_csv, scoped_report, site_zones
 from server.schema import stations
-from server.web.charts import bar_chart, hour_chart
+from server.web.catalog import Words
+from server.web.charts import DONE, HELD, MISSED, PENDING, VOLUME, bar_chart, hour_chart, trend_chart
 from server.web.common import PageDenied, error_page, need_user, pick_language, render
 from server.web.words import words
 
@@ -35,130 +39,164 @@ def places(conn: Connection, who: Principal) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-LINE_FIGURES = ("parcels", "cleared", "held", "pulled", "no_reads", "realname_failures", "hits_by_reason",
-                "hits_by_category", "pulls", "operator_actions", "hits_by_hour")  # fmt: skip
-
-
-def narrow_to_line(report: dict[str, Any], site: str | None, line: str) -> dict[str, Any]:
-    """The report's parcel figures and stations for one line; review figures stay those of the site."""
-    match = [x for x in report["lines"] if x["line_id"] == line and (site is None or x["site_id"] == site)]
-    out = {**report, "line": line, "stations": [s for s in report["stations"] if s["line_id"] == line]}
-    out["stations_offline"] = sum(1 for s in out["stations"] if not s.get("online", True))
-    for key in LINE_FIGURES:
-        values = [m[key] for m in match]
-        if key == "hits_by_hour":
-            out[key] = [sum(hours) for hours in zip(*values, strict=True)] if values else [0] * 24
-        elif key in ("hits_by_reason", "hits_by_category", "pulls", "operator_actions"):
-            merged: dict[str, int] = {}
-            for v in values:
-                for k, n in v.items():
-                    merged[k] = merged.get(k, 0) + n
-            out[key] = (
-                merged
-                if key != "pulls"
-                else {k: merged.get(k, 0) for k in ("requested", "diverted", "missed")}
-            )
-        else:
-            out[key] = sum(values)
-    return out
-
-
-def parse_day(text: str | None) -> date:
+def parse_day(text: str | None, today: date, name: str = "date") -> date:
     if not text:
-        return utcnow().date()
+        return today
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise PageDenied(422, f"date: {text[:20]!r} is not a date (YYYY-MM-DD)") from exc
+        raise PageDenied(422, f"{name}: {text[:20]!r} is not a date (YYYY-MM-DD)") from exc
 
 
-def load(request: Request, who: Principal) -> tuple[dict[str, Any], date, str | None, str | None, Any]:
+@dataclass(frozen=True)
+class Filters:
+    """What the report was asked for; printed with it and carried by its download links."""
+
+    first: date
+    last: date
+    site: str | None
+    line: str | None
+    zone: str
+
+    def query(self) -> str:
+        return urlencode(
+            {
+                "date": self.first.isoformat(),
+                "to": self.last.isoformat(),
+                "site": self.site or "",
+                "line": self.line or "",
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    who: Principal
+    report: dict[str, Any]
+    filters: Filters
+    places: dict[str, list[str]]
+
+
+def load_or_refuse(request: Request) -> Loaded | Response:
+    """The report the page's query asks for, or the login redirect or error page that answers instead."""
+    try:
+        who = need_user(request)
+        if not isinstance(who, Principal):
+            return who
+        return load(request, who)
+    except PageDenied as exc:
+        return error_page(request, exc.status, exc.message)
+
+
+def load(request: Request, who: Principal) -> Loaded:
     params = request.query_params
-    day = parse_day(params.get("date"))
     site = (params.get("site") or "")[:64] or None
     line = (params.get("line") or "")[:64] or None
     if site is not None and not who.sees_site(site):
         raise PageDenied(403, f"site {site!r} is not one of yours")
     svc = get_services(request)
+    zone_of = site_zones(svc.settings)
+    zone = zone_of(site)
+    # Without a date: today at the site, which for part of every day is not the UTC date.
+    today = utcnow().astimezone(zone).date()
+    first = parse_day(params.get("date"), today)
+    last = parse_day(params.get("to"), first, "to")
     with svc.db.read() as conn:
-        report = daily_report(
-            conn, day, None if who.all_sites else who.sites, site, svc.settings.stations.offline_after_s
-        )
+        try:
+            report = scoped_report(conn, svc.settings, who, first, last=last, site=site, line=line)
+        except BadInput as exc:
+            raise PageDenied(422, str(exc)) from exc
         where = places(conn, who)
-        if line is not None:
-            report = narrow_to_line(report, site, line)
-    return report, day, site, line, (where, report["hits_by_hour"])
+    return Loaded(who, report, Filters(first, last, site, line, str(zone)), where)
 
 
-@router.get("/report")
-def report_page(request: Request) -> Response:
-    try:
-        who = need_user(request)
-        if not isinstance(who, Principal):
-            return who
-        report, day, site, line, (where, hourly) = load(request, who)
-    except PageDenied as exc:
-        return error_page(request, exc.status, exc.message)
-    t = words(pick_language(request))
-    figures = report
-    reasons = [(t.get(f"reason_{k}", k), v) for k, v in figures["hits_by_reason"].items()]
-    pulls = figures["pulls"]
-    charts = {
-        "hour": hour_chart(t["hits_by_hour"], hourly),
+def build_charts(report: dict[str, Any], t: Words) -> dict[str, str]:
+    """Every chart of the page, coloured by meaning (see charts.py) and labelled in the page's language."""
+    reasons = [(t.get(f"reason_{k}", k), v) for k, v in report["hits_by_reason"].items()]
+    categories = [(t.of("category", k), v) for k, v in report["hits_by_category"].items()]
+    outcomes = [(t.get(f"act_{k}") or t.of("state", k), v) for k, v in report["review_outcomes"].items()]
+    pulls = report["pulls"]
+    trend = report["trend"]
+    days = [d["date"] for d in trend]
+    return {
+        "hour": hour_chart(t["hits_by_hour"], report["hits_by_hour"]),
         "reason": bar_chart(t["hits_by_reason"], sorted(reasons, key=lambda x: -x[1]), t["no_data"]),
-        "category": bar_chart(
-            t["hits_by_category"],
-            sorted(
-                ((t.of("category", k), v) for k, v in figures["hits_by_category"].items()),
-                key=lambda x: -x[1],
-            ),
-            t["no_data"],
-        ),
+        "category": bar_chart(t["hits_by_category"], sorted(categories, key=lambda x: -x[1]), t["no_data"]),
         "pulls": bar_chart(
             t["pulls"],
             [
                 (t["requested"], pulls["requested"]),
                 (t["diverted"], pulls["diverted"]),
                 (t["missed"], pulls["missed"]),
+                (t["pending"], pulls["pending"]),
+            ],
+            t["no_data"],
+            colours=[VOLUME, DONE, MISSED, PENDING],
+        ),
+        "outcomes": bar_chart(t["review_outcomes"], sorted(outcomes, key=lambda x: -x[1]), t["no_data"]),
+        "trend_hits": trend_chart(
+            t["trend_hits"],
+            days,
+            [
+                (t["held"], HELD, [d["held"] for d in trend]),
+                (t["diverted"], DONE, [d["diverted"] for d in trend]),
+                (t["pending"], PENDING, [d["pending"] for d in trend]),
+                (t["missed"], MISSED, [d["missed"] for d in trend]),
             ],
             t["no_data"],
         ),
-        "outcomes": bar_chart(
-            t["review_outcomes"],
-            sorted(
-                ((t.get(f"act_{k}") or t.of("state", k), v) for k, v in report["review_outcomes"].items()),
-                key=lambda x: -x[1],
-            ),
-            t["no_data"],
+        "trend_parcels": trend_chart(
+            t["trend_parcels"], days, [(t["parcels"], VOLUME, [d["parcels"] for d in trend])], t["no_data"]
         ),
     }
-    query = urlencode({"date": day.isoformat(), "site": site or "", "line": line or ""})
+
+
+@router.get("/report")
+def report_page(request: Request) -> Response:
+    loaded = load_or_refuse(request)
+    if not isinstance(loaded, Loaded):
+        return loaded
+    report, filters = loaded.report, loaded.filters
+    t = words(pick_language(request))
+    legend = [
+        ("missed", MISSED, t["legend_missed"]),
+        ("held", HELD, t["legend_held"]),
+        ("done", DONE, t["legend_done"]),
+        ("pending", PENDING, t["legend_pending"]),
+        ("volume", VOLUME, t["legend_volume"]),
+    ]
     return render(
         request,
         "report.html",
-        who,
+        loaded.who,
         report=report,
-        figures=figures,
-        charts=charts,
-        day=day.isoformat(),
-        site=site or "",
-        line=line or "",
-        places=where,
-        query=query,
+        figures=report,
+        charts=build_charts(report, t),
+        legend=legend,
+        day=filters.first.isoformat(),
+        day_to=filters.last.isoformat(),
+        site=filters.site or "",
+        line=filters.line or "",
+        zone=filters.zone,
+        places=loaded.places,
+        query=filters.query(),
+        printed_at=utcnow().astimezone(ZoneInfo(filters.zone)).strftime("%Y-%m-%d %H:%M"),
     )
 
 
 @router.get("/report/download")
 def report_download(request: Request) -> Response:
-    try:
-        who = need_user(request)
-        if not isinstance(who, Principal):
-            return who
-        report, day, site, line, _ = load(request, who)
-    except PageDenied as exc:
-        return error_page(request, exc.status, exc.message)
+    loaded = load_or_refuse(request)
+    if not isinstance(loaded, Loaded):
+        return loaded
+    report, filters = loaded.report, loaded.filters
+    span = filters.first.isoformat() + (
+        f"--{filters.last.isoformat()}" if filters.last != filters.first else ""
+    )
     name = (
-        f"parcelguard-report-{day.isoformat()}" + (f"-{site}" if site else "") + (f"-{line}" if line else "")
+        f"parcelguard-report-{span}"
+        + (f"-{filters.site}" if filters.site else "")
+        + (f"-{filters.line}" if filters.line else "")
     )
     # Site and line come from the query: only plain characters reach the header.
     name = re.sub(r"[^A-Za-z0-9_.@-]", "_", name)
@@ -166,9 +204,13 @@ def report_download(request: Request) -> Response:
     if fmt == "json":
         body, kind, ext = json.dumps(report, ensure_ascii=False, indent=1), "application/json", "json"
     elif fmt == "csv":
-        body, kind, ext = report_csv(report), "text/csv; charset=utf-8", "csv"
+        t = words(pick_language(request))
+        headers = {c: t[f"csv_{c}"] for c in CSV_COLUMNS}
+        body, kind, ext = report_csv(report, headers), "text/csv; charset=utf-8", "csv"
+    elif fmt == "machine":
+        body, kind, ext = report_csv(report), "text/csv; charset=utf-8", "machine.csv"
     else:
-        return error_page(request, 422, "format: must be csv or json")
+        return error_page(request, 422, "format: must be csv, machine or json")
     return Response(
         body, media_type=kind, headers={"Content-Disposition": f'attachment; filename="{name}.{ext}"'}
     )

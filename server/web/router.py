@@ -14,12 +14,14 @@ from server.web.common import HERE, current_user, error_page, render
 from server.web.desk import router as desk_router
 from server.web.report_page import router as report_router
 from server.web.stations_page import router as stations_router
+from server.web.xray_page import router as xray_router
 
 router = APIRouter(include_in_schema=False)
 router.include_router(desk_router)
 router.include_router(report_router)
 router.include_router(stations_router)
 router.include_router(cases_router)
+router.include_router(xray_router)
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 HOME = {"officer": "/desk", "admin": "/desk", "supervisor": "/report"}

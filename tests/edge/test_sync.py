@@ -7,8 +7,10 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from edge.scenario import build_scenario, write_imports
 from edge.sync import SyncLink
 from server import admin
 from server.app import create_app
+from server.jurisdictions import DEFAULT_TIMEZONE
 from server.settings import ServerSettings
 
 SITE = "SITE1"
@@ -90,7 +93,8 @@ class World:
         return r.json()
 
     def parcels_stored(self) -> int:
-        day = time.strftime("%Y-%m-%d", time.gmtime())
+        # Reports file days at the site: the server's default time zone here.
+        day = datetime.now(ZoneInfo(DEFAULT_TIMEZONE)).date().isoformat()
         return int(self.api("GET", "/api/v1/reports/daily", params={"date": day})["parcels"])
 
 

@@ -8,12 +8,16 @@ image, a site-scoped watchlist entry, a pull order and a user; a third sender is
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -24,7 +28,9 @@ from fastapi.testclient import TestClient
 from server import admin
 from server.app import create_app
 from server.db import migrate, normalise_url
+from server.jurisdictions import DEFAULT_TIMEZONE
 from server.settings import ServerSettings, generate_key
+from server.sites import local_day
 
 ENGINES = ["sqlite", "postgres"]
 
@@ -51,6 +57,35 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         engine.dispose()
+
+
+def site_day(at: str | datetime) -> str:
+    """The day (YYYY-MM-DD) a time falls on at a site of the default time zone, as reports file it."""
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return local_day(when, ZoneInfo(DEFAULT_TIMEZONE))
+
+
+@contextmanager
+def serving(settings: ServerSettings) -> Iterator[str]:
+    """The app on a real uvicorn server on a free local port, for browsers; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            thread.join(0.02)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def make_settings(url: str, **overrides: object) -> ServerSettings:

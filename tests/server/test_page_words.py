@@ -67,6 +67,7 @@ DATA_TEXT = ("sports shoes", "case 2026-17 counterfeit", "tip-off", "TM law art 
 # waybills, priorities and chutes (P140, H1), case numbers (CASE-000001), hashes, the T of an ISO time
 CODE = re.compile(r"^(?:[A-Z]{2}\d+[A-Z]{2}|SF\d+|[A-Z]\d+|CASE-\d+|[0-9a-f]{6,}|\d+\w*)$")
 PATH = re.compile(r"(?<![\w/])/[\w./-]+")  # a file or device path, as configured
+ZONE = re.compile(r"\b[A-Z][a-z]+/[A-Za-z_]+\b")  # an IANA time zone id (Asia/Shanghai), as configured
 
 
 def visible_text(page: str) -> str:
@@ -78,7 +79,7 @@ def visible_text(page: str) -> str:
 
 
 def english_words(page: str) -> list[str]:
-    text = PATH.sub(" ", visible_text(page))
+    text = PATH.sub(" ", ZONE.sub(" ", visible_text(page)))
     for known in DATA_TEXT:
         text = text.replace(known, " ")
     found = []

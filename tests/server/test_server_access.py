@@ -99,6 +99,7 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", "/web/static/{name}"): PUBLIC,
     ("GET", "/desk"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/desk/items/{item_ref}"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/images/{sha256}/pixels"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/report"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/report/download"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/stations"): (frozenset({SUP, ADM}), "scoped"),
@@ -223,6 +224,9 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
     ("GET", "/desk"): lambda s, w, site, t: Call("/desk?q=WBSITE", marker=w.waybill[site]),
     ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
+    ("GET", "/desk/images/{sha256}/pixels"): lambda s, w, site, t: Call(
+        f"/desk/images/{w.image[site]}/pixels"
+    ),
     ("GET", "/report"): lambda s, w, site, t: Call(f"/report?site={site}"),
     ("GET", "/report/download"): lambda s, w, site, t: Call(f"/report/download?site={site}&date={TODAY}"),
     ("GET", "/stations"): lambda s, w, site, t: Call(

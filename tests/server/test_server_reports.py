@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
@@ -35,23 +37,30 @@ def _device(station: str, seq: int, at: str, up: bool) -> dict[str, Any]:
 def test_daily_report(server: Any, parcel: Factory, make_batch: Factory) -> None:
     c = server.client
     at = parcel("st-a", 1)["at"]
-    day = at[:10]
+    # Days and hours are the site's (Asia/Shanghai by default), not UTC.
+    local = datetime.fromisoformat(at).astimezone(ZoneInfo("Asia/Shanghai"))
+    day = local.date().isoformat()
+    midnight = local.replace(hour=0, minute=0, second=0).isoformat()
     a_events = [
         parcel("st-a", 1),
         parcel("st-a", 2, "HOLD", reasons=["NO_READ"], waybill=None),
         parcel("st-a", 3, "HOLD", reasons=["NO_REALNAME"], declared_category="watches"),
         parcel("st-a", 4, "PULL", divert={"outcome": "DIVERTED"}),
-        _device("st-a", 5, f"{day}T00:00:00+00:00", True),
+        _device("st-a", 5, midnight, True),
     ]
     assert c.post("/api/v1/sync", json=make_batch("st-a", a_events), headers=server.station_a).is_success
     order_id = c.post("/api/v1/sync", json=make_batch("st-b", []), headers=server.station_b).json()["orders"][
         0
     ]["order_id"]
     status = {
-        "type": "order_status", "key": "st-b:b1:1", "station_id": "st-b", "boot_id": "b1", "seq": 1, "at": at,
+        "type": "order_status", "key": "st-b:b1:3", "station_id": "st-b", "boot_id": "b1", "seq": 3, "at": at,
         "order_id": order_id, "state": "missed",
     }  # fmt: skip
-    b_events = [status, parcel("st-b", 2, "PULL", reasons=["INTERCEPT_ORDER"], order_ids=[order_id])]
+    # As the station records a pull it could not divert: the divert on the parcel, and the order's state.
+    missed = parcel(
+        "st-b", 2, "PULL", reasons=["INTERCEPT_ORDER"], order_ids=[order_id], divert={"outcome": "LATE"}
+    )
+    b_events = [missed, status]
     assert c.post("/api/v1/sync", json=make_batch("st-b", b_events), headers=server.station_b).is_success
     c.post("/api/v1/sync", json=make_batch("st-c", [parcel("st-c", 1)]), headers=server.station_c)
     r = c.get(f"/api/v1/reports/daily?date={day}", headers=server.admin).json()
@@ -63,8 +72,8 @@ def test_daily_report(server: Any, parcel: Factory, make_batch: Factory) -> None
         "NO_REALNAME": 1,
         "SENDER_BLACKLISTED": 1,
     }
-    assert r["pulls"] == {"requested": 2, "diverted": 1, "missed": 1}
-    hour = int(at[11:13])  # every hit of this test happened in the same UTC hour
+    assert r["pulls"] == {"requested": 2, "diverted": 1, "missed": 1, "pending": 0}
+    hour = local.hour  # every hit of this test happened in the same hour
     assert r["hits_by_hour"] == [4 if h == hour else 0 for h in range(24)]
     assert r["orders"] == {"created": 1, "by_state": {"missed": 1}}
     assert r["review_items"] == 4 and r["review_outcomes"] == {"open": 4}

@@ -8,6 +8,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from tests.server.conftest import site_day
+
 Factory = Callable[..., dict[str, Any]]
 
 
@@ -77,7 +79,8 @@ def test_decision_flow_and_gallery(server: Any, parcel: Factory, make_batch: Fac
     gallery = c.get("/api/v1/models/gallery", headers=server.station_b).json()
     assert [(r["image_sha256"], r["label"]) for r in gallery["refs"]] == [(SHA, "fake sneaker")]
     assert c.get(gallery["refs"][0]["image_url"], headers=server.station_b).content == PNG
-    report = c.get(f"/api/v1/reports/daily?date={evidence['created_at'][:10]}", headers=server.admin).json()
+    day = site_day(evidence["created_at"])
+    report = c.get(f"/api/v1/reports/daily?date={day}", headers=server.admin).json()
     assert report["review_outcomes"] == {"seize": 1} and report["confirmed_hit_rate"] == 1.0
     assert any(a["action"] == "review_seize" for a in c.get("/api/v1/audit", headers=server.admin).json())
 

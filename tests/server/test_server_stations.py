@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from server.db import parse_iso, utcnow
 from server.settings import StationsConfig
 from server.stations import station_states
+from tests.server.conftest import site_day
 
 Factory = Callable[..., dict[str, Any]]
 Caller = Callable[[str, list[str]], tuple[dict[str, str], dict[str, str]]]
@@ -115,7 +116,7 @@ def test_stations_page_and_report_show_state_within_the_users_sites(
     # What a station names is text, never markup.
     assert "<script>x</script>" not in page.text and "&lt;script&gt;x&lt;/script&gt;" in page.text
     assert '" onmouseover=' not in page.text
-    day = utcnow().date().isoformat()
+    day = site_day(utcnow())
     report = c.get(f"/api/v1/reports/daily?date={day}", headers=server.admin).json()
     per = {s["station_id"]: s for s in report["stations"]}
     assert per["st-a"]["online"] is True and per["st-a"]["devices_down"] == ["sorter"]
@@ -123,8 +124,8 @@ def test_stations_page_and_report_show_state_within_the_users_sites(
     assert report["stations_offline"] == 2
     csv_text = c.get(f"/api/v1/reports/daily?date={day}&format=csv", headers=server.admin).text
     header, *rows = csv_text.splitlines()
-    assert header.endswith("online,last_seen_at,devices_down")
-    assert any(r.startswith("st-a,") and r.endswith(",sorter") for r in rows)
+    assert header.endswith("online,last_seen_at,devices_down,pulls_pending")
+    assert any(r.startswith("st-a,") and r.endswith(",sorter,0") for r in rows)
     html = c.get(f"/report?date={day}&lang=en", headers=cookie).text
     assert 'id="fig-stations-offline">1<' in html  # site1: st-b never synced
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.wire import SyncReply
+from tests.server.conftest import site_day
 
 Factory = Callable[..., dict[str, Any]]
 
@@ -32,7 +33,7 @@ def test_batch_is_stored_once_and_replay_is_duplicate(
     third = server.client.post("/api/v1/sync", json=overlap, headers=server.station_a).json()
     assert third["accepted"] == ["st-a:b1:3"] and third["duplicates"] == ["st-a:b1:2"]
     report = server.client.get(
-        f"/api/v1/reports/daily?date={body['events'][0]['at'][:10]}", headers=server.admin
+        f"/api/v1/reports/daily?date={site_day(body['events'][0]['at'])}", headers=server.admin
     )
     assert report.json()["parcels"] == 3 and report.json()["held"] == 1 and report.json()["review_items"] == 1
 
@@ -276,7 +277,8 @@ def test_divert_outcome_follows_its_intent_in_the_report(
     )
     assert r.status_code == 200, r.text
     assert sorted(r.json()["accepted"]) == [f"st-a:b1:{i}" for i in range(1, 5)]
-    report = server.client.get(f"/api/v1/reports/daily?date={pull['at'][:10]}", headers=server.admin).json()
+    day = site_day(pull["at"])
+    report = server.client.get(f"/api/v1/reports/daily?date={day}", headers=server.admin).json()
     # Counted once each, by their outcome, not as the intents' PENDING.
     assert report["pulls"]["diverted"] == 1 and report["pulls"]["missed"] == 1
     assert report["parcels"] == 2 and report["review_items"] == 2

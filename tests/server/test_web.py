@@ -21,6 +21,7 @@ from server import admin
 from server.app import create_app
 from server.db import migrate
 from server.settings import AuthConfig, ServerSettings, generate_key
+from tests.server.conftest import serving, site_day
 
 PASSWORD = "a long password 123"
 ID = "11010519491231002X"
@@ -186,7 +187,7 @@ def seed(settings: ServerSettings, http: httpx.Client | TestClient) -> Site:
         assert put.status_code == 201
     items = http.get("/api/v1/reviews", headers=root).json()
     pull = next(i for i in items if i["waybill"] == WAYBILL)
-    return Site(settings, token, int(pull["id"]), at.date().isoformat(), station, root)
+    return Site(settings, token, int(pull["id"]), site_day(at), station, root)
 
 
 @pytest.fixture
@@ -342,16 +343,23 @@ def test_report_page_charts_downloads_and_bad_input(site: tuple[Site, TestClient
     login(c, "sam")
     page = c.get("/report", params={"date": s.day, "lang": "en"}).text
     assert 'id="fig-parcels">3<' in page and 'id="fig-pulled">1<' in page and 'id="fig-held">1<' in page
-    assert page.count("<svg") == 5 and "Suspected counterfeit" in page and "st-a" in page
+    assert page.count("<svg") == 7 and "Suspected counterfeit" in page and "st-a" in page
     line2 = c.get("/report", params={"date": s.day, "site": "site1", "line": "line2"}).text
     assert 'id="fig-parcels">0<' in line2
     empty = c.get("/report", params={"date": "2001-01-01"}).text
     assert 'id="fig-parcels">0<' in empty
-    csv_resp = c.get("/report/download", params={"date": s.day, "format": "csv"})
+    csv_resp = c.get("/report/download", params={"date": s.day, "format": "csv", "lang": "zh"})
     assert csv_resp.headers["content-type"].startswith("text/csv")
     assert f'filename="parcelguard-report-{s.day}.csv"' in csv_resp.headers["content-disposition"]
-    lines = csv_resp.text.strip().splitlines()
-    assert lines[0].startswith("station_id,") and lines[-1].startswith("TOTAL,")
+    # Excel needs the byte order mark to read UTF-8; the headers are in the page's language.
+    assert csv_resp.content.startswith(b"\xef\xbb\xbf")
+    lines = csv_resp.content.decode("utf-8-sig").strip().splitlines()
+    assert lines[0].startswith("工位,站点,分拣线,过机包裹,") and lines[-1].startswith("TOTAL,")
+    english = c.get("/report/download", params={"date": s.day, "format": "csv", "lang": "en"})
+    assert english.content.decode("utf-8-sig").startswith("Station,Site,Line,Parcels,")
+    machine = c.get("/report/download", params={"date": s.day, "format": "machine"})
+    assert f'filename="parcelguard-report-{s.day}.machine.csv"' in machine.headers["content-disposition"]
+    assert machine.text.startswith("station_id,site_id,line_id,parcels,")
     data = json.loads(c.get("/report/download", params={"date": s.day, "format": "json"}).text)
     assert data["parcels"] == 3 and data["date"] == s.day
     assert c.get("/report/download", params={"date": s.day, "format": "xml"}).status_code == 422
@@ -409,31 +417,11 @@ return low;
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
-    import socket
-    import threading
-
-    import uvicorn
-
     database = f"sqlite:///{tmp_path / 'server.db'}"
     migrate(database)
     settings = make_settings(database)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for _ in range(500):
-                if server.started:
-                    break
-                thread.join(0.02)
-            yield seed(settings, http), url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(settings) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield seed(settings, http), url
 
 
 @pytest.fixture
@@ -491,10 +479,10 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     check_page(browser)
     browser.save_screenshot(str(shots / "desk-queue.png"))
     browser.find_element(By.LINK_TEXT, WAYBILL).click()
-    wait.until(ec.presence_of_element_located((By.ID, "xray")))
-    assert browser.execute_script("return document.getElementById('xray').naturalWidth") == 320
-    by_id("invert").click()
-    assert "invert(1)" in by_id("xray").get_attribute("style")
+    wait.until(lambda d: by_id("xray-viewer").get_attribute("data-ready") == "true")
+    assert browser.execute_script("return window.parcelguardXray.size()") == [320, 240, 8]
+    by_id("xv-invert").click()
+    assert browser.execute_script("return window.parcelguardXray.state().invert") is True
     check_page(browser)
     by_id("reveal-reason").send_keys("case 2026-17: counterfeit shoes")
     by_id("reveal-form").find_element(By.TAG_NAME, "button").click()
