@@ -248,6 +248,11 @@ def register(
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the checkpoint")
     p.set_defaults(func=_guarded(_audit_checkpoint))
 
+    # Evidence bundles: `parcelguard case ...` (server.case_cli).
+    from server.case_cli import register_case
+
+    register_case(commands)
+
     try:
         from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:

@@ -14,8 +14,8 @@ from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
-from server.reviews import evidence, item_summary, queue
-from server.schema import audit_log, gallery, orders, reviews
+from server.reviews import audit_targets, evidence, item_summary, queue
+from server.schema import audit_log, gallery, reviews
 from server.scope import audit_filter, site_filter
 from server.web.common import PageDenied, error_page, need_user, render
 
@@ -102,16 +102,7 @@ def audit_trail(conn: Connection, who: Principal, item: dict[str, Any]) -> list[
     Only entries whose sites are all the caller's: another site's reveal of the same sender, or its
     order for the same waybill, stays with that site.
     """
-    targets = [f"review:{item['id']}"]
-    if item["sender_token"]:
-        targets.append(f"sender:{item['sender_token']}")
-    related = []
-    if item["waybill"]:
-        related.append(orders.c.waybill == item["waybill"])
-    if item["sender_token"]:
-        related.append(orders.c.sender_token == item["sender_token"])
-    if related:
-        targets += [str(r.order_id) for r in conn.execute(select(orders.c.order_id).where(or_(*related)))]
+    targets = audit_targets(conn, item)
     rows = conn.execute(
         select(audit_log).where(audit_log.c.target.in_(targets), audit_filter(who)).order_by(audit_log.c.n)
     )

@@ -1,0 +1,353 @@
+"""Evidence bundles and referrals on both engines: export, offline verification, tampering, the letter."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from edge.cli import main
+from server import admin
+from server.app import create_app
+from server.evidence.archive import ENVELOPE, MANIFEST, SIGNATURE, verify_bundle
+from server.evidence.signing import create_signing_key, key_fingerprint, public_pem
+from server.settings import EvidenceConfig, generate_key
+from tests.server.conftest import Server, World, build_world, make_caller, make_settings, png
+
+OPENSSL = shutil.which("openssl")
+
+
+@pytest.fixture
+def signed(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    """The usual server of two sites, with an evidence signing key configured."""
+    key = tmp_path / "keys" / "evidence.pem"
+    create_signing_key(key)
+    settings = make_settings(db_url, evidence=EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局"))
+    admin.create_user(settings, "root", "a long password 123", "admin", ["*"])
+    root = admin.create_api_token(settings, "root")
+    a = admin.register_station(settings, "st-a", "site1", "line1")
+    b = admin.register_station(settings, "st-b", "site1", "line2")
+    c = admin.register_station(settings, "st-c", "site2", "line1")
+    with TestClient(create_app(settings)) as client:
+        yield Server(
+            settings,
+            client,
+            {"Authorization": f"Bearer {root}"},
+            {"Authorization": f"Bearer {a}"},
+            {"Authorization": f"Bearer {b}"},
+            {"Authorization": f"Bearer {c}"},
+        )
+
+
+@pytest.fixture
+def world(signed: Server) -> World:
+    return build_world(signed)
+
+
+def officer(server: Server, site: str) -> dict[str, str]:
+    """The officer of `site` that the world created (one token each call)."""
+    return {"Authorization": f"Bearer {admin.create_api_token(server.settings, f't-{site}')}"}
+
+
+def bundle_of(server: Server, headers: dict[str, str], items: list[int], reason: str = "") -> bytes:
+    r = server.client.post(
+        "/api/v1/evidence/bundles", json={"item_ids": items, "reveal_reason": reason}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    return r.content
+
+
+def files_of(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def rezip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_bundle_verifies_and_holds_the_evidence(signed: Server, world: World) -> None:
+    headers = officer(signed, "site1")
+    item = world.item["site1"]
+    data = bundle_of(signed, headers, [item], reason="referral of case 2026-17 to the police")
+    report = verify_bundle(data)
+    assert report.ok, report.lines()
+    assert report.key_fingerprint == key_fingerprint(_public(signed))  # the configured key signed it
+    files = files_of(data)
+    assert set(ENVELOPE) <= set(files)
+    # Every image in its original bytes.
+    image = next(v for k, v in files.items() if f"items/{item}/images/" in k)
+    assert image == png("site1")
+    # The events as stored: the payload text exactly as the database holds it.
+    stored = json.loads(files[f"items/{item}/events.json"])
+    assert stored and stored[0]["payload_hash"] and json.loads(stored[0]["payload"])["waybill"] == "WBSITE1A"
+    decision = json.loads(files[f"items/{item}/decision.json"])
+    assert decision["reasons"] == ["SENDER_WATCHLISTED"] and decision["decision"] == "HOLD"
+    assert "models" in json.loads(files[f"items/{item}/classifications.json"])
+    token = world.sender["site1"]
+    masked = json.loads(files[f"senders/{token}.masked.json"])
+    assert "*" in masked["id_masked"] and world.ids["site1"] not in files[f"senders/{token}.masked.json"].decode()
+    full = json.loads(files[f"senders/{token}.full.json"])
+    assert full["id_number"] == world.ids["site1"]
+    audit = json.loads(files["audit.json"])
+    reveal = [e for e in audit if e["action"] == "reveal" and e["target"] == f"sender:{token}"]
+    assert reveal and "case 2026-17" in json.loads(reveal[-1]["detail"])["reason"]
+    custody = json.loads(files["custody.json"])
+    assert custody[0]["step"] == "screened" and custody[0]["where"]["site_id"] == "site1"
+    meta = json.loads(files["bundle.json"])
+    assert meta["items"] == [item] and meta["full_sender_records"] == [token]
+    # The export itself is audited with the bundle's fingerprint.
+    log = signed.client.get("/api/v1/audit", headers=signed.admin).json()
+    export = next(e for e in log if e["action"] == "evidence_export")
+    assert export["detail"]["fingerprint"] == report.fingerprint
+
+
+def _public(server: Server) -> Any:
+    from server.evidence.signing import load_signing_key
+
+    return load_signing_key(server.settings.evidence.signing_key_file).public_key()
+
+
+def test_without_a_reason_no_full_record_and_scope_holds(signed: Server, world: World) -> None:
+    c = signed.client
+    item = world.item["site1"]
+    files = files_of(bundle_of(signed, officer(signed, "site1"), [item]))
+    assert not [k for k in files if k.endswith(".full.json")]
+    assert world.ids["site1"] not in b"".join(files.values()).decode(errors="replace")
+    other = officer(signed, "site2")
+    assert c.post("/api/v1/evidence/bundles", json={"item_ids": [item]}, headers=other).status_code == 404
+    sup = make_caller(signed, "supervisor", ["*"])[0]
+    assert c.post("/api/v1/evidence/bundles", json={"item_ids": [item]}, headers=sup).status_code == 403
+    body = {"item_ids": [item], "reveal_reason": "a long enough reason"}
+    assert c.post("/api/v1/evidence/bundles", json=body, headers=signed.admin).status_code == 403
+    short = {"item_ids": [item], "reveal_reason": "short"}
+    assert c.post("/api/v1/evidence/bundles", json=short, headers=officer(signed, "site1")).status_code == 422
+    for bad in ({"item_ids": []}, {"item_ids": [item, item]}, {"item_ids": [0]}, {"item_ids": ["x"]}):
+        assert c.post("/api/v1/evidence/bundles", json=bad, headers=signed.admin).status_code == 422, bad
+    assert c.post("/api/v1/evidence/bundles", json={"item_ids": [999999]}, headers=signed.admin).status_code == 404
+
+
+def test_a_changed_byte_in_any_file_is_named(signed: Server, world: World) -> None:
+    data = bundle_of(signed, signed.admin, [world.item["site1"], world.shared_item["site1"]])
+    files = files_of(data)
+    listed = [n for n in files if n not in ENVELOPE]
+    assert len(listed) >= 8
+    for name in listed:
+        changed = dict(files)
+        body = bytearray(changed[name])
+        body[len(body) // 2] ^= 0x01
+        changed[name] = bytes(body)
+        report = verify_bundle(rezip(changed))
+        assert not report.ok and report.signature_ok, name
+        assert report.changed == [name] and not report.added and not report.missing, (name, report.lines())
+
+
+def test_bytes_edited_inside_the_zip_are_named(signed: Server, world: World) -> None:
+    data = bundle_of(signed, signed.admin, [world.item["site1"]])
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = next(i for i in zf.infolist() if "/images/" in i.filename)
+    raw = bytearray(data)
+    # A stored image: its bytes sit right after the local header; flip one of them in place.
+    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 5
+    raw[offset] ^= 0xFF
+    report = verify_bundle(bytes(raw))
+    assert report.changed == [info.filename]
+
+
+def test_removed_added_and_bad_signature(signed: Server, world: World, tmp_path: Path) -> None:
+    files = files_of(bundle_of(signed, signed.admin, [world.item["site1"]]))
+    image = next(n for n in files if "/images/" in n)
+
+    removed = {k: v for k, v in files.items() if k != image}
+    report = verify_bundle(rezip(removed))
+    assert report.missing == [image] and report.signature_ok and not report.ok
+
+    added = {**files, "items/extra.txt": b"planted"}
+    report = verify_bundle(rezip(added))
+    assert report.added == ["items/extra.txt"] and not report.ok
+
+    # A manifest edited to match a changed file: the signature no longer holds.
+    forged = dict(files)
+    forged["custody.json"] = b"[]\n"
+    lines = forged[MANIFEST].decode().splitlines(keepends=True)
+    forged[MANIFEST] = "".join(
+        f"{hashlib.sha256(b'[]' + bytes([10])).hexdigest()}  custody.json\n" if ln.endswith("  custody.json\n") else ln
+        for ln in lines
+    ).encode()
+    report = verify_bundle(rezip(forged))
+    assert not report.signature_ok and not report.changed
+    assert any(line.startswith("bad signature") for line in report.lines())
+
+    no_sig = {k: v for k, v in files.items() if k != SIGNATURE}
+    assert not verify_bundle(rezip(no_sig)).ok
+
+    # The archive's own key replaced by a forger's: only the key known beforehand tells.
+    forger = Ed25519PrivateKey.generate()
+    swapped = dict(files)
+    swapped[SIGNATURE] = forger.sign(files[MANIFEST])
+    swapped["public-key.pem"] = public_pem(forger.public_key())
+    assert verify_bundle(rezip(swapped)).ok  # self-consistent...
+    report = verify_bundle(rezip(swapped), _public(signed))
+    assert not report.ok and not report.signature_ok  # ...but not signed by this server
+
+    with pytest.raises(ValueError, match="not a zip"):
+        verify_bundle(b"not a zip at all")
+    with pytest.raises(ValueError, match="no manifest.sha256"):
+        verify_bundle(rezip({"a.txt": b"x"}))
+    traversal = {**files, "../evil.txt": b"x"}
+    assert any("unsafe path" in line for line in verify_bundle(rezip(traversal)).lines())
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
+def test_a_reviewer_checks_it_with_openssl_and_sha256sum(signed: Server, world: World, tmp_path: Path) -> None:
+    data = bundle_of(signed, signed.admin, [world.item["site1"]])
+    out = tmp_path / "b"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        zf.extractall(out)
+    # The README's commands, as a reviewer with only the archive would type them.
+    cmd = "openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig"
+    ok = subprocess.run(cmd.split(), cwd=out, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout, ok.stdout + ok.stderr
+    sums = subprocess.run(["sha256sum", "-c", "--strict", MANIFEST], cwd=out, capture_output=True, check=False)
+    assert sums.returncode == 0, sums.stdout
+    manifest = out / MANIFEST
+    manifest.write_bytes(manifest.read_bytes().replace(b"custody.json", b"custody.jsom"))
+    bad = subprocess.run(cmd.split(), cwd=out, capture_output=True, text=True, check=False)
+    assert bad.returncode != 0 and "Signature Verification Failure" in bad.stdout + bad.stderr
+
+
+def _refer(server: Server, headers: dict[str, str], item: int, ref: str) -> None:
+    c = server.client
+    assert c.post(f"/api/v1/reviews/{item}/claim", headers=headers).status_code == 200
+    fields = {"authority": "market_regulator", "case_reference": ref}
+    r = c.post(f"/api/v1/reviews/{item}/decision", json={"action": "refer", "fields": fields}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+def test_referral_package_letter_and_reply(signed: Server, world: World) -> None:
+    c = signed.client
+    headers = officer(signed, "site1")
+    items = [world.item["site1"], world.shared_item["site1"]]
+    basis = "《中华人民共和国商标法》第六十条、第六十一条"
+    not_yet = c.post("/api/v1/referrals", json={"item_ids": items, "legal_basis": basis}, headers=headers)
+    assert not_yet.status_code == 422 and not_yet.json()["error"]["code"] == "not_referred"
+    for item in items:
+        _refer(signed, headers, item, "沪邮安〔2026〕17号")
+    short = c.post("/api/v1/referrals", json={"item_ids": items, "legal_basis": "商标法"}, headers=headers)
+    assert short.status_code == 422
+    r = c.post("/api/v1/referrals", json={"item_ids": items, "legal_basis": basis}, headers=headers)
+    assert r.status_code == 201, r.text
+    ref = r.json()
+    assert ref["authority"] == "market_regulator" and ref["case_reference"] == "沪邮安〔2026〕17号"
+    pkg = c.get(ref["package_url"], headers=headers)
+    assert pkg.status_code == 200 and hashlib.sha256(pkg.content).hexdigest() == ref["package_sha256"]
+    inner = files_of(pkg.content)
+    pdf = inner[f"referral-{ref['id']}.pdf"]
+    bundle = inner[f"evidence-referral-{ref['id']}.zip"]
+    report = verify_bundle(bundle, _public(signed))
+    assert report.ok and report.fingerprint == ref["fingerprint"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    compact = text.replace(" ", "").replace("\n", "")
+    for expected in ("线索移送函", "市场监管部门", "商标法", "WBSITE1A", "某市邮政管理局", "监管链"):
+        assert expected in compact, expected
+    assert ref["fingerprint"] in compact
+    # Another site's officer sees neither the referral nor its package.
+    other = officer(signed, "site2")
+    assert c.get(f"/api/v1/referrals/{ref['id']}", headers=other).status_code == 404
+    assert c.get(ref["package_url"], headers=other).status_code == 404
+
+    url = f"/api/v1/referrals/{ref['id']}/reply"
+    assert c.post(url, json={}, headers=headers).status_code == 422
+    assert c.post(url, json={"receipt_ref": "R-1"}, headers=headers).status_code == 422  # no date
+    future = {"receipt_ref": "R-1", "received_at": "2999-01-01"}
+    assert c.post(url, json=future, headers=headers).status_code == 422
+    before = {"receipt_ref": "R-1", "received_at": "2020-01-01"}
+    assert c.post(url, json=before, headers=headers).status_code == 422
+    garbage = {"receipt_ref": "R-1", "received_at": "next tuesday"}
+    assert c.post(url, json=garbage, headers=headers).status_code == 422
+    today = ref["created_at"][:10]
+    got = c.post(url, json={"receipt_ref": "沪市监收〔2026〕88号", "received_at": today}, headers=headers)
+    assert got.status_code == 200 and got.json()["receipt_ref"] == "沪市监收〔2026〕88号"
+    assert got.json()["authority_case_number"] is None
+    number = c.post(url, json={"authority_case_number": "沪市监案〔2026〕301号"}, headers=headers)
+    assert number.status_code == 200 and number.json()["authority_case_number"] == "沪市监案〔2026〕301号"
+    again = c.post(url, json={"authority_case_number": "沪市监案〔2026〕301号"}, headers=headers)
+    assert again.status_code == 200  # the same value again changes nothing
+    overwrite = c.post(url, json={"authority_case_number": "another"}, headers=headers)
+    assert overwrite.status_code == 409 and "301" in overwrite.json()["error"]["message"]
+    log = c.get("/api/v1/audit", headers=signed.admin).json()
+    actions = [e["action"] for e in log if e["target"] == f"referral:{ref['id']}"]
+    assert actions.count("referral_reply") == 2 and "referral_create" in actions
+
+
+def test_export_refused_without_a_key(db_url: str, tmp_path: Path) -> None:
+    settings = make_settings(db_url)
+    admin.create_user(settings, "root", "a long password 123", "admin", ["*"])
+    token = admin.create_api_token(settings, "root")
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/api/v1/evidence/bundles", json={"item_ids": [1]}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_signing_key"
+    assert "signing_key_file" in r.json()["error"]["message"] and "keygen" in r.json()["error"]["message"]
+
+
+def test_cli_keygen_export_verify(
+    signed: Server, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = signed.settings
+    for name, value in (
+        ("PARCELGUARD_SECRET_KEY", s.secret_key),
+        ("PARCELGUARD_HMAC_KEY", s.hmac_key),
+        ("PARCELGUARD_ENCRYPTION_KEY", s.encryption_key),
+    ):
+        monkeypatch.setenv(name, value.get_secret_value())
+    new_key = tmp_path / "cli" / "evidence.pem"
+    cfg = tmp_path / "server.toml"
+    cfg.write_text(f"[server]\ndatabase_url = '{s.database_url}'\n[server.evidence]\nsigning_key_file = '{new_key}'\n")
+    assert main(["case", "export", f"item:{world.item['site1']}", "--config", str(cfg)]) == 2
+    assert "keygen" in capsys.readouterr().err
+    assert main(["case", "keygen", "--config", str(cfg)]) == 0
+    assert new_key.stat().st_mode & 0o077 == 0
+    assert main(["case", "keygen", "--config", str(cfg)]) == 2  # never replaces the key
+    assert "already there" in capsys.readouterr().err
+    assert main(["case", "public-key", "--config", str(cfg)]) == 0
+    pub = tmp_path / "pub.pem"
+    pub.write_text(capsys.readouterr().out)
+    out = tmp_path / "bundle.zip"
+    items = f"items:{world.item['site1']},{world.shared_item['site1']}"
+    assert main(["case", "export", items, "--out", str(out), "--config", str(cfg)]) == 0
+    assert "fingerprint" in capsys.readouterr().out
+    assert main(["case", "export", items, "--out", str(out), "--config", str(cfg)]) == 3  # never overwrites
+    assert main(["case", "export", "12", "--config", str(cfg)]) == 2
+    assert main(["case", "export", "item:999999", "--out", str(tmp_path / "x.zip"), "--config", str(cfg)]) == 2
+    capsys.readouterr()
+    assert main(["case", "verify", str(out), "--public-key", str(pub)]) == 0
+    assert "bundle intact" in capsys.readouterr().out
+    files = files_of(out.read_bytes())
+    files["custody.json"] += b" "
+    del files["audit.json"]
+    tampered = tmp_path / "tampered.zip"
+    tampered.write_bytes(rezip(files))
+    assert main(["case", "verify", str(tampered)]) == 1
+    got = capsys.readouterr()
+    assert "changed: custody.json" in got.err and "missing: audit.json" in got.err and "NOT intact" in got.out
+    other = tmp_path / "other.pem"
+    other.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    assert main(["case", "verify", str(out), "--public-key", str(other)]) == 1
+    assert "bad signature" in capsys.readouterr().err
+    assert main(["case", "verify", str(tmp_path / "nope.zip")]) == 3
