@@ -104,6 +104,28 @@ def _parcel_table(letter: ReferralLetter, st: dict[str, ParagraphStyle], w: dict
     return table
 
 
+def _form(labels: list[str], st: dict[str, ParagraphStyle]) -> Table:
+    """Labels over blank, underlined cells for the signatures and the receipt to be written by hand."""
+    table = Table(
+        [[_p(f"{label}：", st["body"]) for label in labels], [""] * len(labels)], colWidths=[60 * mm] * 3
+    )
+    table.setStyle(
+        TableStyle(
+            [("LINEBELOW", (0, 1), (-1, 1), 0.6, colors.black), ("BOTTOMPADDING", (0, 1), (-1, 1), 18)]
+        )
+    )
+    return table
+
+
+def _senders(items: list[dict[str, Any]]) -> str:
+    seen: dict[str, str] = {}
+    for item in items:
+        s = item.get("sender")
+        if s is not None:
+            seen[s["sender_token"]] = f"{s['name_masked']}（{s['id_masked']}）"
+    return "、".join(seen.values()) or "无实名记录"
+
+
 def render_referral_pdf(letter: ReferralLetter) -> bytes:
     """Render the letter; FontMissing when no font with Chinese glyphs is installed."""
     font = chinese_font()
@@ -123,7 +145,8 @@ def render_referral_pdf(letter: ReferralLetter) -> bytes:
             f"本单位在寄递渠道安全检查中发现涉嫌侵权假冒的寄递物品共 {len(letter.items)} 件"
             f"（运单号：{waybills}），检查地点：{sites}。"
             + (f"所属案件：{letter.case_id}。" if letter.case_id else "")
-            + "经审查，现依法将相关线索及电子证据移送贵单位处理。寄件人实名信息以脱敏形式附于证据包内，"
+            + f"寄件人（脱敏）：{_senders(letter.items)}。"
+            "经审查，现依法将相关线索及电子证据移送贵单位处理。寄件人实名信息以脱敏形式附于证据包内，"
             "完整信息经审计登记后方可调取。",
             st["body"],
         ),
@@ -170,15 +193,12 @@ def render_referral_pdf(letter: ReferralLetter) -> bytes:
                 ),
             ]
         ),
-        Spacer(1, 10 * mm),
-        _p("移送单位（盖章）：　　　　　　　　　　经办人签字：　　　　　　　　　　日期：", st["body"]),
+        Spacer(1, 8 * mm),
+        _form(["移送单位（盖章）", "经办人签字", "日期"], st),
         Spacer(1, 8 * mm),
         _p("—— 接收回执（请接收机关填写后退回） ——", st["h"]),
-        _p(
-            f"移送编号：第 {letter.referral_id} 号　　接收日期：　　　　　　"
-            "接收人：　　　　　　受理案件编号：",
-            st["body"],
-        ),
+        _p(f"移送编号：第 {letter.referral_id} 号　　本单位案件编号：{letter.case_reference}", st["body"]),
+        _form(["接收日期", "接收人", "受理案件编号"], st),
     ]
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
