@@ -347,6 +347,136 @@ audit_scope = Table(
     Index("ix_audit_scope_site", "site_id"),
 )
 
+# --- cases (server.cases): review items grouped for detention, rights holder, decision and disposal ---
+
+# A case groups review items (parcels of one sender or consignment); its sites are those of its items.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("site_id", String(64), nullable=False),  # the site of the first item: deadlines and zone
+    Column("owner", String(64), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("state_since", TS, nullable=False),
+    Column("due_key", String(32), nullable=True),  # the jurisdiction rule the current deadline follows
+    Column("due_at", TS, nullable=True),
+    Column("rights_holder_id", BigInteger, nullable=True),
+    Column("outcome", String(16), nullable=True),  # counterfeit | genuine | no_reply
+    Column("fields", Text, nullable=False),  # JSON: what each step recorded (legal basis, authority...)
+    Column("version", Integer, nullable=False),  # bumped by every change: concurrent edits conflict
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("closed_at", TS, nullable=True),
+    Index("ix_cases_state_due", "state", "due_at"),
+    Index("ix_cases_site", "site_id"),
+)
+
+# An item belongs to at most one case.
+case_items = Table(
+    "case_items",
+    metadata,
+    Column("case_id", BigInteger, nullable=False),
+    Column("review_id", BigInteger, nullable=False, unique=True),
+    Column("site_id", String(64), nullable=False),
+    Column("added_by", String(64), nullable=False),
+    Column("added_at", TS, nullable=False),
+    PrimaryKeyConstraint("case_id", "review_id"),
+)
+
+rights_holders = Table(
+    "rights_holders",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("brand", String(128), nullable=False, unique=True),
+    Column("contact_name", String(128), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("phone", String(32), nullable=True),
+    Column("address", String(500), nullable=False),
+    Column("language", String(2), nullable=False),  # zh | en: the notification's template
+    Column("trademarks", Text, nullable=False),  # JSON list of {number, mark, classes}
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+case_notifications = Table(
+    "case_notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigInteger, nullable=False),
+    Column("rights_holder_id", BigInteger, nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("recipient", String(254), nullable=True),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("channel", String(8), nullable=False),  # smtp | export
+    Column("message_id", String(200), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("delivered_at", TS, nullable=True),  # sent by SMTP, or handed over after export
+    Column("send_error", String(500), nullable=True),
+    Column("reply_due_at", TS, nullable=True),
+    Column("reply", String(16), nullable=True),  # counterfeit | genuine | no_reply
+    Column("reply_at", TS, nullable=True),
+    Column("reply_note", Text, nullable=True),
+    Column("reply_by", String(64), nullable=True),
+    Index("ix_case_notifications_case", "case_id"),
+)
+
+# Samples handed to the rights holder for examination, with who released them to whom.
+case_samples = Table(
+    "case_samples",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigInteger, nullable=False),
+    Column("review_id", BigInteger, nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("released_to", String(200), nullable=False),
+    Column("receipt_reference", String(128), nullable=False),
+    Column("released_by", String(64), nullable=False),
+    Column("released_at", TS, nullable=False),
+    Index("ix_case_samples_case", "case_id"),
+)
+
+# What happened to the seized goods of one item: one record per item.
+disposals = Table(
+    "disposals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigInteger, nullable=False),
+    Column("review_id", BigInteger, nullable=False, unique=True),
+    Column("method", String(16), nullable=False),  # destruction | donation | return
+    Column("place", String(300), nullable=False),
+    Column("done_on", String(10), nullable=False),  # YYYY-MM-DD, the site's local day
+    Column("witnesses", Text, nullable=False),  # JSON list of names
+    Column("photos", Text, nullable=False),  # JSON list of image sha256 (images table)
+    Column("certificate_ref", String(128), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", TS, nullable=False),
+    Index("ix_disposals_case", "case_id"),
+)
+
+# Images labelled by an outcome (a closed case, an open-box result): what heads are retrained on.
+labelled_examples = Table(
+    "labelled_examples",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("image_sha256", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("category", String(64), nullable=True),
+    Column("label", String(64), nullable=False),
+    Column("source", String(16), nullable=False),  # case | open_box
+    Column("case_id", BigInteger, nullable=True),
+    Column("review_id", BigInteger, nullable=True),
+    Column("parcel", String(200), nullable=False),  # station:tracking id: images of one parcel, one group
+    Column("site_id", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("image_sha256", "source", "label", name="uq_labelled_image_source_label"),
+    Index("ix_labelled_kind_label", "kind", "label"),
+)
 
 # A referral of review items (or a case) to an authority: the package sent (letter PDF and signed
 # evidence bundle) and the reply, once it comes: the receipt and the authority's own case number.

@@ -9,9 +9,25 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from server.errors import ServerSettingsError
+from server.jurisdictions import (
+    DEFAULT_JURISDICTION,
+    DEFAULT_TIMEZONE,
+    Jurisdiction,
+    SiteConfig,
+    check_zone,
+    default_jurisdictions,
+)
 
 SECRET_ENV = {
     "secret_key": "PARCELGUARD_SECRET_KEY",
@@ -216,6 +232,24 @@ class ServerSettings(BaseModel):
     ui_language: Literal["zh", "en"] = Field(
         "zh", description="language the web pages open in (zh: Simplified Chinese, en: English)"
     )
+    timezone: str = Field(
+        DEFAULT_TIMEZONE,
+        description="IANA time zone of the sites [server.sites] does not list: their days, hours and "
+        "deadlines",
+    )
+    jurisdiction: str = Field(
+        DEFAULT_JURISDICTION, description="jurisdiction of the sites [server.sites] does not list"
+    )
+    sites: dict[str, SiteConfig] = Field(
+        default_factory=dict,
+        description="per-site time zone and jurisdiction, e.g. [server.sites.SZX-HUB1] "
+        "timezone = 'Asia/Shanghai'",
+    )
+    jurisdictions: dict[str, Jurisdiction] = Field(
+        default_factory=default_jurisdictions,
+        description="legal systems by key, each with its deadlines and their sources; a configured CN keeps "
+        "the built-in deadlines it does not set",
+    )
 
     @field_validator("secret_key", "hmac_key", "encryption_key")
     @classmethod
@@ -234,6 +268,30 @@ class ServerSettings(BaseModel):
             if not _NAME.match(name) or not sites or not all(_NAME.match(s) for s in sites):
                 raise ValueError(f"region {name!r}: names and sites must be 1-64 letters, digits or _.@-")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_zone(value)
+
+    @field_validator("jurisdictions")
+    @classmethod
+    def _defaults_kept(cls, value: dict[str, Jurisdiction]) -> dict[str, Jurisdiction]:
+        for key, builtin in default_jurisdictions().items():
+            if key in value:
+                value[key].deadlines = {**builtin.deadlines, **value[key].deadlines}
+        return value
+
+    @model_validator(mode="after")
+    def _known_jurisdictions(self) -> ServerSettings:
+        wanted = {"(default)": self.jurisdiction} | {s: c.jurisdiction for s, c in self.sites.items()}
+        for site, name in wanted.items():
+            if name not in self.jurisdictions:
+                raise ValueError(f"site {site}: jurisdiction {name!r} is not in [server.jurisdictions]")
+        for site in self.sites:
+            if not _NAME.match(site):
+                raise ValueError(f"sites: {site!r} must be 1-64 letters, digits or _.@-")
+        return self
 
     @field_validator("database_url")
     @classmethod
