@@ -10,14 +10,18 @@ from pathlib import Path
 from server.errors import ApiError
 
 _ITEMS = re.compile(r"^items?:(\d{1,18}(?:,\d{1,18})*)$")
+_CASE = re.compile(r"^\d{1,18}$")
 
 
-def parse_target(text: str) -> list[int]:
-    """`item:12` or `items:12,13`: the review items the bundle covers."""
-    m = _ITEMS.match(text.strip())
+def parse_target(text: str) -> tuple[int | None, list[int]]:
+    """A case id (`17`), or review items without a case (`item:12`, `items:12,13`)."""
+    text = text.strip()
+    if _CASE.match(text) and int(text) > 0:
+        return int(text), []
+    m = _ITEMS.match(text)
     if m is None:
-        raise ValueError(f"{text!r}: name the review items as item:ID or items:ID,ID,...")
-    return [int(x) for x in m.group(1).split(",")]
+        raise ValueError(f"{text!r}: give a case id, or review items as item:ID or items:ID,ID,...")
+    return None, [int(x) for x in m.group(1).split(",")]
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -50,11 +54,12 @@ def _export(args: argparse.Namespace) -> int:
     from server.admin import ADMIN_ACTOR
     from server.app import build_services
     from server.cli import _settings
+    from server.evidence.case_source import load_case
     from server.evidence.collect import BundleRequest
     from server.evidence.export import export_bundle
     from server.preflight import check_writable
 
-    item_ids = parse_target(args.case)
+    case_id, item_ids = parse_target(args.case)
     out = Path(args.out) if args.out else None
     if out is not None:
         check_writable(out.parent, "--out")
@@ -63,15 +68,19 @@ def _export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     svc = build_services(settings)
     who = Principal(kind="user", name=ADMIN_ACTOR, role=Role.ADMIN, sites=("*",))
-    req = BundleRequest(item_ids=item_ids, reveal_reason=args.reveal_reason or "")
     try:
         with svc.db.write() as conn:
+            case = None
+            if case_id is not None:
+                item_ids, case = load_case(conn, who, case_id)
+            req = BundleRequest(item_ids=item_ids, case=case, reveal_reason=args.reveal_reason or "")
             bundle, _ = export_bundle(conn, who, req, settings, svc.privacy)
     except ApiError as exc:
         raise ValueError(exc.message) from exc
     finally:
         svc.db.dispose()
-    path = out or Path(f"evidence-{'-'.join(map(str, item_ids))}-{bundle.fingerprint[:12]}.zip")
+    named = f"case-{case_id}" if case_id is not None else "items-" + "-".join(map(str, item_ids[:5]))
+    path = out or Path(f"evidence-{named}-{bundle.fingerprint[:12]}.zip")
     with path.open("xb") as fh:
         fh.write(bundle.data)
     print(f"{path}: {bundle.files} files, fingerprint {bundle.fingerprint}")
@@ -106,7 +115,7 @@ def _verify(args: argparse.Namespace) -> int:
 def register_case(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from server.cli import _add_config, _guarded
 
-    case = commands.add_parser("case", help="evidence bundles of review items: export and check")
+    case = commands.add_parser("case", help="evidence bundles of cases and review items: export and check")
     sub = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("keygen", help="create the Ed25519 key that signs bundles (evidence.signing_key_file)")
@@ -117,9 +126,9 @@ def register_case(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     _add_config(p)
     p.set_defaults(func=_public_key)
 
-    p = sub.add_parser("export", help="write a signed evidence bundle (zip) of review items")
+    p = sub.add_parser("export", help="write a signed evidence bundle (zip) of a case or of review items")
     _add_config(p)
-    p.add_argument("case", metavar="CASE", help="the review items: item:ID or items:ID,ID,...")
+    p.add_argument("case", metavar="CASE", help="a case id, or review items as item:ID or items:ID,ID,...")
     p.add_argument(
         "--out", metavar="FILE", help="where to write the zip (default: evidence-IDS-FINGERPRINT.zip)"
     )

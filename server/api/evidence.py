@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.accounts import Role
 from server.authz import Caller
 from server.db import utcnow
 from server.deps import ServicesDep
 from server.errors import Forbidden, Unavailable
+from server.evidence.case_source import load_case
 from server.evidence.collect import MAX_ITEMS, BundleRequest
 from server.evidence.export import export_bundle
 from server.evidence.fonts import FontMissing
@@ -23,27 +24,39 @@ from server.evidence.signing import SigningKeyError
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
 ReferralId = Annotated[int, Path(ge=1, le=2**62, description="referral id")]
-ItemIds = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]], Field(min_length=1, max_length=MAX_ITEMS)]
-ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {"application/zip": {}}}}
+ItemIds = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]], Field(max_length=MAX_ITEMS)]
+CaseId = Annotated[int | None, Field(ge=1, le=2**62)]
 
 
-class BundleBody(BaseModel):
-    """Which review items to bundle; a reason includes the senders' full records (officers; audited)."""
+class _Target(BaseModel):
+    """A case, or review items without one: exactly one of the two."""
 
     model_config = ConfigDict(extra="forbid")
 
-    item_ids: ItemIds = Field(description="review item ids")
+    item_ids: ItemIds = Field(default_factory=list, description="review item ids (without a case)")
+    case_id: CaseId = Field(None, description="a case: its items, records and audit entries")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> _Target:
+        if (self.case_id is None) == (not self.item_ids):
+            raise ValueError("give either case_id or item_ids")
+        return self
+
+
+ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {"application/zip": {}}}}
+
+
+class BundleBody(_Target):
+    """What to bundle; a reason includes the senders' full records (officers; audited)."""
+
     reveal_reason: str = Field(
         "", max_length=500, description="why the full sender records are needed (at least 10 characters)"
     )
 
 
-class ReferralBody(BaseModel):
-    """Items decided `refer` to one authority, and the provisions the referral rests on."""
+class ReferralBody(_Target):
+    """A referred case, or items decided `refer` to one authority, and the provisions it rests on."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    item_ids: ItemIds = Field(description="review item ids, all decided 'refer' to the same authority")
     legal_basis: str = Field(min_length=1, max_length=2000, description="the provisions cited")
 
 
@@ -94,13 +107,18 @@ def _unavailable(exc: Exception) -> Unavailable:
 def post_bundle(body: BundleBody, who: Caller, svc: ServicesDep) -> Response:
     if body.reveal_reason and who.role is not Role.OFFICER:
         raise Forbidden("only officers may include full sender records")
-    req = BundleRequest(item_ids=body.item_ids, reveal_reason=body.reveal_reason)
+    item_ids = body.item_ids
     try:
         with svc.db.write() as conn:
+            case = None
+            if body.case_id is not None:
+                item_ids, case = load_case(conn, who, body.case_id)
+            req = BundleRequest(item_ids=item_ids, case=case, reveal_reason=body.reveal_reason)
             bundle, _ = export_bundle(conn, who, req, svc.settings, svc.privacy)
     except SigningKeyError as exc:
         raise _unavailable(exc) from exc
-    name = f"evidence-{'-'.join(map(str, body.item_ids[:5]))}-{bundle.fingerprint[:12]}.zip"
+    named = f"case-{body.case_id}" if body.case_id else "items-" + "-".join(map(str, item_ids[:5]))
+    name = f"evidence-{named}-{bundle.fingerprint[:12]}.zip"
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Bundle-Fingerprint": bundle.fingerprint,
@@ -113,7 +131,7 @@ def post_referral(body: ReferralBody, who: Caller, svc: ServicesDep) -> dict[str
     try:
         with svc.db.write() as conn:
             return create_referral(
-                conn, who, body.item_ids, body.legal_basis, svc.settings, svc.privacy, utcnow()
+                conn, who, body.item_ids, body.case_id, body.legal_basis, svc.settings, svc.privacy, utcnow()
             )
     except (SigningKeyError, FontMissing) as exc:
         raise _unavailable(exc) from exc

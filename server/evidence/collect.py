@@ -33,6 +33,7 @@ class CaseRecord:
     summary: dict[str, Any]
     custody: list[dict[str, Any]] = field(default_factory=list)
     audit_target: str = ""
+    images: list[str] = field(default_factory=list)  # sha256 of the case's own photos (disposal)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,15 @@ def _models(conn: Connection, versions: set[str]) -> list[dict[str, Any]]:
         .order_by(model_artifacts.c.name, model_artifacts.c.version)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def _add_image(conn: Connection, files: dict[str, bytes], stem: str, sha256: str) -> bool:
+    """The image's original bytes under `stem` plus its type's suffix; False when never received."""
+    row = conn.execute(select(images.c.content_type, images.c.data).where(images.c.sha256 == sha256)).first()
+    if row is None:
+        return False
+    files[f"{stem}.{IMAGE_SUFFIX.get(row.content_type, 'bin')}"] = bytes(row.data)
+    return True
 
 
 def _custody_from_events(item: dict[str, Any], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -237,14 +247,8 @@ def collect_bundle(
         )
         files[f"{base}/declared.json"] = dumps(item["manifest"])
         for img in item["images"]:
-            row = conn.execute(
-                select(images.c.content_type, images.c.data).where(images.c.sha256 == img["sha256"])
-            ).first()
-            if row is None:
+            if not _add_image(conn, files, f"{base}/images/{img['kind']}-{img['sha256']}", img["sha256"]):
                 missing_images.append({"item": item["id"], "sha256": img["sha256"], "kind": img.get("kind")})
-                continue
-            suffix = IMAGE_SUFFIX.get(row.content_type, "bin")
-            files[f"{base}/images/{img['kind']}-{img['sha256']}.{suffix}"] = bytes(row.data)
     revealed: list[str] = []
     for token in sorted({i["sender_token"] for i in items if i["sender_token"]}):
         masked = next(i["sender"] for i in items if i["sender_token"] == token)
@@ -259,6 +263,9 @@ def collect_bundle(
         files["case.json"] = dumps(req.case.summary)
         if req.case.audit_target:
             targets.append(req.case.audit_target)
+        for sha in req.case.images:
+            if not _add_image(conn, files, f"case/images/photo-{sha}", sha):
+                missing_images.append({"item": None, "sha256": sha, "kind": "case photo"})
     entries = _audit(conn, who, targets)
     custody: list[dict[str, Any]] = []
     for item in items:
@@ -268,6 +275,9 @@ def collect_bundle(
             custody.append({"item": item["id"], "waybill": item["waybill"], **step})
     if req.case is not None:
         custody += [{"item": None, "waybill": None, **s} for s in req.case.custody]
+        waybills = {i["id"]: i["waybill"] for i in items}
+        for step in custody:
+            step["waybill"] = waybills.get(step["item"], step["waybill"])
     custody.sort(key=lambda s: (s["at"], s["item"] or 0))
     files["custody.json"] = dumps(custody)
     files["audit.json"] = dumps(entries)

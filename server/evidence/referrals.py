@@ -15,7 +15,8 @@ from sqlalchemy import Connection, select, update
 from server.accounts import Principal
 from server.db import iso, parse_iso
 from server.errors import BadInput, Conflict, NotFound
-from server.evidence.collect import BundleRequest
+from server.evidence.case_source import load_case, step_fields
+from server.evidence.collect import BundleRequest, CaseRecord
 from server.evidence.export import export_bundle
 from server.evidence.referral_pdf import ReferralLetter, render_referral_pdf
 from server.privacy import Privacy
@@ -24,6 +25,8 @@ from server.scope import covers, record
 from server.settings import ServerSettings
 
 MIN_LEGAL_BASIS = 10
+# A case is referred from its `referred` state on; a closed case may still be referred late.
+REFERRED_CASE_STATES = frozenset({"referred", "closed"})
 # A reply dated a little ahead of the server's clock is a time zone, not a forgery; more is a typo.
 FUTURE_SLACK = timedelta(days=1)
 
@@ -72,6 +75,17 @@ def _referred_items(items: list[dict[str, Any]]) -> tuple[str, str]:
     return authorities.pop(), "；".join(refs)[:200]
 
 
+def _referred_case(case: CaseRecord) -> tuple[str, str]:
+    """The authority and reference the case's refer step recorded."""
+    fields = case.summary["fields"]
+    authority = step_fields(fields, "authority")
+    if case.summary["state"] not in REFERRED_CASE_STATES or not authority:
+        raise BadInput(
+            f"case {case.case_id} was not referred (state {case.summary['state']})", "not_referred"
+        )
+    return str(authority), str(step_fields(fields, "case_reference") or "")[:200]
+
+
 def _package(referral_id: int, pdf: bytes, bundle: bytes) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -84,24 +98,31 @@ def create_referral(
     conn: Connection,
     who: Principal,
     item_ids: list[int],
+    case_id: int | None,
     legal_basis: str,
     settings: ServerSettings,
     privacy: Privacy,
     now: datetime,
-    case_id: str | None = None,
 ) -> dict[str, Any]:
-    """Bundle the referred items, write the letter, keep the package as sent, audit it."""
+    """Bundle the referred case or items, write the letter, keep the package as sent, audit it."""
     basis = legal_basis.strip()
     if len(basis) < MIN_LEGAL_BASIS:
         raise BadInput(
             f"legal_basis must cite the provisions (at least {MIN_LEGAL_BASIS} characters)", "legal_basis"
         )
-    bundle, collected = export_bundle(conn, who, BundleRequest(item_ids=item_ids), settings, privacy)
-    authority, case_reference = _referred_items(collected.items)
+    case = None
+    if case_id is not None:
+        item_ids, case = load_case(conn, who, case_id)
+    req = BundleRequest(item_ids=item_ids, case=case)
+    bundle, collected = export_bundle(conn, who, req, settings, privacy)
+    if case is not None:
+        authority, case_reference = _referred_case(case)
+    else:
+        authority, case_reference = _referred_items(collected.items)
     inserted = conn.execute(
         referrals.insert().values(
             item_ids=json.dumps(item_ids),
-            case_id=case_id,
+            case_id=case.case_id if case else None,
             sites=json.dumps(collected.sites),
             authority=authority,
             case_reference=case_reference,
@@ -133,7 +154,7 @@ def create_referral(
         fingerprint=bundle.fingerprint,
         key_sha256=bundle.key_fingerprint,
         files=bundle.files,
-        case_id=case_id,
+        case_id=case.case_id if case else None,
     )
     package = _package(referral_id, render_referral_pdf(letter), bundle.data)
     digest = hashlib.sha256(package).hexdigest()

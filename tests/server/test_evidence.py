@@ -22,7 +22,7 @@ from server import admin
 from server.app import create_app
 from server.evidence.archive import ENVELOPE, MANIFEST, SIGNATURE, verify_bundle
 from server.evidence.signing import create_signing_key, key_fingerprint, public_pem
-from server.settings import EvidenceConfig, generate_key
+from server.settings import EvidenceConfig
 from tests.server.conftest import Server, World, build_world, make_caller, make_settings, png
 
 OPENSSL = shutil.which("openssl")
@@ -33,7 +33,9 @@ def signed(db_url: str, tmp_path: Path) -> Iterator[Server]:
     """The usual server of two sites, with an evidence signing key configured."""
     key = tmp_path / "keys" / "evidence.pem"
     create_signing_key(key)
-    settings = make_settings(db_url, evidence=EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局"))
+    settings = make_settings(
+        db_url, evidence=EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局")
+    )
     admin.create_user(settings, "root", "a long password 123", "admin", ["*"])
     root = admin.create_api_token(settings, "root")
     a = admin.register_station(settings, "st-a", "site1", "line1")
@@ -66,7 +68,7 @@ def bundle_of(server: Server, headers: dict[str, str], items: list[int], reason:
     )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip"
-    return r.content
+    return bytes(r.content)
 
 
 def files_of(data: bytes) -> dict[str, bytes]:
@@ -102,7 +104,10 @@ def test_bundle_verifies_and_holds_the_evidence(signed: Server, world: World) ->
     assert "models" in json.loads(files[f"items/{item}/classifications.json"])
     token = world.sender["site1"]
     masked = json.loads(files[f"senders/{token}.masked.json"])
-    assert "*" in masked["id_masked"] and world.ids["site1"] not in files[f"senders/{token}.masked.json"].decode()
+    assert (
+        "*" in masked["id_masked"]
+        and world.ids["site1"] not in files[f"senders/{token}.masked.json"].decode()
+    )
     full = json.loads(files[f"senders/{token}.full.json"])
     assert full["id_number"] == world.ids["site1"]
     audit = json.loads(files["audit.json"])
@@ -138,9 +143,13 @@ def test_without_a_reason_no_full_record_and_scope_holds(signed: Server, world: 
     assert c.post("/api/v1/evidence/bundles", json=body, headers=signed.admin).status_code == 403
     short = {"item_ids": [item], "reveal_reason": "short"}
     assert c.post("/api/v1/evidence/bundles", json=short, headers=officer(signed, "site1")).status_code == 422
+    bad: dict[str, Any]
     for bad in ({"item_ids": []}, {"item_ids": [item, item]}, {"item_ids": [0]}, {"item_ids": ["x"]}):
         assert c.post("/api/v1/evidence/bundles", json=bad, headers=signed.admin).status_code == 422, bad
-    assert c.post("/api/v1/evidence/bundles", json={"item_ids": [999999]}, headers=signed.admin).status_code == 404
+    assert (
+        c.post("/api/v1/evidence/bundles", json={"item_ids": [999999]}, headers=signed.admin).status_code
+        == 404
+    )
 
 
 def test_a_changed_byte_in_any_file_is_named(signed: Server, world: World) -> None:
@@ -187,7 +196,9 @@ def test_removed_added_and_bad_signature(signed: Server, world: World, tmp_path:
     forged["custody.json"] = b"[]\n"
     lines = forged[MANIFEST].decode().splitlines(keepends=True)
     forged[MANIFEST] = "".join(
-        f"{hashlib.sha256(b'[]' + bytes([10])).hexdigest()}  custody.json\n" if ln.endswith("  custody.json\n") else ln
+        f"{hashlib.sha256(b'[]' + bytes([10])).hexdigest()}  custody.json\n"
+        if ln.endswith("  custody.json\n")
+        else ln
         for ln in lines
     ).encode()
     report = verify_bundle(rezip(forged))
@@ -208,23 +219,30 @@ def test_removed_added_and_bad_signature(signed: Server, world: World, tmp_path:
 
     with pytest.raises(ValueError, match="not a zip"):
         verify_bundle(b"not a zip at all")
-    with pytest.raises(ValueError, match="no manifest.sha256"):
+    with pytest.raises(ValueError, match=r"no manifest\.sha256"):
         verify_bundle(rezip({"a.txt": b"x"}))
     traversal = {**files, "../evil.txt": b"x"}
     assert any("unsafe path" in line for line in verify_bundle(rezip(traversal)).lines())
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
-def test_a_reviewer_checks_it_with_openssl_and_sha256sum(signed: Server, world: World, tmp_path: Path) -> None:
+def test_a_reviewer_checks_it_with_openssl_and_sha256sum(
+    signed: Server, world: World, tmp_path: Path
+) -> None:
     data = bundle_of(signed, signed.admin, [world.item["site1"]])
     out = tmp_path / "b"
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         zf.extractall(out)
     # The README's commands, as a reviewer with only the archive would type them.
-    cmd = "openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig"
+    cmd = (
+        "openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin"
+        " -in manifest.sha256 -sigfile manifest.sig"
+    )
     ok = subprocess.run(cmd.split(), cwd=out, capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout, ok.stdout + ok.stderr
-    sums = subprocess.run(["sha256sum", "-c", "--strict", MANIFEST], cwd=out, capture_output=True, check=False)
+    sums = subprocess.run(
+        ["sha256sum", "-c", "--strict", MANIFEST], cwd=out, capture_output=True, check=False
+    )
     assert sums.returncode == 0, sums.stdout
     manifest = out / MANIFEST
     manifest.write_bytes(manifest.read_bytes().replace(b"custody.json", b"custody.jsom"))
@@ -236,7 +254,9 @@ def _refer(server: Server, headers: dict[str, str], item: int, ref: str) -> None
     c = server.client
     assert c.post(f"/api/v1/reviews/{item}/claim", headers=headers).status_code == 200
     fields = {"authority": "market_regulator", "case_reference": ref}
-    r = c.post(f"/api/v1/reviews/{item}/decision", json={"action": "refer", "fields": fields}, headers=headers)
+    r = c.post(
+        f"/api/v1/reviews/{item}/decision", json={"action": "refer", "fields": fields}, headers=headers
+    )
     assert r.status_code == 200, r.text
 
 
@@ -301,13 +321,19 @@ def test_export_refused_without_a_key(db_url: str, tmp_path: Path) -> None:
     admin.create_user(settings, "root", "a long password 123", "admin", ["*"])
     token = admin.create_api_token(settings, "root")
     with TestClient(create_app(settings)) as c:
-        r = c.post("/api/v1/evidence/bundles", json={"item_ids": [1]}, headers={"Authorization": f"Bearer {token}"})
+        r = c.post(
+            "/api/v1/evidence/bundles", json={"item_ids": [1]}, headers={"Authorization": f"Bearer {token}"}
+        )
     assert r.status_code == 503 and r.json()["error"]["code"] == "no_signing_key"
     assert "signing_key_file" in r.json()["error"]["message"] and "keygen" in r.json()["error"]["message"]
 
 
 def test_cli_keygen_export_verify(
-    signed: Server, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    signed: Server,
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     s = signed.settings
     for name, value in (
@@ -318,7 +344,9 @@ def test_cli_keygen_export_verify(
         monkeypatch.setenv(name, value.get_secret_value())
     new_key = tmp_path / "cli" / "evidence.pem"
     cfg = tmp_path / "server.toml"
-    cfg.write_text(f"[server]\ndatabase_url = '{s.database_url}'\n[server.evidence]\nsigning_key_file = '{new_key}'\n")
+    cfg.write_text(
+        f"[server]\ndatabase_url = '{s.database_url}'\n[server.evidence]\nsigning_key_file = '{new_key}'\n"
+    )
     assert main(["case", "export", f"item:{world.item['site1']}", "--config", str(cfg)]) == 2
     assert "keygen" in capsys.readouterr().err
     assert main(["case", "keygen", "--config", str(cfg)]) == 0
@@ -333,8 +361,11 @@ def test_cli_keygen_export_verify(
     assert main(["case", "export", items, "--out", str(out), "--config", str(cfg)]) == 0
     assert "fingerprint" in capsys.readouterr().out
     assert main(["case", "export", items, "--out", str(out), "--config", str(cfg)]) == 3  # never overwrites
-    assert main(["case", "export", "12", "--config", str(cfg)]) == 2
-    assert main(["case", "export", "item:999999", "--out", str(tmp_path / "x.zip"), "--config", str(cfg)]) == 2
+    assert main(["case", "export", "case:12", "--config", str(cfg)]) == 2
+    assert main(["case", "export", "4242", "--out", str(tmp_path / "y.zip"), "--config", str(cfg)]) == 2
+    assert (
+        main(["case", "export", "item:999999", "--out", str(tmp_path / "x.zip"), "--config", str(cfg)]) == 2
+    )
     capsys.readouterr()
     assert main(["case", "verify", str(out), "--public-key", str(pub)]) == 0
     assert "bundle intact" in capsys.readouterr().out
@@ -351,3 +382,113 @@ def test_cli_keygen_export_verify(
     assert main(["case", "verify", str(out), "--public-key", str(other)]) == 1
     assert "bad signature" in capsys.readouterr().err
     assert main(["case", "verify", str(tmp_path / "nope.zip")]) == 3
+
+
+def _case(server: Server, world: World, site: str, state: str, fields: dict[str, Any]) -> int:
+    """A case over both of the site's items with a released sample and a disposal with a photo.
+
+    Written to the case tables directly: this module bundles what a case holds, however it got there.
+    """
+    from server.db import Database
+    from server.schema import case_items, case_samples, cases, disposals
+
+    at = "2026-12-01T09:00:00.000000+00:00"
+    items = [world.item[site], world.shared_item[site]]
+    db = Database(server.settings.database_url)
+    try:
+        with db.write() as conn:
+            case_id = int(
+                conn.execute(
+                    cases.insert().values(
+                        title="AF1 counterfeit, one sender",
+                        site_id=site,
+                        owner=world.user[site],
+                        state=state,
+                        state_since=at,
+                        fields=json.dumps(fields),
+                        version=1,
+                        created_by=world.user[site],
+                        created_at=at,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+            for item in items:
+                conn.execute(
+                    case_items.insert().values(
+                        case_id=case_id, review_id=item, site_id=site, added_by=world.user[site], added_at=at
+                    )
+                )
+            conn.execute(
+                case_samples.insert().values(
+                    case_id=case_id,
+                    review_id=items[0],
+                    description="one shoe",
+                    quantity=1,
+                    released_to="Brand Protection Ltd",
+                    receipt_reference="S-1",
+                    released_by=world.user[site],
+                    released_at="2026-12-02T10:00:00.000000+00:00",
+                )
+            )
+            conn.execute(
+                disposals.insert().values(
+                    case_id=case_id,
+                    review_id=items[1],
+                    method="destruction",
+                    place="Incinerator 3",
+                    done_on="2026-12-05",
+                    witnesses=json.dumps(["Wang", "Li"]),
+                    photos=json.dumps([world.image[site]]),
+                    certificate_ref="D-7",
+                    recorded_by=world.user[site],
+                    recorded_at="2026-12-05T15:00:00.000000+00:00",
+                )
+            )
+    finally:
+        db.dispose()
+    return case_id
+
+
+def test_case_bundle_carries_the_case_records(signed: Server, world: World, tmp_path: Path) -> None:
+    c = signed.client
+    case_id = _case(signed, world, "site1", "destroyed", {})
+    data = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(signed, "site1"))
+    assert data.status_code == 200, data.text
+    assert verify_bundle(data.content, _public(signed)).ok
+    files = files_of(data.content)
+    case = json.loads(files["case.json"])
+    assert case["id"] == case_id and case["disposals"][0]["witnesses"] == ["Wang", "Li"]
+    assert files[f"case/images/photo-{world.image['site1']}.png"] == png("site1")
+    steps = [s["step"] for s in json.loads(files["custody.json"])]
+    assert steps.index("screened") < steps.index("sample_released") < steps.index("disposed")
+    assert json.loads(files["bundle.json"])["case_id"] == str(case_id)
+    both = {"case_id": case_id, "item_ids": [world.item["site1"]]}
+    assert c.post("/api/v1/evidence/bundles", json=both, headers=signed.admin).status_code == 422
+    # A case of another site is not there for this officer; an unknown one for nobody.
+    other = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(signed, "site2"))
+    assert other.status_code == 404
+    assert (
+        c.post("/api/v1/evidence/bundles", json={"case_id": 99999}, headers=signed.admin).status_code == 404
+    )
+
+
+def test_case_referral(signed: Server, world: World) -> None:
+    c = signed.client
+    headers = officer(signed, "site1")
+    basis = "《中华人民共和国刑法》第二百一十三条、第二百一十四条"
+    open_case = _case(signed, world, "site1", "detained", {})
+    r = c.post("/api/v1/referrals", json={"case_id": open_case, "legal_basis": basis}, headers=headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_referred"
+    fields = {"refer": {"authority": "police", "case_reference": "沪邮安〔2026〕21号"}}
+    case_id = _case(signed, world, "site2", "referred", fields)
+    r = c.post("/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=headers)
+    assert r.status_code == 404  # site2's case
+    r = c.post(
+        "/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=officer(signed, "site2")
+    )
+    assert r.status_code == 201, r.text
+    ref = r.json()
+    assert ref["authority"] == "police" and ref["case_id"] == str(case_id)
+    pkg = files_of(c.get(ref["package_url"], headers=officer(signed, "site2")).content)
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pkg[f"referral-{ref['id']}.pdf"])).pages)
+    assert "公安机关" in text and f"所属案件：{case_id}" in text.replace(" ", "")
