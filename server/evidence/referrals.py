@@ -20,6 +20,7 @@ from server.evidence.collect import BundleRequest, CaseRecord
 from server.evidence.export import export_bundle
 from server.evidence.referral_pdf import ReferralLetter, render_referral_pdf
 from server.privacy import Privacy
+from server.reviews import referrals_naming
 from server.schema import referrals
 from server.scope import covers, record
 from server.settings import ServerSettings
@@ -196,13 +197,11 @@ def get_package(conn: Connection, who: Principal, referral_id: int) -> bytes:
 
 def referrals_of_item(conn: Connection, who: Principal, item_id: int) -> list[dict[str, Any]]:
     """Referrals naming this item that the caller may see, newest first."""
-    # item_ids is a JSON list; LIKE narrows, the exact check below decides (12 must not match 120).
-    rows = conn.execute(
-        select(referrals).where(referrals.c.item_ids.like(f"%{item_id}%")).order_by(referrals.c.id.desc())
-    ).fetchall()
-    return [
-        summary(r) for r in rows if item_id in json.loads(r.item_ids) and covers(who, json.loads(r.sites))
-    ]
+    ids = referrals_naming(conn, item_id)
+    if not ids:
+        return []
+    rows = conn.execute(select(referrals).where(referrals.c.id.in_(ids)).order_by(referrals.c.id.desc()))
+    return [summary(r) for r in rows if covers(who, json.loads(r.sites))]
 
 
 def _received_at(text: str, created_at: str, now: datetime) -> str:

@@ -13,6 +13,7 @@ from server.accounts import Principal, Role
 from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
+from server.evidence.referrals import referrals_of_item
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
 from server.reviews import audit_targets, evidence, item_summary, queue
 from server.schema import audit_log, gallery, reviews
@@ -150,6 +151,7 @@ def desk_item(request: Request, item_ref: str) -> Response:
             claimed_from = conn.execute(
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
             ).scalar()
+            referrals = referrals_of_item(conn, who, item_id)
         xray = next((i for i in item["images"] if i["kind"].startswith("xray")), None)
         # The goods photo when there is one, else the label camera's view of the package.
         photo = next((i for i in item["images"] if i["kind"] == "camera"), None) or next(
@@ -178,6 +180,10 @@ def desk_item(request: Request, item_ref: str) -> Response:
             decisions=allowed_decisions(item, who, claimed_from),
             required=REQUIRED_FIELDS,
             authorities=sorted(AUTHORITIES),
+            # The evidence card (desk_evidence.html): referral and reply are the officer's to record.
+            referrals=referrals,
+            can_refer=who.role is Role.OFFICER and item["outcome"] == "refer" and not referrals,
+            can_reply=who.role is Role.OFFICER,
             page_json=json.dumps(page_data, ensure_ascii=False).replace("<", "\\u003c"),
         )
     except PageDenied as exc:

@@ -142,6 +142,31 @@ WORDS: dict[str, tuple[str, str]] = {
     "device_up": ("正常", "up"),
     "device_down": ("故障", "DOWN"),
     "devices_down": ("故障设备", "Devices down"),
+    # --- evidence bundles and referrals (server.evidence) ---
+    "evidence_bundle": ("证据包", "Evidence bundle"),
+    "export_bundle": ("导出签名证据包", "Export signed evidence bundle"),
+    "bundle_exported": ("证据包已导出，指纹", "Bundle exported, fingerprint"),
+    "bundle_note": (
+        "包含原始图像、事件记录、判定、模型版本、脱敏实名信息、监管链和审计记录，清单经服务器密钥签名。",
+        "Original images, stored events, the decision, model versions, the masked sender record, custody "
+        "and audit entries; the manifest is signed with the server's key.",
+    ),
+    "referrals": ("移送记录", "Referrals"),
+    "no_referrals": ("尚未移送", "Not referred yet"),
+    "create_referral": ("生成移送材料（移送函及证据包）", "Create the referral package (letter and bundle)"),
+    "referral_basis": (
+        "法律依据（引用条款，至少10个字）",
+        "Legal basis (cite the provisions, at least 10 characters)",
+    ),
+    "referral_no": ("移送编号", "Referral"),
+    "fingerprint": ("证据包指纹", "Bundle fingerprint"),
+    "download_package": ("下载移送材料", "Download the package"),
+    "receipt": ("回执", "Receipt"),
+    "receipt_ref": ("回执编号", "Receipt reference"),
+    "received_at": ("接收日期", "Received on"),
+    "authority_case_number": ("受理机关案件编号", "Authority's case number"),
+    "record_reply": ("登记回复", "Record the reply"),
+    "awaiting_reply": ("待回复", "Awaiting reply"),
 }
 
 # Reason codes of the edge's decide(); the server keys on the same stable strings.

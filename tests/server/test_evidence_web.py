@@ -1,0 +1,130 @@
+"""The hit page's evidence card in Chromium: export a bundle that verifies, refer, record the reply."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from server import admin
+from server.app import create_app
+from server.db import migrate
+from server.evidence.archive import verify_bundle
+from server.evidence.signing import create_signing_key, load_signing_key
+from server.settings import EvidenceConfig
+from tests.server.test_web import PASSWORD, Site, check_page, make_settings, seed
+
+
+@pytest.fixture
+def live_signed(tmp_path: Path) -> Iterator[tuple[Site, str]]:
+    """A real server process-in-thread on SQLite with a signing key, seeded like the desk tests."""
+    database = f"sqlite:///{tmp_path / 'server.db'}"
+    migrate(database)
+    key = tmp_path / "evidence.pem"
+    create_signing_key(key)
+    settings = make_settings(database).model_copy(
+        update={"evidence": EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局")}
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            for _ in range(500):
+                if server.started:
+                    break
+                thread.join(0.02)
+            yield seed(settings, http), url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.mark.browser
+def test_export_refer_and_reply_in_the_browser(
+    live_signed: tuple[Site, str], chromium: Any, repo_root: Path
+) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    s, url = live_signed
+    browser = chromium
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    olga = {"Authorization": f"Bearer {admin.create_api_token(s.settings, 'olga')}"}
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.post(f"/api/v1/reviews/{s.item_id}/claim", headers=olga).status_code == 200
+        fields = {"authority": "market_regulator", "case_reference": "沪邮安〔2026〕17号"}
+        decided = http.post(
+            f"/api/v1/reviews/{s.item_id}/decision", json={"action": "refer", "fields": fields}, headers=olga
+        )
+        assert decided.status_code == 200, decided.text
+
+    def by_id(i: str) -> Any:
+        return browser.find_element(By.ID, i)
+
+    browser.get(f"{url}/login?lang=zh")
+    by_id("username").send_keys("olga")
+    by_id("password").send_keys(PASSWORD)
+    by_id("password").submit()
+    wait.until(lambda d: "/login" not in d.current_url)
+    browser.get(f"{url}/desk/items/{s.item_id}?lang=zh")
+    wait.until(ec.presence_of_element_located((By.ID, "evidence-card")))
+    assert by_id("no-referrals").text == "尚未移送"
+    check_page(browser)
+
+    by_id("export-bundle").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "bundle-done")))
+    downloads: Path = browser.downloads
+    wait.until(lambda _d: [p for p in downloads.glob("evidence-*.zip")])
+    bundle = next(downloads.glob("evidence-*.zip"))
+    public = load_signing_key(s.settings.evidence.signing_key_file).public_key()
+    wait.until(lambda _d: verify_bundle(bundle, public).checked > 0)  # the download has finished
+    report = verify_bundle(bundle, public)
+    assert report.ok, report.lines()
+    assert by_id("bundle-fingerprint").text == report.fingerprint
+
+    by_id("referral-basis").send_keys("《中华人民共和国商标法》第六十条")
+    by_id("referral-form").submit()
+    wait.until(ec.presence_of_element_located((By.ID, "referral-1")))
+    card = by_id("referral-1")
+    assert card.find_element(By.CLASS_NAME, "referral-receipt").text == "待回复"
+    assert len(card.find_element(By.CLASS_NAME, "referral-fingerprint").text) == 64
+    check_page(browser)
+
+    by_id("receipt-1").send_keys("沪市监收〔2026〕88号")
+    browser.execute_script("arguments[0].value = arguments[1]", by_id("received-1"), s.day)
+    by_id("number-1").send_keys("沪市监案〔2026〕301号")
+    card.find_element(By.CLASS_NAME, "reply-form").submit()
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#referral-1 .referral-number"), "301号"))
+    assert "88号" in by_id("referral-1").find_element(By.CLASS_NAME, "referral-receipt").text
+    # Both values are in: the reply form is gone, so nothing can be written over them.
+    assert not by_id("referral-1").find_elements(By.CLASS_NAME, "reply-form")
+    trail = by_id("audit").text
+    assert "evidence_export" in trail and "referral_create" in trail and "referral_reply" in trail
+    assert not browser.find_elements(By.ID, "referral-form")  # referred once: no second package by accident
+    browser.execute_script("document.getElementById('evidence-card').scrollIntoView()")
+    shots = repo_root / "artifacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(shots / "desk-evidence-referral-zh.png"))
+
+    # With the form gone, a hand-made request to change the recorded number is still refused.
+    browser.execute_script(
+        "fetch('/api/v1/referrals/1/reply', {method: 'POST', credentials: 'same-origin',"
+        " headers: {'Content-Type': 'application/json', 'X-CSRF-Token':"
+        " document.querySelector('meta[name=\"csrf-token\"]').content},"
+        " body: JSON.stringify({authority_case_number: 'other'})})"
+        ".then(r => { window.replyStatus = r.status; })"
+    )
+    wait.until(lambda d: d.execute_script("return window.replyStatus") == 409)
