@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +20,10 @@ from edge.cli import main
 from server import admin
 from server.app import create_app
 from server.evidence.archive import ENVELOPE, MANIFEST, SIGNATURE, verify_bundle
-from server.evidence.signing import create_signing_key, key_fingerprint, public_pem
-from server.settings import EvidenceConfig
-from tests.server.conftest import Server, World, build_world, make_caller, make_settings, png
+from server.evidence.signing import key_fingerprint, public_pem
+from tests.server.conftest import Server, World, make_caller, make_settings, png
 
 OPENSSL = shutil.which("openssl")
-
-
-@pytest.fixture
-def signed(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    """The usual server of two sites, with an evidence signing key configured."""
-    key = tmp_path / "keys" / "evidence.pem"
-    create_signing_key(key)
-    settings = make_settings(
-        db_url, evidence=EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局")
-    )
-    admin.create_user(settings, "root", "a long password 123", "admin", ["*"])
-    root = admin.create_api_token(settings, "root")
-    a = admin.register_station(settings, "st-a", "site1", "line1")
-    b = admin.register_station(settings, "st-b", "site1", "line2")
-    c = admin.register_station(settings, "st-c", "site2", "line1")
-    with TestClient(create_app(settings)) as client:
-        yield Server(
-            settings,
-            client,
-            {"Authorization": f"Bearer {root}"},
-            {"Authorization": f"Bearer {a}"},
-            {"Authorization": f"Bearer {b}"},
-            {"Authorization": f"Bearer {c}"},
-        )
-
-
-@pytest.fixture
-def world(signed: Server) -> World:
-    return build_world(signed)
 
 
 def officer(server: Server, site: str) -> dict[str, str]:
@@ -84,13 +53,13 @@ def rezip(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def test_bundle_verifies_and_holds_the_evidence(signed: Server, world: World) -> None:
-    headers = officer(signed, "site1")
+def test_bundle_verifies_and_holds_the_evidence(server: Server, world: World) -> None:
+    headers = officer(server, "site1")
     item = world.item["site1"]
-    data = bundle_of(signed, headers, [item], reason="referral of case 2026-17 to the police")
+    data = bundle_of(server, headers, [item], reason="referral of case 2026-17 to the police")
     report = verify_bundle(data)
     assert report.ok, report.lines()
-    assert report.key_fingerprint == key_fingerprint(_public(signed))  # the configured key signed it
+    assert report.key_fingerprint == key_fingerprint(_public(server))  # the configured key signed it
     files = files_of(data)
     assert set(ENVELOPE) <= set(files)
     # Every image in its original bytes.
@@ -118,7 +87,7 @@ def test_bundle_verifies_and_holds_the_evidence(signed: Server, world: World) ->
     meta = json.loads(files["bundle.json"])
     assert meta["items"] == [item] and meta["full_sender_records"] == [token]
     # The export itself is audited with the bundle's fingerprint.
-    log = signed.client.get("/api/v1/audit", headers=signed.admin).json()
+    log = server.client.get("/api/v1/audit", headers=server.admin).json()
     export = next(e for e in log if e["action"] == "evidence_export")
     assert export["detail"]["fingerprint"] == report.fingerprint
 
@@ -129,31 +98,31 @@ def _public(server: Server) -> Any:
     return load_signing_key(server.settings.evidence.signing_key_file).public_key()
 
 
-def test_without_a_reason_no_full_record_and_scope_holds(signed: Server, world: World) -> None:
-    c = signed.client
+def test_without_a_reason_no_full_record_and_scope_holds(server: Server, world: World) -> None:
+    c = server.client
     item = world.item["site1"]
-    files = files_of(bundle_of(signed, officer(signed, "site1"), [item]))
+    files = files_of(bundle_of(server, officer(server, "site1"), [item]))
     assert not [k for k in files if k.endswith(".full.json")]
     assert world.ids["site1"] not in b"".join(files.values()).decode(errors="replace")
-    other = officer(signed, "site2")
+    other = officer(server, "site2")
     assert c.post("/api/v1/evidence/bundles", json={"item_ids": [item]}, headers=other).status_code == 404
-    sup = make_caller(signed, "supervisor", ["*"])[0]
+    sup = make_caller(server, "supervisor", ["*"])[0]
     assert c.post("/api/v1/evidence/bundles", json={"item_ids": [item]}, headers=sup).status_code == 403
     body = {"item_ids": [item], "reveal_reason": "a long enough reason"}
-    assert c.post("/api/v1/evidence/bundles", json=body, headers=signed.admin).status_code == 403
+    assert c.post("/api/v1/evidence/bundles", json=body, headers=server.admin).status_code == 403
     short = {"item_ids": [item], "reveal_reason": "short"}
-    assert c.post("/api/v1/evidence/bundles", json=short, headers=officer(signed, "site1")).status_code == 422
+    assert c.post("/api/v1/evidence/bundles", json=short, headers=officer(server, "site1")).status_code == 422
     bad: dict[str, Any]
     for bad in ({"item_ids": []}, {"item_ids": [item, item]}, {"item_ids": [0]}, {"item_ids": ["x"]}):
-        assert c.post("/api/v1/evidence/bundles", json=bad, headers=signed.admin).status_code == 422, bad
+        assert c.post("/api/v1/evidence/bundles", json=bad, headers=server.admin).status_code == 422, bad
     assert (
-        c.post("/api/v1/evidence/bundles", json={"item_ids": [999999]}, headers=signed.admin).status_code
+        c.post("/api/v1/evidence/bundles", json={"item_ids": [999999]}, headers=server.admin).status_code
         == 404
     )
 
 
-def test_a_changed_byte_in_any_file_is_named(signed: Server, world: World) -> None:
-    data = bundle_of(signed, signed.admin, [world.item["site1"], world.shared_item["site1"]])
+def test_a_changed_byte_in_any_file_is_named(server: Server, world: World) -> None:
+    data = bundle_of(server, server.admin, [world.item["site1"], world.shared_item["site1"]])
     files = files_of(data)
     listed = [n for n in files if n not in ENVELOPE]
     assert len(listed) >= 8
@@ -167,8 +136,8 @@ def test_a_changed_byte_in_any_file_is_named(signed: Server, world: World) -> No
         assert report.changed == [name] and not report.added and not report.missing, (name, report.lines())
 
 
-def test_bytes_edited_inside_the_zip_are_named(signed: Server, world: World) -> None:
-    data = bundle_of(signed, signed.admin, [world.item["site1"]])
+def test_bytes_edited_inside_the_zip_are_named(server: Server, world: World) -> None:
+    data = bundle_of(server, server.admin, [world.item["site1"]])
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         info = next(i for i in zf.infolist() if "/images/" in i.filename)
     raw = bytearray(data)
@@ -179,8 +148,8 @@ def test_bytes_edited_inside_the_zip_are_named(signed: Server, world: World) -> 
     assert report.changed == [info.filename]
 
 
-def test_removed_added_and_bad_signature(signed: Server, world: World, tmp_path: Path) -> None:
-    files = files_of(bundle_of(signed, signed.admin, [world.item["site1"]]))
+def test_removed_added_and_bad_signature(server: Server, world: World, tmp_path: Path) -> None:
+    files = files_of(bundle_of(server, server.admin, [world.item["site1"]]))
     image = next(n for n in files if "/images/" in n)
 
     removed = {k: v for k, v in files.items() if k != image}
@@ -214,7 +183,7 @@ def test_removed_added_and_bad_signature(signed: Server, world: World, tmp_path:
     swapped[SIGNATURE] = forger.sign(files[MANIFEST])
     swapped["public-key.pem"] = public_pem(forger.public_key())
     assert verify_bundle(rezip(swapped)).ok  # self-consistent...
-    report = verify_bundle(rezip(swapped), _public(signed))
+    report = verify_bundle(rezip(swapped), _public(server))
     assert not report.ok and not report.signature_ok  # ...but not signed by this server
 
     with pytest.raises(ValueError, match="not a zip"):
@@ -227,9 +196,9 @@ def test_removed_added_and_bad_signature(signed: Server, world: World, tmp_path:
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
 def test_a_reviewer_checks_it_with_openssl_and_sha256sum(
-    signed: Server, world: World, tmp_path: Path
+    server: Server, world: World, tmp_path: Path
 ) -> None:
-    data = bundle_of(signed, signed.admin, [world.item["site1"]])
+    data = bundle_of(server, server.admin, [world.item["site1"]])
     out = tmp_path / "b"
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         zf.extractall(out)
@@ -260,15 +229,15 @@ def _refer(server: Server, headers: dict[str, str], item: int, ref: str) -> None
     assert r.status_code == 200, r.text
 
 
-def test_referral_package_letter_and_reply(signed: Server, world: World) -> None:
-    c = signed.client
-    headers = officer(signed, "site1")
+def test_referral_package_letter_and_reply(server: Server, world: World) -> None:
+    c = server.client
+    headers = officer(server, "site1")
     items = [world.item["site1"], world.shared_item["site1"]]
     basis = "《中华人民共和国商标法》第六十条、第六十一条"
     not_yet = c.post("/api/v1/referrals", json={"item_ids": items, "legal_basis": basis}, headers=headers)
     assert not_yet.status_code == 422 and not_yet.json()["error"]["code"] == "not_referred"
     for item in items:
-        _refer(signed, headers, item, "沪邮安〔2026〕17号")
+        _refer(server, headers, item, "沪邮安〔2026〕17号")
     short = c.post("/api/v1/referrals", json={"item_ids": items, "legal_basis": "商标法"}, headers=headers)
     assert short.status_code == 422
     r = c.post("/api/v1/referrals", json={"item_ids": items, "legal_basis": basis}, headers=headers)
@@ -280,7 +249,7 @@ def test_referral_package_letter_and_reply(signed: Server, world: World) -> None
     inner = files_of(pkg.content)
     pdf = inner[f"referral-{ref['id']}.pdf"]
     bundle = inner[f"evidence-referral-{ref['id']}.zip"]
-    report = verify_bundle(bundle, _public(signed))
+    report = verify_bundle(bundle, _public(server))
     assert report.ok and report.fingerprint == ref["fingerprint"]
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     compact = text.replace(" ", "").replace("\n", "")
@@ -288,7 +257,7 @@ def test_referral_package_letter_and_reply(signed: Server, world: World) -> None
         assert expected in compact, expected
     assert ref["fingerprint"] in compact
     # Another site's officer sees neither the referral nor its package.
-    other = officer(signed, "site2")
+    other = officer(server, "site2")
     assert c.get(f"/api/v1/referrals/{ref['id']}", headers=other).status_code == 404
     assert c.get(ref["package_url"], headers=other).status_code == 404
 
@@ -311,7 +280,7 @@ def test_referral_package_letter_and_reply(signed: Server, world: World) -> None
     assert again.status_code == 200  # the same value again changes nothing
     overwrite = c.post(url, json={"authority_case_number": "another"}, headers=headers)
     assert overwrite.status_code == 409 and "301" in overwrite.json()["error"]["message"]
-    log = c.get("/api/v1/audit", headers=signed.admin).json()
+    log = c.get("/api/v1/audit", headers=server.admin).json()
     actions = [e["action"] for e in log if e["target"] == f"referral:{ref['id']}"]
     assert actions.count("referral_reply") == 2 and "referral_create" in actions
 
@@ -329,13 +298,13 @@ def test_export_refused_without_a_key(db_url: str, tmp_path: Path) -> None:
 
 
 def test_cli_keygen_export_verify(
-    signed: Server,
+    server: Server,
     world: World,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    s = signed.settings
+    s = server.settings
     for name, value in (
         ("PARCELGUARD_SECRET_KEY", s.secret_key),
         ("PARCELGUARD_HMAC_KEY", s.hmac_key),
@@ -449,12 +418,12 @@ def _case(server: Server, world: World, site: str, state: str, fields: dict[str,
     return case_id
 
 
-def test_case_bundle_carries_the_case_records(signed: Server, world: World, tmp_path: Path) -> None:
-    c = signed.client
-    case_id = _case(signed, world, "site1", "destroyed", {})
-    data = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(signed, "site1"))
+def test_case_bundle_carries_the_case_records(server: Server, world: World, tmp_path: Path) -> None:
+    c = server.client
+    case_id = _case(server, world, "site1", "destroyed", {})
+    data = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(server, "site1"))
     assert data.status_code == 200, data.text
-    assert verify_bundle(data.content, _public(signed)).ok
+    assert verify_bundle(data.content, _public(server)).ok
     files = files_of(data.content)
     case = json.loads(files["case.json"])
     assert case["id"] == case_id and case["disposals"][0]["witnesses"] == ["Wang", "Li"]
@@ -463,32 +432,32 @@ def test_case_bundle_carries_the_case_records(signed: Server, world: World, tmp_
     assert steps.index("screened") < steps.index("sample_released") < steps.index("disposed")
     assert json.loads(files["bundle.json"])["case_id"] == str(case_id)
     both = {"case_id": case_id, "item_ids": [world.item["site1"]]}
-    assert c.post("/api/v1/evidence/bundles", json=both, headers=signed.admin).status_code == 422
+    assert c.post("/api/v1/evidence/bundles", json=both, headers=server.admin).status_code == 422
     # A case of another site is not there for this officer; an unknown one for nobody.
-    other = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(signed, "site2"))
+    other = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(server, "site2"))
     assert other.status_code == 404
     assert (
-        c.post("/api/v1/evidence/bundles", json={"case_id": 99999}, headers=signed.admin).status_code == 404
+        c.post("/api/v1/evidence/bundles", json={"case_id": 99999}, headers=server.admin).status_code == 404
     )
 
 
-def test_case_referral(signed: Server, world: World) -> None:
-    c = signed.client
-    headers = officer(signed, "site1")
+def test_case_referral(server: Server, world: World) -> None:
+    c = server.client
+    headers = officer(server, "site1")
     basis = "《中华人民共和国刑法》第二百一十三条、第二百一十四条"
-    open_case = _case(signed, world, "site1", "detained", {})
+    open_case = _case(server, world, "site1", "detained", {})
     r = c.post("/api/v1/referrals", json={"case_id": open_case, "legal_basis": basis}, headers=headers)
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_referred"
     fields = {"refer": {"authority": "police", "case_reference": "沪邮安〔2026〕21号"}}
-    case_id = _case(signed, world, "site2", "referred", fields)
+    case_id = _case(server, world, "site2", "referred", fields)
     r = c.post("/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=headers)
     assert r.status_code == 404  # site2's case
     r = c.post(
-        "/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=officer(signed, "site2")
+        "/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=officer(server, "site2")
     )
     assert r.status_code == 201, r.text
     ref = r.json()
     assert ref["authority"] == "police" and ref["case_id"] == str(case_id)
-    pkg = files_of(c.get(ref["package_url"], headers=officer(signed, "site2")).content)
+    pkg = files_of(c.get(ref["package_url"], headers=officer(server, "site2")).content)
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pkg[f"referral-{ref['id']}.pdf"])).pages)
     assert "公安机关" in text and f"所属案件：{case_id}" in text.replace(" ", "")
