@@ -44,6 +44,8 @@ class _Target(BaseModel):
 
 
 ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {"application/zip": {}}}}
+# A server without its signing key (or, for the letter, a font with Chinese glyphs) cannot sign.
+UNSIGNABLE: dict[int | str, dict[str, Any]] = {503: {"description": "no signing key or no Chinese font"}}
 
 
 class BundleBody(_Target):
@@ -102,7 +104,7 @@ def _unavailable(exc: Exception) -> Unavailable:
     "/evidence/bundles",
     summary="A signed evidence bundle (zip) of review items; audited",
     response_class=Response,
-    responses=ZIP,
+    responses={**ZIP, **UNSIGNABLE},
 )
 def post_bundle(body: BundleBody, who: Caller, svc: ServicesDep) -> Response:
     if body.reveal_reason and who.role is not Role.OFFICER:
@@ -126,7 +128,13 @@ def post_bundle(body: BundleBody, who: Caller, svc: ServicesDep) -> Response:
     return Response(bundle.data, media_type="application/zip", headers=headers)
 
 
-@router.post("/referrals", response_model=Referral, status_code=201, summary="Refer items: letter and bundle")
+@router.post(
+    "/referrals",
+    response_model=Referral,
+    status_code=201,
+    summary="Refer a case or items: letter and bundle",
+    responses=UNSIGNABLE,
+)
 def post_referral(body: ReferralBody, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     try:
         with svc.db.write() as conn:
