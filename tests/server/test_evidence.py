@@ -209,6 +209,9 @@ def test_a_reviewer_checks_it_with_openssl_and_sha256sum(
     )
     ok = subprocess.run(cmd.split(), cwd=out, capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout, ok.stdout + ok.stderr
+    fingerprint = "openssl pkey -pubin -in public-key.pem -outform DER | tail -c 32 | sha256sum"
+    printed = subprocess.run(["sh", "-c", fingerprint], cwd=out, capture_output=True, text=True, check=False)
+    assert printed.stdout.split()[0] == key_fingerprint(_public(server))
     sums = subprocess.run(
         ["sha256sum", "-c", "--strict", MANIFEST], cwd=out, capture_output=True, check=False
     )
