@@ -116,47 +116,37 @@ def _add_image(conn: Connection, files: dict[str, bytes], stem: str, sha256: str
     return True
 
 
+# Per stored event type: the custody step it is, and which of its payload fields say what happened.
+EVENT_STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "parcel": ("screened", ("decision", "reasons", "divert")),
+    "divert_outcome": ("divert", ("outcome", "chute", "detail")),
+    "operator": ("", ("result",)),  # the step is the operator's action: pulled, not_found, open_box
+    "order_status": ("order", ("order_id", "state")),
+}
+
+
 def _custody_from_events(item: dict[str, Any], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
     where = {"site_id": item["site_id"], "line_id": item["line_id"], "station_id": item["station_id"]}
     steps: list[dict[str, Any]] = []
     for ev in stored:
-        body = json.loads(ev["payload"])
-        step: dict[str, Any] = {"at": ev["at"], "where": where, "source": f"event {ev['key']}"}
-        if ev["type"] == "parcel":
-            step.update(
-                step="screened",
-                who=f"station {ev['station_id']}",
-                detail={
-                    "decision": body.get("decision"),
-                    "reasons": body.get("reasons", []),
-                    "divert": body.get("divert"),
-                },
-            )
-        elif ev["type"] == "divert_outcome":
-            step.update(
-                step="divert",
-                who=f"sorter at {ev['station_id']}",
-                detail={
-                    "outcome": body.get("outcome"),
-                    "chute": body.get("chute"),
-                    "detail": body.get("detail", ""),
-                },
-            )
-        elif ev["type"] == "operator":
-            step.update(
-                step=body.get("action"),
-                who=body.get("operator") or "operator (unnamed)",
-                detail={"result": body.get("result", "")},
-            )
-        elif ev["type"] == "order_status":
-            step.update(
-                step="order",
-                who=f"station {ev['station_id']}",
-                detail={"order_id": body.get("order_id"), "state": body.get("state")},
-            )
-        else:
+        if ev["type"] not in EVENT_STEPS:
             continue
-        steps.append(step)
+        name, keys = EVENT_STEPS[ev["type"]]
+        body = json.loads(ev["payload"])
+        if ev["type"] == "operator":
+            who = body.get("operator") or "operator (unnamed)"
+        else:
+            who = f"{'sorter at' if ev['type'] == 'divert_outcome' else 'station'} {ev['station_id']}"
+        steps.append(
+            {
+                "at": ev["at"],
+                "step": name or body.get("action"),
+                "who": who,
+                "where": where,
+                "source": f"event {ev['key']}",
+                "detail": {k: body.get(k) for k in keys},
+            }
+        )
     return steps
 
 

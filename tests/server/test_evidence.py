@@ -56,6 +56,32 @@ def rezip(files: dict[str, bytes]) -> bytes:
 def test_bundle_verifies_and_holds_the_evidence(server: Server, world: World) -> None:
     headers = officer(server, "site1")
     item = world.item["site1"]
+    # What became of the parcel after screening: the sorter's divert, then the operator's open box.
+    base = {"station_id": "st-a", "boot_id": "w1", "tracking_id": "tst-a1", "waybill": "WBSITE1A"}
+    later = [
+        {
+            **base,
+            "type": "divert_outcome",
+            "key": "st-a:w1:10",
+            "seq": 10,
+            "at": "2026-12-01T10:00:05+00:00",
+            "decision": "HOLD",
+            "outcome": "DIVERTED",
+            "chute": "H1",
+        },
+        {
+            **base,
+            "type": "operator",
+            "key": "st-a:w1:11",
+            "seq": 11,
+            "at": "2026-12-01T10:03:00+00:00",
+            "action": "open_box",
+            "result": "12 pairs of AF1, no invoice",
+            "operator": "op-17",
+        },
+    ]
+    sync = {"station_id": "st-a", "boot_id": "w1", "registry_cursor": 0, "events": later}
+    assert server.client.post("/api/v1/sync", json=sync, headers=server.station_a).is_success
     data = bundle_of(server, headers, [item], reason="referral of case 2026-17 to the police")
     report = verify_bundle(data)
     assert report.ok, report.lines()
@@ -83,7 +109,11 @@ def test_bundle_verifies_and_holds_the_evidence(server: Server, world: World) ->
     reveal = [e for e in audit if e["action"] == "reveal" and e["target"] == f"sender:{token}"]
     assert reveal and "case 2026-17" in json.loads(reveal[-1]["detail"])["reason"]
     custody = json.loads(files["custody.json"])
-    assert custody[0]["step"] == "screened" and custody[0]["where"]["site_id"] == "site1"
+    by_step = {s["step"]: s for s in custody}
+    assert by_step["screened"]["where"]["site_id"] == "site1"
+    assert by_step["divert"]["detail"]["chute"] == "H1" and by_step["divert"]["who"] == "sorter at st-a"
+    assert by_step["open_box"]["who"] == "op-17" and "AF1" in by_step["open_box"]["detail"]["result"]
+    assert len(stored) == 3  # the parcel, its divert and the open box, as stored
     meta = json.loads(files["bundle.json"])
     assert meta["items"] == [item] and meta["full_sender_records"] == [token]
     # The export itself is audited with the bundle's fingerprint.

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from server import admin
-from server.app import create_app
 from server.db import migrate
 from server.evidence.archive import verify_bundle
 from server.evidence.signing import create_signing_key, load_signing_key
 from server.settings import EvidenceConfig
-from tests.server.test_web import PASSWORD, Site, check_page, make_settings, seed
+from tests.server.test_web import PASSWORD, Site, check_page, make_settings, serve_seeded
 
 
 @pytest.fixture
 def live_signed(tmp_path: Path) -> Iterator[tuple[Site, str]]:
-    """A real server process-in-thread on SQLite with a signing key, seeded like the desk tests."""
+    """A real server on SQLite with a signing key, seeded like the desk tests."""
     database = f"sqlite:///{tmp_path / 'server.db'}"
     migrate(database)
     key = tmp_path / "evidence.pem"
@@ -31,23 +27,8 @@ def live_signed(tmp_path: Path) -> Iterator[tuple[Site, str]]:
     settings = make_settings(database).model_copy(
         update={"evidence": EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局")}
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for _ in range(500):
-                if server.started:
-                    break
-                thread.join(0.02)
-            yield seed(settings, http), url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_seeded(settings) as out:
+        yield out
 
 
 @pytest.mark.browser

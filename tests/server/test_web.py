@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -406,14 +407,20 @@ return low;
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
+    database = f"sqlite:///{tmp_path / 'server.db'}"
+    migrate(database)
+    with serve_seeded(make_settings(database)) as out:
+        yield out
+
+
+@contextmanager
+def serve_seeded(settings: ServerSettings) -> Iterator[tuple[Site, str]]:
+    """The app in a real uvicorn server on a free port, seeded through its API; stopped on exit."""
     import socket
     import threading
 
     import uvicorn
 
-    database = f"sqlite:///{tmp_path / 'server.db'}"
-    migrate(database)
-    settings = make_settings(database)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
