@@ -18,11 +18,16 @@ seen pictures. So every split (validation, cross-validation folds, calibration) 
    accuracy of 0.86 that held-out items do not reach; with sessions, 0.63, close to what whole
    items held out give (0.61).
 
+4. Named groups: a data folder may list each file's group in `groups.csv` (columns file, group),
+   as `parcelguard model dataset export` does with the parcel an image was taken of; files of one
+   named group are one group.
+
 Over-grouping is the safe error: it only makes folds coarser, never lets an item be on both sides.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +43,7 @@ MAX_HAMMING = 20
 # Cosine similarity of plain-view embeddings below which consecutive files are two sessions: the
 # median between different items of one shoe model is about 0.40, within one item about 0.49.
 SESSION_SIMILARITY = 0.4
+GROUPS_FILE = "groups.csv"
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
@@ -173,13 +179,39 @@ def grouped_folds(groups: Sequence[int], labels: Sequence[str], folds: int, seed
     return [sorted(p) for p in parts]
 
 
+def read_named_groups(root: Path) -> dict[Path, str]:
+    """The `groups.csv` of a data folder (file relative to the folder, group), or {} when it has none."""
+    listed = root / GROUPS_FILE
+    if not listed.is_file():
+        return {}
+    with listed.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not {"file", "group"} <= set(rows[0]):
+        raise ValueError(f"{listed}: needs the columns file and group")
+    return {(root / r["file"]).resolve(): r["group"] for r in rows if r.get("file") and r.get("group")}
+
+
+def named_pairs(names: Sequence[str | None]) -> list[tuple[int, int]]:
+    """Index pairs joining every file of a named group to its first file."""
+    first: dict[str, int] = {}
+    pairs: list[tuple[int, int]] = []
+    for i, name in enumerate(names):
+        if name is not None and first.setdefault(name, i) != i:
+            pairs.append((first[name], i))
+    return pairs
+
+
 def file_groups(
     paths: Sequence[Path],
     labels: Sequence[str],
     embeddings: npt.NDArray[np.float32] | None = None,
     max_distance: int = MAX_HAMMING,
+    named: Sequence[str | None] = (),
 ) -> list[int]:
-    """Group id per image file (see `group_ids`), with photo sessions when plain-view embeddings are given."""
+    """Group id per image file (see `group_ids`), with photo sessions when plain-view embeddings are given
+    and the named groups of `named` (one name or None per file)."""
     hashes = np.stack([hash_file(p) for p in paths]) if paths else np.zeros((0, HASH_SIDE**2), bool)
     sessions = session_pairs(paths, labels, embeddings) if embeddings is not None else []
-    return group_ids(hashes, [series_of(p) for p in paths], labels, max_distance, sessions)
+    return group_ids(
+        hashes, [series_of(p) for p in paths], labels, max_distance, [*sessions, *named_pairs(named)]
+    )

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from models.classifier import Classifier
 from models.crossfit import LinearFit, calibrate, choose_l2, first_rows, fit_linear, out_of_fold_logits
-from models.groups import file_groups, grouped_folds, series_of
+from models.groups import file_groups, grouped_folds, read_named_groups, series_of
 from models.heads import Head, default_suspect_labels
 from models.preprocess import ImageDecodeError, load_image, normalise
 
@@ -39,6 +39,7 @@ class DatasetError(ValueError):
 class Sample:
     path: Path
     label: str
+    group: str | None = None  # named in the folder's groups.csv (e.g. the parcel of an exported example)
 
     @property
     def series(self) -> str:
@@ -50,8 +51,12 @@ def scan_folder(root: Path) -> list[Sample]:
     """Samples from root/<label>/<image>; labels are the sub-folder names, sorted."""
     if not root.is_dir():
         raise DatasetError(f"data folder {root} does not exist")
+    try:
+        named = read_named_groups(root)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(str(exc)) from exc
     samples = [
-        Sample(path, sub.name)
+        Sample(path, sub.name, named.get(path.resolve()))
         for sub in sorted(p for p in root.iterdir() if p.is_dir())
         for path in sorted(sub.iterdir())
         if path.suffix.lower() in IMAGE_SUFFIXES
@@ -267,7 +272,7 @@ def train_head(
     if kind == "camera" and not categories:
         categories = data_categories(clf, plain_logits)
     try:
-        groups = file_groups([s.path for s in samples], names, plain_emb)
+        groups = file_groups([s.path for s in samples], names, plain_emb, named=[s.group for s in samples])
     except ImageDecodeError as exc:
         raise DatasetError(str(exc)) from exc
     k = choose_folds(groups, names, folds)

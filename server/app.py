@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
-from server.api import evidence, models, office, people, reviews, station
+from server.api import cases, evidence, models, office, people, reviews, station
 from server.audit_checkpoint import CheckpointWorker
 from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
@@ -64,6 +64,7 @@ def api_routers() -> list[APIRouter]:
         evidence.router,
         probes_router,
         metrics_router,
+        cases.router,
     ]
 
 

@@ -72,7 +72,7 @@ def _export(args: argparse.Namespace) -> int:
         with svc.db.write() as conn:
             case = None
             if case_id is not None:
-                item_ids, case = load_case(conn, who, case_id)
+                item_ids, case = load_case(conn, who, case_id, settings)
             req = BundleRequest(item_ids=item_ids, case=case, reveal_reason=args.reveal_reason or "")
             bundle, _ = export_bundle(conn, who, req, settings, svc.privacy)
     except ApiError as exc:

@@ -248,6 +248,7 @@ def register(
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the checkpoint")
     p.set_defaults(func=_guarded(_audit_checkpoint))
 
+    _register_dataset(commands)
     # Evidence bundles: `parcelguard case ...` (server.case_cli).
     from server.case_cli import register_case
 
@@ -260,3 +261,43 @@ def register(
             raise
     else:
         register_bench(bench)
+
+
+# --- `parcelguard model dataset export`: the server's labelled examples as a training folder ----------
+
+
+def _dataset_export(args: argparse.Namespace) -> int:
+    from server.cases.dataset import export_dataset
+    from server.db import Database
+
+    db = Database(_settings(args).database_url)
+    try:
+        with db.read() as conn:
+            counts = export_dataset(conn, Path(args.out), args.kind, tuple(args.label), tuple(args.source))
+    finally:
+        db.dispose()
+    print(json.dumps(counts, ensure_ascii=False))
+    return 0
+
+
+def _register_dataset(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Under `model` (the classifier's commands), since its output is what `model train --data` reads."""
+    model = commands.choices.get("model") or commands.add_parser("model", help="the goods classifier")
+    found = [a for a in model._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = found[0] if found else model.add_subparsers(dest="model_command", required=True)
+    dataset = sub.add_parser("dataset", help="labelled examples from officers' outcomes")
+    p = dataset.add_subparsers(dest="dataset_command", required=True).add_parser(
+        "export", help="write the labelled examples as a folder per class, grouped by parcel (groups.csv)"
+    )
+    _add_config(p)
+    p.add_argument("--out", required=True, help="new or empty folder to write")
+    p.add_argument("--kind", choices=["camera", "xray", "xray_low"], default="camera", help="image kind")
+    p.add_argument("--label", action="append", default=[], help="only this label (repeatable); default all")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        choices=["case", "open_box"],
+        help="only this source (repeatable)",
+    )
+    p.set_defaults(func=_guarded(_dataset_export))

@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequest
+from edge.wire import DeviceStatusEvent, OperatorEvent, OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
+from server.cases.examples import learn_from_open_box
 from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_order
@@ -156,6 +157,8 @@ def ingest_batch(
     # The images these events name become visible to the officers of this site (and no other).
     link_images(conn, site_id, (img.sha256 for ev in new if isinstance(ev, ParcelEvent) for img in ev.images))
     record_device_states(conn, station.name, (ev for ev in new if isinstance(ev, DeviceStatusEvent)), now)
+    # An open-box result labels the parcel's images: examples the classifier's heads are retrained on.
+    learn_from_open_box(conn, site_id, (ev for ev in new if isinstance(ev, OperatorEvent)), now)
     touch_station(conn, station.name, now)
     result.accepted = [ev.key for ev in new]
     return result

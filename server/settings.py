@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from server.cases.config import CasesConfig
 from server.errors import ServerSettingsError
 from server.jurisdictions import (
     DEFAULT_JURISDICTION,
@@ -250,6 +251,8 @@ class ServerSettings(BaseModel):
         description="legal systems by key, each with its deadlines and their sources; a configured CN keeps "
         "the built-in deadlines it does not set",
     )
+    # Cases (server.cases): how rights-holder notifications are sent.
+    cases: CasesConfig = Field(default_factory=CasesConfig, description="case notifications (SMTP or export)")
 
     @field_validator("secret_key", "hmac_key", "encryption_key")
     @classmethod

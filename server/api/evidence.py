@@ -114,7 +114,7 @@ def post_bundle(body: BundleBody, who: Caller, svc: ServicesDep) -> Response:
         with svc.db.write() as conn:
             case = None
             if body.case_id is not None:
-                item_ids, case = load_case(conn, who, body.case_id)
+                item_ids, case = load_case(conn, who, body.case_id, svc.settings)
             req = BundleRequest(item_ids=item_ids, case=case, reveal_reason=body.reveal_reason)
             bundle, _ = export_bundle(conn, who, req, svc.settings, svc.privacy)
     except SigningKeyError as exc:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -108,20 +108,26 @@ async def put_image(
     station: Caller,
     svc: ServicesDep,
 ) -> dict[str, object]:
+    ctype, data = await read_image_body(request, svc.settings.limits.max_image_bytes, sha256)
+    return await run_in_threadpool(_store_image, svc, sha256, ctype, data, station.name)
+
+
+async def read_image_body(request: Request, max_bytes: int, sha256: str | None = None) -> tuple[str, bytes]:
+    """The upload's content type and bytes, once they pass every check (and hash to `sha256` if given)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in IMAGE_TYPES:
         raise UnsupportedMedia(f"Content-Type must be one of {', '.join(sorted(IMAGE_TYPES))}")
     data = await request.body()
-    if len(data) > svc.settings.limits.max_image_bytes:
-        raise TooLarge(f"image over {svc.settings.limits.max_image_bytes} bytes")
+    if len(data) > max_bytes:
+        raise TooLarge(f"image over {max_bytes} bytes")
     if not data:
         raise BadInput("image body is empty", "empty")
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise BadInput("body does not hash to the sha256 in the address", "hash_mismatch")
     if not data.startswith(MAGIC[ctype]):
         raise UnsupportedMedia(f"body is not a {ctype} image")
-    check_upload(data, ctype, svc.settings.limits.max_image_bytes)
-    return await run_in_threadpool(_store_image, svc, sha256, ctype, data, station.name)
+    check_upload(data, ctype, max_bytes)
+    return ctype, data
 
 
 def check_upload(data: bytes, ctype: str, max_bytes: int) -> None:
@@ -134,22 +140,26 @@ def check_upload(data: bytes, ctype: str, max_bytes: int) -> None:
         raise BadInput(f"image refused ({exc.reason}): {exc}", "image_refused") from None
 
 
+def insert_image(conn: Connection, sha256: str, ctype: str, data: bytes, station_id: str | None) -> bool:
+    """Keep the image unless it is already held (images are addressed by content); True when stored now."""
+    if conn.execute(select(images.c.sha256).where(images.c.sha256 == sha256)).first() is not None:
+        return False
+    conn.execute(
+        images.insert().values(
+            sha256=sha256,
+            content_type=ctype,
+            size=len(data),
+            data=data,
+            station_id=station_id,
+            created_at=iso(utcnow()),
+        )
+    )
+    return True
+
+
 def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id: str) -> dict[str, object]:
     with svc.db.write() as conn:
-        if conn.execute(select(images.c.sha256).where(images.c.sha256 == sha256)).first() is None:
-            conn.execute(
-                images.insert().values(
-                    sha256=sha256,
-                    content_type=ctype,
-                    size=len(data),
-                    data=data,
-                    station_id=station_id,
-                    created_at=iso(utcnow()),
-                )
-            )
-            stored = True
-        else:
-            stored = False
+        stored = insert_image(conn, sha256, ctype, data, station_id)
     return {"sha256": sha256, "size": len(data), "content_type": ctype, "stored": stored}
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from server.errors import BadInput, Conflict
+from server.review_rules import AUTHORITIES as AUTHORITIES
+from server.review_rules import REQUIRED_FIELDS as REVIEW_FIELDS
+from server.review_rules import check_fields as check_review_fields
 
 State = Literal[
     "open",
@@ -22,19 +25,9 @@ State = Literal[
 Action = Literal["detain", "notify", "deliver", "reply", "refer", "release", "destroy", "close"]
 Reply = Literal["counterfeit", "genuine", "no_reply"]
 
-STATES: tuple[State, ...] = (
-    "open",
-    "detained",
-    "notified",
-    "awaiting_rights_holder",
-    "decided",
-    "referred",
-    "released",
-    "destroyed",
-    "closed",
-)
-ACTIONS: tuple[Action, ...] = ("detain", "notify", "deliver", "reply", "refer", "release", "destroy", "close")
-REPLIES: tuple[Reply, ...] = ("counterfeit", "genuine", "no_reply")
+STATES: tuple[State, ...] = get_args(State)
+ACTIONS: tuple[Action, ...] = get_args(Action)
+REPLIES: tuple[Reply, ...] = get_args(Reply)
 NEXT_STATE: dict[tuple[str, str], State] = {
     ("open", "detain"): "detained",
     ("detained", "notify"): "notified",
@@ -47,14 +40,13 @@ NEXT_STATE: dict[tuple[str, str], State] = {
     ("released", "close"): "closed",
     ("destroyed", "close"): "closed",
 }
+# Detain, refer and release need what the same decisions on a review item need.
+SHARED_WITH_REVIEW = ("detain", "refer", "release")
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "detain": ("legal_basis", "storage_location"),
+    **{a: REVIEW_FIELDS[a] for a in SHARED_WITH_REVIEW},
     "reply": ("reply",),
-    "refer": ("authority", "case_reference"),
-    "release": ("note",),
 }
-AUTHORITIES = frozenset({"market_regulator", "police"})
-# Items may join or leave a case until the rights holder has been written to about them.
+# Items may join a case until the rights holder has been written to about them.
 ITEM_STATES = frozenset({"open", "detained"})
 RIGHTS_HOLDER_STATES = frozenset({"open", "detained"})
 SAMPLE_STATES = frozenset({"detained", "notified", "awaiting_rights_holder", "decided"})
@@ -99,11 +91,12 @@ def due_key(state: str, outcome: str | None) -> str | None:
 
 
 def check_fields(action: str, fields: dict[str, str]) -> None:
+    if action in SHARED_WITH_REVIEW:
+        check_review_fields(action, fields)
+        return
     missing = [f for f in REQUIRED_FIELDS.get(action, ()) if not str(fields.get(f, "")).strip()]
     if missing:
         raise BadInput(f"{action} needs {', '.join(missing)}", "missing_fields")
-    if action == "refer" and fields.get("authority") not in AUTHORITIES:
-        raise BadInput("authority must be market_regulator or police", "bad_authority")
     if action == "reply" and fields.get("reply") not in REPLIES:
         raise BadInput("reply must be counterfeit, genuine or no_reply", "bad_reply")
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from server.accounts import Principal
+from server.cases.store import case_target
 from server.db import iso, parse_iso
 from server.errors import BadInput, Conflict, NotFound
 from server.evidence.case_source import load_case, step_fields
@@ -39,6 +40,11 @@ class ReplyRequest:
     receipt_ref: str = ""
     received_at: str = ""
     authority_case_number: str = ""
+
+
+def audit_target(referral_id: int, case_id: str | None) -> str:
+    """A case's referral is audited in the case's trail; a referral of bare items under its own name."""
+    return case_target(int(case_id)) if case_id else f"referral:{referral_id}"
 
 
 def summary(row: Any) -> dict[str, Any]:
@@ -113,7 +119,7 @@ def create_referral(
         )
     case = None
     if case_id is not None:
-        item_ids, case = load_case(conn, who, case_id)
+        item_ids, case = load_case(conn, who, case_id, settings)
     req = BundleRequest(item_ids=item_ids, case=case)
     bundle, collected = export_bundle(conn, who, req, settings, privacy)
     if case is not None:
@@ -167,13 +173,14 @@ def create_referral(
         "authority": authority,
         "fingerprint": bundle.fingerprint,
         "package_sha256": digest,
+        "referral": referral_id,
     }
     record(
         conn,
         settings.secret_key.get_secret_value(),
         who.name,
         "referral_create",
-        f"referral:{referral_id}",
+        audit_target(referral_id, case.case_id if case else None),
         collected.sites,
         detail,
     )
@@ -201,6 +208,14 @@ def referrals_of_item(conn: Connection, who: Principal, item_id: int) -> list[di
     if not ids:
         return []
     rows = conn.execute(select(referrals).where(referrals.c.id.in_(ids)).order_by(referrals.c.id.desc()))
+    return [summary(r) for r in rows if covers(who, json.loads(r.sites))]
+
+
+def referrals_of_case(conn: Connection, who: Principal, case_id: int) -> list[dict[str, Any]]:
+    """Referrals of this case that the caller may see, newest first."""
+    rows = conn.execute(
+        select(referrals).where(referrals.c.case_id == str(case_id)).order_by(referrals.c.id.desc())
+    )
     return [summary(r) for r in rows if covers(who, json.loads(r.sites))]
 
 
@@ -252,5 +267,6 @@ def record_reply(
             .values(**changed, reply_by=who.name, reply_at=iso(now))
         )
         sites = json.loads(row.sites)
-        record(conn, secret, who.name, "referral_reply", f"referral:{referral_id}", sites, changed)
+        target = audit_target(referral_id, row.case_id)
+        record(conn, secret, who.name, "referral_reply", target, sites, {**changed, "referral": referral_id})
     return get_referral(conn, who, referral_id)

@@ -19,9 +19,9 @@ LANG_COOKIE = "pg_lang"
 
 # Pages each role sees in its menu; an administrator sees them all.
 MENU: dict[str, tuple[tuple[str, str], ...]] = {
-    "officer": (("desk", "/desk"),),
+    "officer": (("desk", "/desk"), ("cases", "/desk/cases")),
     "supervisor": (("report", "/report"), ("stations", "/stations")),
-    "admin": (("desk", "/desk"), ("report", "/report"), ("stations", "/stations")),
+    "admin": (("desk", "/desk"), ("cases", "/desk/cases"), ("report", "/report"), ("stations", "/stations")),
     "operator": (),
 }
 

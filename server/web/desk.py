@@ -182,6 +182,7 @@ def desk_item(request: Request, item_ref: str) -> Response:
             authorities=sorted(AUTHORITIES),
             # The evidence card (desk_evidence.html): referral and reply are the officer's to record.
             referrals=referrals,
+            evidence_target={"item_ids": [item_id]},
             can_refer=who.role is Role.OFFICER and item["outcome"] == "refer" and not referrals,
             can_reply=who.role is Role.OFFICER,
             page_json=json.dumps(page_data, ensure_ascii=False).replace("<", "\\u003c"),

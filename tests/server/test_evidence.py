@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,11 @@ from server.app import create_app
 from server.evidence.archive import ENVELOPE, MANIFEST, SIGNATURE, verify_bundle
 from server.evidence.signing import key_fingerprint, public_pem
 from tests.server.conftest import Server, World, make_caller, make_settings, png
+from tests.server.test_server_cases import open_detained_case
 
 OPENSSL = shutil.which("openssl")
+# A day already past in every site's zone: disposals may not be dated ahead.
+YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 
 
 def officer(server: Server, site: str) -> dict[str, str]:
@@ -386,83 +390,78 @@ def test_cli_keygen_export_verify(
     assert main(["case", "verify", str(tmp_path / "nope.zip")]) == 3
 
 
-def _case(server: Server, world: World, site: str, state: str, fields: dict[str, Any]) -> int:
-    """A case over both of the site's items with a released sample and a disposal with a photo.
-
-    Written to the case tables directly: this module bundles what a case holds, however it got there.
-    """
-    from server.db import Database
-    from server.schema import case_items, case_samples, cases, disposals
-
-    at = "2026-12-01T09:00:00.000000+00:00"
-    items = [world.item[site], world.shared_item[site]]
-    db = Database(server.settings.database_url)
-    try:
-        with db.write() as conn:
-            case_id = int(
-                conn.execute(
-                    cases.insert().values(
-                        title="AF1 counterfeit, one sender",
-                        site_id=site,
-                        owner=world.user[site],
-                        state=state,
-                        state_since=at,
-                        fields=json.dumps(fields),
-                        version=1,
-                        created_by=world.user[site],
-                        created_at=at,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-            )
-            for item in items:
-                conn.execute(
-                    case_items.insert().values(
-                        case_id=case_id, review_id=item, site_id=site, added_by=world.user[site], added_at=at
-                    )
-                )
-            conn.execute(
-                case_samples.insert().values(
-                    case_id=case_id,
-                    review_id=items[0],
-                    description="one shoe",
-                    quantity=1,
-                    released_to="Brand Protection Ltd",
-                    receipt_reference="S-1",
-                    released_by=world.user[site],
-                    released_at="2026-12-02T10:00:00.000000+00:00",
-                )
-            )
-            conn.execute(
-                disposals.insert().values(
-                    case_id=case_id,
-                    review_id=items[1],
-                    method="destruction",
-                    place="Incinerator 3",
-                    done_on="2026-12-05",
-                    witnesses=json.dumps(["Wang", "Li"]),
-                    photos=json.dumps([world.image[site]]),
-                    certificate_ref="D-7",
-                    recorded_by=world.user[site],
-                    recorded_at="2026-12-05T15:00:00.000000+00:00",
-                )
-            )
-    finally:
-        db.dispose()
-    return case_id
+def referred_case(server: Server, world: World, officer: dict[str, str], refer: bool = True) -> int:
+    """Site1's two parcels through the cases API: detained, notified, sample, counterfeit, referred,
+    disposed of with a photo (`refer` False: left detained)."""
+    c = server.client
+    cid = int(open_detained_case(server, world, officer)["id"])
+    if not refer:
+        return cid
+    assert c.post(f"/api/v1/cases/{cid}/notify", headers=officer).status_code == 200
+    assert c.post(f"/api/v1/cases/{cid}/delivered", json={}, headers=officer).status_code == 200
+    sample = {
+        "review_id": world.item["site1"],
+        "description": "one left shoe",
+        "quantity": 1,
+        "released_to": "Li Lei (Nike)",
+        "receipt_reference": "R-1",
+    }
+    assert c.post(f"/api/v1/cases/{cid}/samples", json=sample, headers=officer).status_code == 200
+    reply = {"reply": "counterfeit", "note": "letter 12"}
+    assert c.post(f"/api/v1/cases/{cid}/reply", json=reply, headers=officer).status_code == 200
+    refer_fields = {"authority": "police", "case_reference": "沪邮安〔2026〕21号"}
+    step = {"action": "refer", "fields": refer_fields}
+    assert c.post(f"/api/v1/cases/{cid}/steps", json=step, headers=officer).json()["state"] == "referred"
+    photo = c.post(
+        f"/api/v1/cases/{cid}/photos",
+        content=png("destroyed"),
+        headers={**officer, "Content-Type": "image/png"},
+    )
+    assert photo.status_code == 201, photo.text
+    for item in (world.item["site1"], world.shared_item["site1"]):
+        disposal = {
+            "review_id": item,
+            "method": "destruction",
+            "place": "Incinerator 3",
+            "done_on": YESTERDAY,
+            "witnesses": ["Wang", "Li"],
+            "photos": [photo.json()["sha256"]],
+            "certificate_ref": "D-7",
+        }
+        r = c.post(f"/api/v1/cases/{cid}/disposals", json=disposal, headers=officer)
+        assert r.status_code == 200, r.text
+    return cid
 
 
 def test_case_bundle_carries_the_case_records(server: Server, world: World, tmp_path: Path) -> None:
     c = server.client
-    case_id = _case(server, world, "site1", "destroyed", {})
-    data = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=officer(server, "site1"))
+    headers = officer(server, "site1")
+    case_id = referred_case(server, world, headers)
+    data = c.post("/api/v1/evidence/bundles", json={"case_id": case_id}, headers=headers)
     assert data.status_code == 200, data.text
     assert verify_bundle(data.content, _public(server)).ok
     files = files_of(data.content)
     case = json.loads(files["case.json"])
     assert case["id"] == case_id and case["disposals"][0]["witnesses"] == ["Wang", "Li"]
-    assert files[f"case/images/photo-{world.image['site1']}.png"] == png("site1")
-    steps = [s["step"] for s in json.loads(files["custody.json"])]
-    assert steps.index("screened") < steps.index("sample_released") < steps.index("disposed")
+    assert case["rights_holder"]["brand"] == "Nike"
+    assert files[f"case/images/photo-{hashlib.sha256(png('destroyed')).hexdigest()}.png"] == png("destroyed")
+    custody = json.loads(files["custody.json"])
+    steps = [s["step"] for s in custody]
+    for step in (
+        "screened",
+        "case_detain",
+        "rights_holder_notified",
+        "sample_released",
+        "rights_holder_replied",
+        "case_refer",
+        "disposed",
+    ):
+        assert step in steps, step
+    assert steps.index("screened") < steps.index("case_detain") < steps.index("disposed")
+    detain = next(s for s in custody if s["step"] == "case_detain")
+    assert detain["where"]["storage_location"] == "cage 3" and detain["who"] == world.user["site1"]
+    audit = json.loads(files["audit.json"])
+    assert {"case_open", "case_detain", "case_disposal"} <= {e["action"] for e in audit}
     assert json.loads(files["bundle.json"])["case_id"] == str(case_id)
     both = {"case_id": case_id, "item_ids": [world.item["site1"]]}
     assert c.post("/api/v1/evidence/bundles", json=both, headers=server.admin).status_code == 422
@@ -478,19 +477,27 @@ def test_case_referral(server: Server, world: World) -> None:
     c = server.client
     headers = officer(server, "site1")
     basis = "《中华人民共和国刑法》第二百一十三条、第二百一十四条"
-    open_case = _case(server, world, "site1", "detained", {})
-    r = c.post("/api/v1/referrals", json={"case_id": open_case, "legal_basis": basis}, headers=headers)
+    detained = referred_case(server, world, headers, refer=False)
+    r = c.post("/api/v1/referrals", json={"case_id": detained, "legal_basis": basis}, headers=headers)
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_referred"
-    fields = {"refer": {"authority": "police", "case_reference": "沪邮安〔2026〕21号"}}
-    case_id = _case(server, world, "site2", "referred", fields)
-    r = c.post("/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=headers)
-    assert r.status_code == 404  # site2's case
+
+
+def test_referred_case_referral(server: Server, world: World) -> None:
+    c = server.client
+    headers = officer(server, "site1")
+    basis = "《中华人民共和国刑法》第二百一十三条、第二百一十四条"
+    case_id = referred_case(server, world, headers)
     r = c.post(
         "/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=officer(server, "site2")
     )
+    assert r.status_code == 404  # site1's case
+    r = c.post("/api/v1/referrals", json={"case_id": case_id, "legal_basis": basis}, headers=headers)
     assert r.status_code == 201, r.text
     ref = r.json()
     assert ref["authority"] == "police" and ref["case_id"] == str(case_id)
-    pkg = files_of(c.get(ref["package_url"], headers=officer(server, "site2")).content)
+    assert ref["case_reference"] == "沪邮安〔2026〕21号"
+    pkg = files_of(c.get(ref["package_url"], headers=headers).content)
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pkg[f"referral-{ref['id']}.pdf"])).pages)
     assert "公安机关" in text and f"所属案件：{case_id}" in text.replace(" ", "")
+    trail = c.get(f"/api/v1/cases/{case_id}", headers=headers).json()["trail"]
+    assert [e["detail"]["referral"] for e in trail if e["action"] == "referral_create"] == [ref["id"]]

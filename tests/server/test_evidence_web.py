@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,11 @@ from server import admin
 from server.db import migrate
 from server.evidence.archive import verify_bundle
 from server.evidence.signing import create_signing_key, load_signing_key
-from server.settings import EvidenceConfig
-from tests.server.test_web import PASSWORD, Site, check_page, make_settings, serve_seeded
+from server.settings import AuthConfig, EvidenceConfig
+from tests.server.conftest import PASSWORD as WORLD_PASSWORD
+from tests.server.conftest import Server, World
+from tests.server.test_evidence import officer, referred_case
+from tests.server.test_web import PASSWORD, Site, check_page, make_settings, serve, serve_seeded
 
 
 @pytest.fixture
@@ -109,3 +114,49 @@ def test_export_refer_and_reply_in_the_browser(
         ".then(r => { window.replyStatus = r.status; })"
     )
     wait.until(lambda d: d.execute_script("return window.replyStatus") == 409)
+
+
+@pytest.mark.browser
+def test_case_page_exports_the_case_and_refers_it(
+    server: Server, world: World, chromium: Any, repo_root: Path
+) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    case_id = referred_case(server, world, officer(server, "site1"))
+    # The same database served to the browser over plain HTTP (so the session cookie is not Secure).
+    settings = server.settings.model_copy(update={"auth": AuthConfig(cookie_secure=False)})
+    browser = chromium
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    with serve(settings) as url:
+        browser.get(f"{url}/login?lang=en")
+        browser.find_element(By.ID, "username").send_keys(world.user["site1"])
+        browser.find_element(By.ID, "password").send_keys(WORLD_PASSWORD)
+        browser.find_element(By.ID, "password").submit()
+        wait.until(lambda d: "/login" not in d.current_url)
+        browser.get(f"{url}/desk/cases/{case_id}?lang=en")
+        wait.until(ec.presence_of_element_located((By.ID, "evidence-card")))
+        check_page(browser)
+        browser.find_element(By.ID, "export-bundle").click()
+        downloads: Path = browser.downloads
+        wait.until(lambda _d: [p for p in downloads.glob(f"evidence-case-{case_id}-*.zip")])
+        bundle = next(downloads.glob(f"evidence-case-{case_id}-*.zip"))
+        public = load_signing_key(settings.evidence.signing_key_file).public_key()
+        wait.until(lambda _d: verify_bundle(bundle, public).checked > 0)
+        assert verify_bundle(bundle, public).ok
+        with zipfile.ZipFile(bundle) as zf:
+            assert json.loads(zf.read("case.json"))["id"] == case_id
+        browser.find_element(By.ID, "referral-basis").send_keys("PRC Criminal Law art. 213 and 214")
+        browser.find_element(By.ID, "referral-form").submit()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".referral-entry")))
+        entry = browser.find_element(By.CSS_SELECTOR, ".referral-entry")
+        assert "police" in entry.text and "Awaiting reply" in entry.text
+        assert not browser.find_elements(By.ID, "referral-form")
+        assert "referral_create" in browser.find_element(By.ID, "audit").text  # in the case's own trail
+        check_page(browser)
+        browser.execute_script("document.getElementById('evidence-card').scrollIntoView()")
+        shots = repo_root / "artifacts" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(shots / "case-evidence-referral-en.png"))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,13 @@ from fastapi.testclient import TestClient
 
 from edge.cli import main as cli_main
 from server import admin
+from server.accounts import Principal, Role
 from server.app import create_app
 from server.authz import route_table, rule_for
+from server.cases import holders, notices, store
 from server.db import normalise_url
-from tests.server.conftest import png
+from server.schema import reviews
+from tests.server.conftest import _event, png
 
 # --- role x site x route -------------------------------------------------------------------------------
 # Expected rule of every route, written here independently of server.authz: who may call it and how the
@@ -72,6 +76,27 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", f"{V1}/models"): (frozenset({STN, ADM, OFF}), "none"),
     ("GET", f"{V1}/models/gallery"): (frozenset({STN, ADM, OFF}), "none"),
     ("GET", f"{V1}/models/{{name}}/{{version}}/blob"): (frozenset({STN, ADM, OFF}), "none"),
+    # Cases: officers work them, supervisors and admins read; the rights holders registry is shared.
+    ("GET", f"{V1}/cases"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("POST", f"{V1}/cases"): (frozenset({OFF}), "scoped"),
+    ("GET", f"{V1}/cases/{{case_id}}"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/items"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/owner"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/rights-holder"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/steps"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/notify"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/notices/{{notice_id}}/send"): (frozenset({OFF}), "scoped"),
+    ("GET", f"{V1}/cases/{{case_id}}/notices/{{notice_id}}/eml"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/delivered"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/reply"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/samples"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/disposals"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/cases/{{case_id}}/photos"): (frozenset({OFF}), "scoped"),
+    ("GET", f"{V1}/rights-holders"): (frozenset({OFF, SUP, ADM}), "none"),
+    ("POST", f"{V1}/rights-holders"): (frozenset({OFF, ADM}), "none"),
+    ("PATCH", f"{V1}/rights-holders/{{holder_id}}"): (frozenset({OFF, ADM}), "none"),
+    ("GET", "/desk/cases"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/cases/{case_ref}"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
@@ -252,6 +277,120 @@ def _referred(server: Any, world: Any, site: str) -> tuple[int, int]:
 
 def _png(tag: str) -> bytes:
     return png(tag)
+
+
+# --- cases: each call gets a case of its own, at the target site, on a fresh review item -------------
+_SEQ = itertools.count(1000)
+
+
+def _fresh_item(s: Any, w: Any, site: str, tag: str) -> int:
+    station = w.station[site]
+    seq = next(_SEQ)
+    event = _event(station, seq, f"WBC{seq}", w.sender[site], png(tag))
+    batch = {"station_id": station, "boot_id": "w1", "registry_cursor": 0, "events": [event]}
+    assert s.client.post(f"{V1}/sync", json=batch, headers=w.station_headers[site]).is_success
+    with s.client.app.state.services.db.read() as conn:
+        return int(
+            conn.execute(
+                sqlalchemy.select(reviews.c.id).where(reviews.c.event_key == event["key"])
+            ).scalar_one()
+        )
+
+
+def _case(s: Any, w: Any, site: str, tag: str, notified: bool = False) -> tuple[int, int]:
+    """(case id, notification id or 0): an open case, or a detained one whose notice is written."""
+    svc = s.client.app.state.services
+    item = _fresh_item(s, w, site, tag)
+    root = Principal(kind="user", name="root", role=Role.OFFICER, sites=("*",))
+    now = datetime.now(UTC)
+    with svc.db.write() as conn:
+        case_id = store.open_case(conn, svc.secret, root, f"case-{tag}-{site}", [item], now)
+        if not notified:
+            return case_id, 0
+        conn.execute(sqlalchemy.update(reviews).where(reviews.c.id == item).values(state="detained"))
+        holder = _holder_data(f"B{tag}")
+        store.set_rights_holder(
+            conn, svc.secret, root, case_id, holders.add_holder(conn, svc.secret, root, holder, now)
+        )
+        store.take_step(
+            conn, svc.settings, root, case_id, "detain", {"legal_basis": "l", "storage_location": "s"}, now
+        )
+        return case_id, notices.notify(conn, svc.settings, root, case_id, now)
+
+
+def _holder_data(brand: str) -> dict[str, Any]:
+    fields = {"contact_name": "c", "email": None, "phone": None, "address": "", "language": "zh"}
+    return {"brand": brand, **fields, "trademarks": []}
+
+
+def _holder(s: Any, tag: str) -> int:
+    svc = s.client.app.state.services
+    root = Principal(kind="user", name="root", role=Role.ADMIN, sites=("*",))
+    data = _holder_data(f"H{tag}")
+    with svc.db.write() as conn:
+        return holders.add_holder(conn, svc.secret, root, data, datetime.now(UTC))
+
+
+def _case_call(suffix: str, body: Any = None, notified: bool = False) -> Builder:
+    def build(s: Any, w: Any, site: str, t: str) -> Call:
+        case_id, notice_id = _case(s, w, site, t, notified)
+        return Call(f"{V1}/cases/{case_id}{suffix.format(notice=notice_id)}", body)
+
+    return build
+
+
+def _listing(url: str) -> Builder:
+    def build(s: Any, w: Any, site: str, t: str) -> Call:
+        _case(s, w, site, t)
+        return Call(url, marker=f"case-{t}-{site}")
+
+    return build
+
+
+DISPOSAL = {"review_id": 1, "method": "destruction", "place": "p", "done_on": TODAY, "witnesses": ["w"],
+            "certificate_ref": "c"}  # fmt: skip
+SAMPLE = {"review_id": 1, "description": "d", "quantity": 1, "released_to": "r", "receipt_reference": "x"}
+BUILD.update(
+    {
+        ("GET", f"{V1}/cases"): _listing(f"{V1}/cases"),
+        ("POST", f"{V1}/cases"): lambda s, w, site, t: Call(
+            f"{V1}/cases", {"title": "t", "items": [_fresh_item(s, w, site, t)]}
+        ),
+        ("GET", f"{V1}/cases/{{case_id}}"): _case_call(""),
+        ("POST", f"{V1}/cases/{{case_id}}/items"): lambda s, w, site, t: Call(
+            f"{V1}/cases/{_case(s, w, site, t)[0]}/items", {"items": [_fresh_item(s, w, site, t + "b")]}
+        ),
+        ("POST", f"{V1}/cases/{{case_id}}/owner"): _case_call("/owner", {"owner": "nobody"}),
+        ("POST", f"{V1}/cases/{{case_id}}/rights-holder"): lambda s, w, site, t: Call(
+            f"{V1}/cases/{_case(s, w, site, t)[0]}/rights-holder", {"rights_holder_id": _holder(s, t)}
+        ),
+        ("POST", f"{V1}/cases/{{case_id}}/steps"): _case_call("/steps", {"action": "close"}),
+        ("POST", f"{V1}/cases/{{case_id}}/notify"): _case_call("/notify"),
+        ("POST", f"{V1}/cases/{{case_id}}/notices/{{notice_id}}/send"): _case_call(
+            "/notices/{notice}/send", notified=True
+        ),
+        ("GET", f"{V1}/cases/{{case_id}}/notices/{{notice_id}}/eml"): _case_call(
+            "/notices/{notice}/eml", notified=True
+        ),
+        ("POST", f"{V1}/cases/{{case_id}}/delivered"): _case_call("/delivered", {}),
+        ("POST", f"{V1}/cases/{{case_id}}/reply"): _case_call("/reply", {"reply": "genuine"}),
+        ("POST", f"{V1}/cases/{{case_id}}/samples"): _case_call("/samples", SAMPLE),
+        ("POST", f"{V1}/cases/{{case_id}}/disposals"): _case_call("/disposals", DISPOSAL),
+        ("POST", f"{V1}/cases/{{case_id}}/photos"): lambda s, w, site, t: Call(
+            f"{V1}/cases/{_case(s, w, site, t)[0]}/photos", content=_png(t), ctype="image/png"
+        ),
+        ("POST", f"{V1}/rights-holders"): lambda s, w, site, t: Call(
+            f"{V1}/rights-holders", {"brand": f"N{t}", "contact_name": "c"}
+        ),
+        ("PATCH", f"{V1}/rights-holders/{{holder_id}}"): lambda s, w, site, t: Call(
+            f"{V1}/rights-holders/{_holder(s, t)}", {"address": "a"}
+        ),
+        ("GET", "/desk/cases"): _listing("/desk/cases"),
+        ("GET", "/desk/cases/{case_ref}"): lambda s, w, site, t: Call(
+            f"/desk/cases/{_case(s, w, site, t)[0]}"
+        ),
+    }
+)
 
 
 @dataclass

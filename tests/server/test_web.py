@@ -416,6 +416,13 @@ def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
 @contextmanager
 def serve_seeded(settings: ServerSettings) -> Iterator[tuple[Site, str]]:
     """The app in a real uvicorn server on a free port, seeded through its API; stopped on exit."""
+    with serve(settings) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield seed(settings, http), url
+
+
+@contextmanager
+def serve(settings: ServerSettings) -> Iterator[str]:
+    """The app in a real uvicorn server on a free port, started before the URL is given; stopped on exit."""
     import socket
     import threading
 
@@ -428,12 +435,11 @@ def serve_seeded(settings: ServerSettings) -> Iterator[tuple[Site, str]]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for _ in range(500):
-                if server.started:
-                    break
-                thread.join(0.02)
-            yield seed(settings, http), url
+        for _ in range(500):
+            if server.started:
+                break
+            thread.join(0.02)
+        yield url
     finally:
         server.should_exit = True
         thread.join(10)

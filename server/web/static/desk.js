@@ -3,42 +3,11 @@
 (function () {
   const P = JSON.parse(document.getElementById("page").textContent);
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-
-  function showError(message) {
-    const box = $("error");
-    box.textContent = message;
-    box.hidden = false;
-    box.scrollIntoView({ block: "nearest" });
-  }
+  const { call: api, showError } = window.pgApi;
   function notice(message) {
     const box = $("notice");
     box.textContent = message;
     box.hidden = false;
-  }
-  // Every API error has the one shape {"error": {"code", "message"}}: show its message as written.
-  async function api(method, url, body) {
-    $("error").hidden = true;
-    let resp;
-    try {
-      resp = await fetch(url, {
-        method: method,
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (e) {
-      showError(String(e));
-      return null;
-    }
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      const msg = data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status;
-      showError(msg);
-      return null;
-    }
-    return data;
   }
 
   // ---- X-ray viewer: zoom, contrast, invert (CSS filters on the served image) ----

@@ -1,11 +1,11 @@
-// Hit page evidence card: download a signed bundle, create a referral package, record the authority's reply.
+// Evidence card (hit and case pages): download a signed bundle, create the referral package, record the reply.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
-  // One POST for all three; an API error (one JSON shape) goes to the page's error region as written.
-  async function post(url, body) {
+  // The bundle comes back as bytes, so this one call is made here; JSON calls go through pgApi (api.js).
+  async function postForBytes(url, body) {
     $("error").hidden = true;
     let resp;
     try {
@@ -16,17 +16,13 @@
         body: JSON.stringify(body),
       });
     } catch (e) {
-      resp = null;
-      $("error").textContent = String(e);
+      window.pgApi.showError(String(e));
+      return null;
     }
-    if (resp && resp.ok) return resp;
-    if (resp) {
-      let data = null;
-      try { data = await resp.json(); } catch (e) { data = null; }
-      $("error").textContent = data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status;
-    }
-    $("error").hidden = false;
-    $("error").scrollIntoView({ block: "nearest" });
+    if (resp.ok) return resp;
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    window.pgApi.showError(data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status);
     return null;
   }
 
@@ -34,7 +30,7 @@
   if (exportButton) {
     exportButton.addEventListener("click", async () => {
       exportButton.disabled = true;
-      const resp = await post("/api/v1/evidence/bundles", { item_ids: [Number(exportButton.dataset.item)] });
+      const resp = await postForBytes("/api/v1/evidence/bundles", JSON.parse(exportButton.dataset.target));
       exportButton.disabled = false;
       if (!resp) return;
       const name = (/filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "") || [])[1] || "evidence.zip";
@@ -53,8 +49,8 @@
   if (referral) {
     referral.addEventListener("submit", async (e) => {
       e.preventDefault();
-      const body = { item_ids: [Number(referral.dataset.item)], legal_basis: $("referral-basis").value.trim() };
-      if (await post("/api/v1/referrals", body)) window.location.reload();
+      const body = Object.assign(JSON.parse(referral.dataset.target), { legal_basis: $("referral-basis").value.trim() });
+      if (await window.pgApi.call("POST", "/api/v1/referrals", body)) window.location.reload();
     });
   }
 
@@ -63,7 +59,8 @@
       e.preventDefault();
       const body = {};
       new FormData(form).forEach((value, key) => { if (String(value).trim()) body[key] = String(value).trim(); });
-      if (await post("/api/v1/referrals/" + form.dataset.referral + "/reply", body)) window.location.reload();
+      const url = "/api/v1/referrals/" + form.dataset.referral + "/reply";
+      if (await window.pgApi.call("POST", url, body)) window.location.reload();
     });
   });
 })();
