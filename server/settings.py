@@ -185,6 +185,9 @@ class EvidenceConfig(BaseModel):
     sender_unit: str = Field(
         "", max_length=200, description="the referring unit's name printed on referral letters"
     )
+    max_bundle_mb: int = Field(
+        512, ge=1, le=4096, description="largest bundle in MB (it is built in memory); larger is refused"
+    )
 
 
 class ServerSettings(BaseModel):

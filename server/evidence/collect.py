@@ -11,7 +11,7 @@ from sqlalchemy import Connection, or_, select
 
 from server.accounts import Principal
 from server.db import iso
-from server.errors import BadInput
+from server.errors import BadInput, TooLarge
 from server.privacy import Privacy
 from server.reviews import audit_targets, evidence
 from server.schema import audit_log, events, images, model_artifacts, senders
@@ -107,8 +107,18 @@ def _models(conn: Connection, versions: set[str]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def _add_image(conn: Connection, files: dict[str, bytes], stem: str, sha256: str) -> bool:
+def _add_image(conn: Connection, files: dict[str, bytes], stem: str, sha256: str, max_bytes: int) -> bool:
     """The image's original bytes under `stem` plus its type's suffix; False when never received."""
+    size = conn.execute(select(images.c.size).where(images.c.sha256 == sha256)).scalar()
+    if size is None:
+        return False
+    # Checked before the bytes are read: the whole bundle is built in memory.
+    held = sum(len(v) for v in files.values())
+    if held + int(size) > max_bytes:
+        raise TooLarge(
+            f"the bundle would exceed evidence.max_bundle_mb ({max_bytes >> 20} MB); bundle fewer items",
+            "bundle_too_large",
+        )
     row = conn.execute(select(images.c.content_type, images.c.data).where(images.c.sha256 == sha256)).first()
     if row is None:
         return False
@@ -193,6 +203,7 @@ def collect_bundle(
     regions: dict[str, list[str]],
     now: datetime,
     key_sha256: str,
+    max_bytes: int,
 ) -> Collected:
     """Every file of the bundle; an item beyond the caller's sites is NotFound, as everywhere else."""
     check_request(req)
@@ -237,7 +248,9 @@ def collect_bundle(
         )
         files[f"{base}/declared.json"] = dumps(item["manifest"])
         for img in item["images"]:
-            if not _add_image(conn, files, f"{base}/images/{img['kind']}-{img['sha256']}", img["sha256"]):
+            if not _add_image(
+                conn, files, f"{base}/images/{img['kind']}-{img['sha256']}", img["sha256"], max_bytes
+            ):
                 missing_images.append({"item": item["id"], "sha256": img["sha256"], "kind": img.get("kind")})
     revealed: list[str] = []
     for token in sorted({i["sender_token"] for i in items if i["sender_token"]}):
@@ -254,7 +267,7 @@ def collect_bundle(
         if req.case.audit_target:
             targets.append(req.case.audit_target)
         for sha in req.case.images:
-            if not _add_image(conn, files, f"case/images/photo-{sha}", sha):
+            if not _add_image(conn, files, f"case/images/photo-{sha}", sha, max_bytes):
                 missing_images.append({"item": None, "sha256": sha, "kind": "case photo"})
     entries = _audit(conn, who, targets)
     custody: list[dict[str, Any]] = []

@@ -35,7 +35,14 @@ def export_bundle(
         for token, sites in sorted(sites_of.items()):
             record(conn, secret, who.name, "reveal", f"sender:{token}", sites, why)
     collected = collect_bundle(
-        conn, who, req, privacy, settings.regions, utcnow(), key_fingerprint(key.public_key())
+        conn,
+        who,
+        req,
+        privacy,
+        settings.regions,
+        utcnow(),
+        key_fingerprint(key.public_key()),
+        settings.evidence.max_bundle_mb << 20,
     )
     bundle = write_bundle(collected.files, key)
     target = f"case:{req.case.case_id}" if req.case else f"review:{req.item_ids[0]}"

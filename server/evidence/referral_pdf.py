@@ -40,6 +40,7 @@ class ReferralLetter:
     key_sha256: str
     files: int
     case_id: str | None = None
+    case_title: str = ""
 
 
 def _styles(font: str) -> dict[str, ParagraphStyle]:
@@ -144,7 +145,7 @@ def render_referral_pdf(letter: ReferralLetter) -> bytes:
         _p(
             f"本单位在寄递渠道安全检查中发现涉嫌侵权假冒的寄递物品共 {len(letter.items)} 件"
             f"（运单号：{waybills}），检查地点：{sites}。"
-            + (f"所属案件：{letter.case_id}。" if letter.case_id else "")
+            + (f"所属案件：{letter.case_id}（{letter.case_title}）。" if letter.case_id else "")
             + f"寄件人（脱敏）：{_senders(letter.items)}。"
             "经审查，现依法将相关线索及电子证据移送贵单位处理。寄件人实名信息以脱敏形式附于证据包内，"
             "完整信息经审计登记后方可调取。",

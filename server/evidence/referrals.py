@@ -162,6 +162,7 @@ def create_referral(
         key_sha256=bundle.key_fingerprint,
         files=bundle.files,
         case_id=case.case_id if case else None,
+        case_title=str(case.summary.get("title", "")) if case else "",
     )
     package = _package(referral_id, render_referral_pdf(letter), bundle.data)
     digest = hashlib.sha256(package).hexdigest()

@@ -368,6 +368,10 @@ def test_cli_keygen_export_verify(
     assert "fingerprint" in capsys.readouterr().out
     assert main(["case", "export", items, "--out", str(out), "--config", str(cfg)]) == 3  # never overwrites
     assert main(["case", "export", "case:12", "--config", str(cfg)]) == 2
+    case_id = referred_case(server, world, officer(server, "site1"))
+    by_case = tmp_path / "case.zip"
+    assert main(["case", "export", str(case_id), "--out", str(by_case), "--config", str(cfg)]) == 0
+    assert json.loads(files_of(by_case.read_bytes())["case.json"])["id"] == case_id
     assert main(["case", "export", "4242", "--out", str(tmp_path / "y.zip"), "--config", str(cfg)]) == 2
     assert (
         main(["case", "export", "item:999999", "--out", str(tmp_path / "x.zip"), "--config", str(cfg)]) == 2
@@ -498,6 +502,50 @@ def test_referred_case_referral(server: Server, world: World) -> None:
     assert ref["case_reference"] == "沪邮安〔2026〕21号"
     pkg = files_of(c.get(ref["package_url"], headers=headers).content)
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pkg[f"referral-{ref['id']}.pdf"])).pages)
-    assert "公安机关" in text and f"所属案件：{case_id}" in text.replace(" ", "")
+    assert "公安机关" in text and f"所属案件：{case_id}（蚂蚁搬家" in text.replace(" ", "")
     trail = c.get(f"/api/v1/cases/{case_id}", headers=headers).json()["trail"]
     assert [e["detail"]["referral"] for e in trail if e["action"] == "referral_create"] == [ref["id"]]
+
+
+def test_a_bundle_over_the_size_limit_is_refused_before_it_is_built(server: Server, world: World) -> None:
+    import cv2
+    import numpy as np
+
+    noise = np.random.default_rng(7).integers(0, 256, (1100, 1100), dtype=np.uint8)
+    ok, encoded = cv2.imencode(".png", noise)
+    assert ok and encoded.nbytes > 1 << 20
+    big = encoded.tobytes()
+    sha = hashlib.sha256(big).hexdigest()
+    event = {
+        "type": "parcel",
+        "key": "st-a:w1:40",
+        "station_id": "st-a",
+        "boot_id": "w1",
+        "seq": 40,
+        "at": "2026-12-01T11:00:00+00:00",
+        "tracking_id": "t40",
+        "waybill": "WBBIG40",
+        "decision": "HOLD",
+        "reasons": ["SENDER_WATCHLISTED"],
+        "risk": 0.8,
+        "classifier": "off",
+        "images": [{"sha256": sha, "kind": "xray", "content_type": "image/png", "size": len(big)}],
+    }
+    sync = {"station_id": "st-a", "boot_id": "w1", "registry_cursor": 0, "events": [event]}
+    c = server.client
+    assert c.post("/api/v1/sync", json=sync, headers=server.station_a).is_success
+    put = c.put(
+        f"/api/v1/images/{sha}", content=big, headers={**server.station_a, "Content-Type": "image/png"}
+    )
+    assert put.status_code == 201, put.text
+    item = next(
+        i["id"] for i in c.get("/api/v1/reviews", headers=server.admin).json() if i["waybill"] == "WBBIG40"
+    )
+    small = server.settings.evidence.model_copy(update={"max_bundle_mb": 1})
+    with TestClient(create_app(server.settings.model_copy(update={"evidence": small}))) as limited:
+        r = limited.post("/api/v1/evidence/bundles", json={"item_ids": [item]}, headers=server.admin)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "bundle_too_large"
+        assert "max_bundle_mb" in r.json()["error"]["message"]
+        log = limited.get("/api/v1/audit", headers=server.admin).json()
+    assert not [e for e in log if e["action"] == "evidence_export"]  # refused: nothing recorded
+    assert verify_bundle(bundle_of(server, server.admin, [item])).ok  # the usual limit takes it
