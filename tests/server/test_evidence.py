@@ -392,6 +392,12 @@ def test_cli_keygen_export_verify(
     assert main(["case", "verify", str(out), "--public-key", str(other)]) == 1
     assert "bad signature" in capsys.readouterr().err
     assert main(["case", "verify", str(tmp_path / "nope.zip")]) == 3
+    assert main(["case", "verify", str(out), "--public-key", str(new_key)]) == 2  # the private key
+    assert "not a PEM public key" in capsys.readouterr().err
+    bare = tmp_path / "bare.toml"
+    bare.write_text(f"[server]\ndatabase_url = '{s.database_url}'\n")
+    assert main(["case", "keygen", "--config", str(bare)]) == 2
+    assert "signing_key_file" in capsys.readouterr().err
 
 
 def referred_case(server: Server, world: World, officer: dict[str, str], refer: bool = True) -> int:
@@ -549,3 +555,35 @@ def test_a_bundle_over_the_size_limit_is_refused_before_it_is_built(server: Serv
         log = limited.get("/api/v1/audit", headers=server.admin).json()
     assert not [e for e in log if e["action"] == "evidence_export"]  # refused: nothing recorded
     assert verify_bundle(bundle_of(server, server.admin, [item])).ok  # the usual limit takes it
+
+
+def test_signing_key_refusals(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from server.evidence.signing import SigningKeyError, load_public_key, load_signing_key
+
+    with pytest.raises(SigningKeyError, match="not set"):
+        load_signing_key(None)
+    with pytest.raises(SigningKeyError, match="no signing key there"):
+        load_signing_key(tmp_path / "absent.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(SigningKeyError, match="not an unencrypted PEM private key"):
+        load_signing_key(garbage)
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = tmp_path / "rsa.pem"
+    other.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    with pytest.raises(SigningKeyError, match="not an Ed25519 key"):
+        load_signing_key(other)
+    with pytest.raises(SigningKeyError, match="not a PEM public key"):
+        load_public_key(other.read_bytes(), "rsa.pem")  # a private key given where the public one goes
+    rsa_pub = rsa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(SigningKeyError, match="not an Ed25519 public key"):
+        load_public_key(rsa_pub, "rsa-pub.pem")
