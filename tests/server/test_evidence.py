@@ -587,3 +587,20 @@ def test_signing_key_refusals(tmp_path: Path) -> None:
     )
     with pytest.raises(SigningKeyError, match="not an Ed25519 public key"):
         load_public_key(rsa_pub, "rsa-pub.pem")
+
+
+def test_no_chinese_font_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine without the font package: the letter names what to install (fonts are the system edge)."""
+    from server.evidence import fonts
+
+    latin = tmp_path / "latin.ttf"
+    latin.write_bytes(b"not really a font")
+    fonts.chinese_font.cache_clear()
+    monkeypatch.setattr(fonts, "KNOWN_PATHS", (str(latin),))
+    monkeypatch.setattr(fonts, "_fontconfig_candidates", lambda: [])
+    try:
+        with pytest.raises(fonts.FontMissing, match="fonts-wqy-zenhei") as err:
+            fonts.chinese_font()
+        assert str(latin) in str(err.value)
+    finally:
+        fonts.chinese_font.cache_clear()
