@@ -212,6 +212,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "case_photo": ("照片", "Photo"),
     "case_record_disposal": ("登记处置", "Record the disposal"),
     "case_note": ("说明", "Note"),
+    "case_new_owner": ("新承办人（用户名）", "New owner (user name)"),
+    "case_hand_over": ("移交", "Hand over"),
     "case_state_open": ("已立案", "open"),
     "case_state_detained": ("已扣留", "detained"),
     "case_state_notified": ("已通知（待送达）", "notified (not yet delivered)"),

@@ -50,11 +50,13 @@ def detain_items(c: TestClient, officer: dict[str, str], ids: list[int]) -> None
         assert r.status_code == 200, r.text
 
 
-def open_detained_case(server: Server, world: World, officer: dict[str, str]) -> dict[str, Any]:
+def open_detained_case(
+    server: Server, world: World, officer: dict[str, str], holder_data: dict[str, Any] = HOLDER
+) -> dict[str, Any]:
     c = server.client
     ids = [world.item["site1"], world.shared_item["site1"]]
     detain_items(c, officer, ids)
-    holder = c.post("/api/v1/rights-holders", json=HOLDER, headers=officer)
+    holder = c.post("/api/v1/rights-holders", json=holder_data, headers=officer)
     assert holder.status_code == 201, holder.text
     r = c.post("/api/v1/cases", json={"title": "蚂蚁搬家 shoes", "items": ids}, headers=officer)
     assert r.status_code == 201, r.text
@@ -93,6 +95,14 @@ def test_case_from_two_parcels_to_closing(
     body = msg.get_body().get_content()  # type: ignore[union-attr]
     assert "CASE-" in str(msg["Subject"]) and world.waybill["site1"] in body and "3 个工作日" in body
     assert "第十六条" in body and "G1234567" in body
+    # A delivery time before the notice was written, in the future, or without a zone is refused.
+    for when, status in (
+        ("2001-01-01T00:00:00Z", 422),
+        ("2999-01-01T00:00:00Z", 422),
+        ("2026-12-01T10:00:00", 422),
+    ):
+        bad = c.post(f"/api/v1/cases/{cid}/delivered", json={"delivered_at": when}, headers=officer)
+        assert bad.status_code == status and "error" in bad.json(), (when, bad.text)
     r = c.post(f"/api/v1/cases/{cid}/delivered", json={}, headers=officer)
     assert r.status_code == 200, r.text
     awaiting = r.json()
@@ -350,7 +360,7 @@ def test_notice_sent_by_smtp_starts_the_reply_deadline(
 def test_smtp_refusal_keeps_the_notice_to_export(server: Server, world: World, caller: Caller) -> None:
     """A mail server that does not answer: the case stays notified with the error, the notice exportable."""
     officer, _ = caller("officer", ["site1"])
-    case = open_detained_case(server, world, officer)
+    case = open_detained_case(server, world, officer, {**HOLDER, "language": "en"})
     svc = server.client.app.state.services  # type: ignore[attr-defined]
     svc.settings.cases.smtp_host, svc.settings.cases.smtp_port = "127.0.0.1", 9  # discard port: refused
     try:
@@ -359,6 +369,13 @@ def test_smtp_refusal_keeps_the_notice_to_export(server: Server, world: World, c
         svc.settings.cases.smtp_host = None
     assert r.status_code == 200 and r.json()["sent"] is False and "127.0.0.1:9" in r.json()["error"]
     assert r.json()["case"]["state"] == "notified" and r.json()["case"]["notifications"][0]["send_error"]
+    # The rights holder reads English: the English template, with the same period and source.
+    eml = server.client.get(
+        f"/api/v1/cases/{case['id']}/notices/{r.json()['notice_id']}/eml", headers=officer
+    )
+    body = message_from_bytes(eml.content, policy=policy.default).get_body()
+    assert body is not None and "within 3 working days of receiving it" in str(body.get_content())
+    assert "Notice of detained goods" in eml.text and "第十六条" in str(body.get_content())
 
 
 def test_open_box_results_become_labelled_examples(

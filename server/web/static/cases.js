@@ -51,6 +51,9 @@
       else reload(data);
     });
   }
+  on("owner-form", async (f) => {
+    reload(await call("POST", base + "/owner", { owner: f.elements.owner.value.trim() }));
+  });
   on("delivered-form", async (f) => {
     const raw = f.elements.delivered_at.value;
     // The browser's local time, sent with its offset: the server keeps times in UTC.
