@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 # needs); the full one adds the dev tools and the train extra for the tests.
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
-RUN_SYSTEM_PACKAGES := libzbar0
+# fonts-wqy-zenhei: Chinese glyphs (TrueType) for the referral letter the server renders.
+RUN_SYSTEM_PACKAGES := libzbar0 fonts-wqy-zenhei
 SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium chromium-driver
 
 .PHONY: setup setup-run system-packages run-system-packages install-system-packages demo train-deps examples test lint typecheck \

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
-from server.api import cases, models, office, people, reviews, station
+from server.api import cases, evidence, models, office, people, reviews, station
 from server.audit_checkpoint import CheckpointWorker
 from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
@@ -61,6 +61,7 @@ def api_routers() -> list[APIRouter]:
         reviews.router,
         people.router,
         models.router,
+        evidence.router,
         probes_router,
         metrics_router,
         cases.router,

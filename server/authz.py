@@ -142,6 +142,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{V1}/rights-holders/{{holder_id}}"): _api(Sites.NONE, OFF, ADM),
     ("GET", "/desk/cases"): _page(OFF, ADM),
     ("GET", "/desk/cases/{case_ref}"): _page(OFF, ADM),
+    # Evidence bundles and referrals: of the caller's sites' items only (server.evidence).
+    ("POST", f"{V1}/evidence/bundles"): _api(Sites.SCOPED, OFF, ADM),
+    ("POST", f"{V1}/referrals"): _api(Sites.SCOPED, OFF),
+    ("GET", f"{V1}/referrals/{{referral_id}}"): _api(Sites.SCOPED, OFF, SUP, ADM),
+    ("GET", f"{V1}/referrals/{{referral_id}}/package"): _api(Sites.SCOPED, OFF, ADM),
+    ("POST", f"{V1}/referrals/{{referral_id}}/reply"): _api(Sites.SCOPED, OFF),
     # Pages: the session decides; a page answers with a redirect to the login page, not a 401.
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,

@@ -249,6 +249,10 @@ def register(
     p.set_defaults(func=_guarded(_audit_checkpoint))
 
     _register_dataset(commands)
+    # Evidence bundles: `parcelguard case ...` (server.case_cli).
+    from server.case_cli import register_case
+
+    register_case(commands)
 
     try:
         from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]

@@ -13,7 +13,7 @@ from server.accounts import Principal
 from server.db import iso, parse_iso
 from server.errors import Conflict, NotFound
 from server.review_rules import GALLERY_DECISIONS, ItemView, apply_action
-from server.schema import events, gallery, manifests, reviews, senders, watchlist
+from server.schema import events, gallery, manifests, orders, referrals, reviews, senders, watchlist
 from server.scope import site_filter
 from server.settings import ReviewConfig
 from server.watchlist import applies_at
@@ -263,3 +263,30 @@ def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: da
         )
         added += 1
     return added
+
+
+def audit_targets(conn: Connection, item: dict[str, Any]) -> list[str]:
+    """Audit targets about one item: the item, its sender's record, pull orders for its waybill or sender."""
+    targets = [f"review:{item['id']}"]
+    if item["sender_token"]:
+        targets.append(f"sender:{item['sender_token']}")
+    related = []
+    if item["waybill"]:
+        related.append(orders.c.waybill == item["waybill"])
+    if item["sender_token"]:
+        related.append(orders.c.sender_token == item["sender_token"])
+    if related:
+        targets += [str(r.order_id) for r in conn.execute(select(orders.c.order_id).where(or_(*related)))]
+    targets += [f"referral:{n}" for n in referrals_naming(conn, int(item["id"]))]
+    return targets
+
+
+def referrals_naming(conn: Connection, item_id: int) -> list[int]:
+    """Ids of the referrals that include this item, newest first."""
+    # item_ids is a JSON list; LIKE narrows, the exact check decides (12 must not match 120).
+    rows = conn.execute(
+        select(referrals.c.id, referrals.c.item_ids)
+        .where(referrals.c.item_ids.like(f"%{item_id}%"))
+        .order_by(referrals.c.id.desc())
+    )
+    return [int(r.id) for r in rows if item_id in json.loads(r.item_ids)]

@@ -479,3 +479,29 @@ labelled_examples = Table(
     UniqueConstraint("image_sha256", "source", "label", name="uq_labelled_image_source_label"),
     Index("ix_labelled_kind_label", "kind", "label"),
 )
+
+# A referral of review items (or a case) to an authority: the package sent (letter PDF and signed
+# evidence bundle) and the reply, once it comes: the receipt and the authority's own case number.
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("item_ids", Text, nullable=False),  # JSON list of review item ids
+    Column("case_id", String(64), nullable=True),
+    Column("sites", Text, nullable=False),  # JSON list: who may see the referral (all of them)
+    Column("authority", String(32), nullable=False),
+    Column("case_reference", String(200), nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of the bundle's signed manifest
+    Column("key_sha256", String(64), nullable=False),
+    Column("package", LargeBinary, nullable=False),  # zip: the letter and the bundle, as sent
+    Column("package_sha256", String(64), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("receipt_ref", String(200), nullable=True),
+    Column("received_at", TS, nullable=True),
+    Column("authority_case_number", String(200), nullable=True),
+    Column("reply_by", String(64), nullable=True),
+    Column("reply_at", TS, nullable=True),
+    Index("ix_referrals_case", "case_id"),
+)

@@ -196,6 +196,25 @@ class AuditConfig(BaseModel):
     )
 
 
+class EvidenceConfig(BaseModel):
+    """Evidence bundles and referral packages: the key that signs them and the referral's wording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs evidence bundles, created by "
+        "`parcelguard case keygen`; keep it outside the repository and readable by the server only; "
+        "unset: bundles cannot be exported",
+    )
+    sender_unit: str = Field(
+        "", max_length=200, description="the referring unit's name printed on referral letters"
+    )
+    max_bundle_mb: int = Field(
+        512, ge=1, le=4096, description="largest bundle in MB (it is built in memory); larger is refused"
+    )
+
+
 class ServerSettings(BaseModel):
     """Everything the central server needs to start; secrets default to the environment."""
 
@@ -236,6 +255,9 @@ class ServerSettings(BaseModel):
         description="named sets of sites, e.g. {south = ['gz1', 'sz2']}: a watchlist entry of scope "
         "'region' applies at every site of its region; it may be set by a user holding every one of "
         "those sites (holders of '*' always)",
+    )
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig, description="evidence bundles and referral packages"
     )
     ui_language: Literal["zh", "en"] = Field(
         "zh", description="language the web pages open in (zh: Simplified Chinese, en: English)"

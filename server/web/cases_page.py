@@ -16,6 +16,7 @@ from server.cases.rules import AUTHORITIES, DISPOSAL_METHODS, ITEM_STATES, STATE
 from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
+from server.evidence.referrals import REFERRED_CASE_STATES, referrals_of_case
 from server.schema import reviews
 from server.scope import site_filter
 from server.web.common import PageDenied, error_page, need_user, render
@@ -78,6 +79,7 @@ def case_page(request: Request, case_ref: str) -> Response:
         with svc.db.read() as conn:
             case = case_detail(conn, svc.settings, who, case_id, utcnow())
             holders = list_holders(conn)
+            referrals = referrals_of_case(conn, who, case_id)
         disposed = {d["review_id"] for d in case["disposals"]}
         page = {
             "id": case_id,
@@ -95,6 +97,11 @@ def case_page(request: Request, case_ref: str) -> Response:
             disposed=disposed,
             authorities=sorted(AUTHORITIES),
             methods=DISPOSAL_METHODS,
+            # The evidence card (desk_evidence.html): a bundle of the case; its referral once referred.
+            evidence_target={"case_id": case_id},
+            referrals=referrals,
+            can_refer=who.role is Role.OFFICER and case["state"] in REFERRED_CASE_STATES and not referrals,
+            can_reply=who.role is Role.OFFICER,
             page_json=json.dumps(page).replace("<", "\\u003c"),
         )
     except PageDenied as exc:

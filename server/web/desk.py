@@ -13,9 +13,10 @@ from server.accounts import Principal, Role
 from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
+from server.evidence.referrals import referrals_of_item
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
-from server.reviews import evidence, item_summary, queue
-from server.schema import audit_log, gallery, orders, reviews
+from server.reviews import audit_targets, evidence, item_summary, queue
+from server.schema import audit_log, gallery, reviews
 from server.scope import audit_filter, site_filter
 from server.web.common import PageDenied, error_page, need_user, render
 
@@ -102,16 +103,7 @@ def audit_trail(conn: Connection, who: Principal, item: dict[str, Any]) -> list[
     Only entries whose sites are all the caller's: another site's reveal of the same sender, or its
     order for the same waybill, stays with that site.
     """
-    targets = [f"review:{item['id']}"]
-    if item["sender_token"]:
-        targets.append(f"sender:{item['sender_token']}")
-    related = []
-    if item["waybill"]:
-        related.append(orders.c.waybill == item["waybill"])
-    if item["sender_token"]:
-        related.append(orders.c.sender_token == item["sender_token"])
-    if related:
-        targets += [str(r.order_id) for r in conn.execute(select(orders.c.order_id).where(or_(*related)))]
+    targets = audit_targets(conn, item)
     rows = conn.execute(
         select(audit_log).where(audit_log.c.target.in_(targets), audit_filter(who)).order_by(audit_log.c.n)
     )
@@ -159,6 +151,7 @@ def desk_item(request: Request, item_ref: str) -> Response:
             claimed_from = conn.execute(
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
             ).scalar()
+            referrals = referrals_of_item(conn, who, item_id)
         xray = next((i for i in item["images"] if i["kind"].startswith("xray")), None)
         # The goods photo when there is one, else the label camera's view of the package.
         photo = next((i for i in item["images"] if i["kind"] == "camera"), None) or next(
@@ -187,6 +180,11 @@ def desk_item(request: Request, item_ref: str) -> Response:
             decisions=allowed_decisions(item, who, claimed_from),
             required=REQUIRED_FIELDS,
             authorities=sorted(AUTHORITIES),
+            # The evidence card (desk_evidence.html): referral and reply are the officer's to record.
+            referrals=referrals,
+            evidence_target={"item_ids": [item_id]},
+            can_refer=who.role is Role.OFFICER and item["outcome"] == "refer" and not referrals,
+            can_reply=who.role is Role.OFFICER,
             page_json=json.dumps(page_data, ensure_ascii=False).replace("<", "\\u003c"),
         )
     except PageDenied as exc:

@@ -28,8 +28,9 @@ from fastapi.testclient import TestClient
 from server import admin
 from server.app import create_app
 from server.db import migrate, normalise_url
+from server.evidence.signing import create_signing_key
 from server.jurisdictions import DEFAULT_TIMEZONE
-from server.settings import ServerSettings, generate_key
+from server.settings import EvidenceConfig, ServerSettings, generate_key
 from server.sites import local_day
 
 ENGINES = ["sqlite", "postgres"]
@@ -115,8 +116,12 @@ class Server:
 
 
 @pytest.fixture
-def server(db_url: str) -> Iterator[Server]:
-    settings = make_settings(db_url)
+def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    # An evidence signing key, as a deployed server has one: bundle and referral routes work.
+    key = tmp_path / "keys" / "evidence.pem"
+    create_signing_key(key)
+    evidence = EvidenceConfig(signing_key_file=key, sender_unit="某市邮政管理局")
+    settings = make_settings(db_url, evidence=evidence)
     admin.create_user(settings, "root", "a long password 123", "admin", ["*"])
     root = admin.create_api_token(settings, "root")
     a = admin.register_station(settings, "st-a", "site1", "line1")

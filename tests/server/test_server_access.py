@@ -65,6 +65,11 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", f"{V1}/senders/{{token}}"): (frozenset({OFF, SUP, ADM}), "scoped"),
     ("POST", f"{V1}/senders/{{token}}/reveal"): (frozenset({OFF}), "scoped"),
     ("GET", f"{V1}/audit"): (frozenset({ADM}), "scoped"),
+    ("POST", f"{V1}/evidence/bundles"): (frozenset({OFF, ADM}), "scoped"),
+    ("POST", f"{V1}/referrals"): (frozenset({OFF}), "scoped"),
+    ("GET", f"{V1}/referrals/{{referral_id}}"): (frozenset({OFF, SUP, ADM}), "scoped"),
+    ("GET", f"{V1}/referrals/{{referral_id}}/package"): (frozenset({OFF, ADM}), "scoped"),
+    ("POST", f"{V1}/referrals/{{referral_id}}/reply"): (frozenset({OFF}), "scoped"),
     ("GET", f"{V1}/audit/verify"): (frozenset({ADM}), "network"),
     ("PUT", f"{V1}/models/{{name}}/{{version}}"): (frozenset({ADM}), "network"),
     ("POST", f"{V1}/models/{{name}}/{{version}}/mode"): (frozenset({ADM}), "network"),
@@ -219,6 +224,22 @@ BUILD: dict[tuple[str, str], Builder] = {
         f"{V1}/models/m/1/mode", {"mode": "shadow"}
     ),
     ("GET", f"{V1}/models/{{name}}/{{version}}/blob"): lambda s, w, site, t: Call(f"{V1}/models/m/1/blob"),
+    ("POST", f"{V1}/evidence/bundles"): lambda s, w, site, t: Call(
+        f"{V1}/evidence/bundles", {"item_ids": [w.item[site]]}
+    ),
+    ("POST", f"{V1}/referrals"): lambda s, w, site, t: Call(
+        f"{V1}/referrals",
+        {"item_ids": [_referred(s, w, site)[0]], "legal_basis": "《商标法》第六十条、第六十一条"},
+    ),
+    ("GET", f"{V1}/referrals/{{referral_id}}"): lambda s, w, site, t: Call(
+        f"{V1}/referrals/{_referred(s, w, site)[1]}"
+    ),
+    ("GET", f"{V1}/referrals/{{referral_id}}/package"): lambda s, w, site, t: Call(
+        f"{V1}/referrals/{_referred(s, w, site)[1]}/package"
+    ),
+    ("POST", f"{V1}/referrals/{{referral_id}}/reply"): lambda s, w, site, t: Call(
+        f"{V1}/referrals/{_referred(s, w, site)[1]}/reply", {"authority_case_number": f"N{t}"}
+    ),
     ("POST", "/login"): lambda s, w, site, t: Call("/login"),
     ("GET", "/web/static/{name}"): lambda s, w, site, t: Call("/web/static/web.css"),
     ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
@@ -233,6 +254,29 @@ BUILD: dict[tuple[str, str], Builder] = {
         f"/stations?site={site}", marker={"site1": "st-a", "site2": "st-c"}[site]
     ),
 }
+
+
+def _referred(server: Any, world: Any, site: str) -> tuple[int, int]:
+    """The site's shared item decided `refer` and one referral of it, made once per world."""
+    made: dict[str, tuple[int, int]] = world.__dict__.setdefault("referred", {})
+    if site not in made:
+        from server.accounts import Principal, Role
+        from server.db import utcnow
+        from server.evidence.referrals import create_referral
+        from server.reviews import act
+
+        svc = server.client.app.state.services
+        who = Principal(kind="user", name=f"ref-{site}", role=Role.OFFICER, sites=(site,))
+        item = world.shared_item[site]
+        fields = {"authority": "police", "case_reference": f"R-{site}"}
+        with svc.db.write() as conn:
+            act(conn, item, who, "claim", utcnow(), svc.settings.review)
+            act(conn, item, who, "refer", utcnow(), svc.settings.review, fields)
+            ref = create_referral(
+                conn, who, [item], None, "《商标法》第六十条、第六十一条", svc.settings, svc.privacy, utcnow()
+            )
+        made[site] = (item, int(ref["id"]))
+    return made[site]
 
 
 def _png(tag: str) -> bytes:

@@ -40,7 +40,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, dict[str, dict[str, str]]]]:
-    from server.settings import LimitsConfig, OrdersConfig, ServerSettings
+    from server.evidence.signing import create_signing_key
+    from server.settings import EvidenceConfig, LimitsConfig, OrdersConfig, ServerSettings
 
     pg: tuple[sqlalchemy.Engine, str] | None = None
     if request.param == "sqlite":
@@ -61,7 +62,10 @@ def api(
         # Short long polls keep generated cases quick; small limits let 413 paths be reached.
         orders=OrdersConfig(max_poll_seconds=0.05),
         limits=LimitsConfig(max_body_bytes=256 * 1024, max_image_bytes=256 * 1024),
+        evidence=EvidenceConfig(signing_key_file=Path(tmp_path_factory.mktemp("keys")) / "evidence.pem"),
     )
+    assert s.evidence.signing_key_file is not None
+    create_signing_key(s.evidence.signing_key_file)
     try:
         migrate(s.database_url)
         admin.create_user(s, "root", "a long password 123", "admin", ["*"])

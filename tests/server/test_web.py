@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -419,7 +420,13 @@ return low;
 def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
     database = f"sqlite:///{tmp_path / 'server.db'}"
     migrate(database)
-    settings = make_settings(database)
+    with serve_seeded(make_settings(database)) as out:
+        yield out
+
+
+@contextmanager
+def serve_seeded(settings: ServerSettings) -> Iterator[tuple[Site, str]]:
+    """The app in a real uvicorn server on a free port, seeded through its API; stopped on exit."""
     with serving(settings) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield seed(settings, http), url
 

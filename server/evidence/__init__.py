@@ -1,0 +1,1 @@
+"""Evidence bundles of review items and cases: collected, signed (Ed25519), verified offline."""
