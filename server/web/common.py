@@ -19,9 +19,14 @@ LANG_COOKIE = "pg_lang"
 
 # Pages each role sees in its menu; an administrator sees them all.
 MENU: dict[str, tuple[tuple[str, str], ...]] = {
-    "officer": (("desk", "/desk"),),
+    "officer": (("desk", "/desk"), ("admin_orders", "/desk/orders")),
     "supervisor": (("report", "/report"), ("stations", "/stations")),
-    "admin": (("desk", "/desk"), ("report", "/report"), ("stations", "/stations")),
+    "admin": (
+        ("desk", "/desk"),
+        ("report", "/report"),
+        ("stations", "/stations"),
+        ("admin_title", "/admin/users"),
+    ),
     "operator": (),
 }
 

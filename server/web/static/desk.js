@@ -1,7 +1,8 @@
-// Review desk hit page: X-ray tools, audited reveal, claim, decisions with required fields, pull orders.
+// Review desk hit page: X-ray tools, audited reveal, claim, decisions then the next item, pull orders.
 "use strict";
 (function () {
   const P = JSON.parse(document.getElementById("page").textContent);
+  const W = JSON.parse(document.getElementById("words").textContent);
   const $ = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
@@ -62,8 +63,10 @@
       $("sender-id").textContent = data.id_number || data.id_masked;
       $("sender-name").textContent = data.name || data.name_masked;
       $("sender-phone").textContent = data.phone || data.phone_masked;
+      // The full record stays on this page until the officer leaves it; nothing reloads it masked.
       $("revealed-note").hidden = false;
-      setTimeout(() => location.reload(), 1500);
+      $("reveal-form").hidden = true;
+      document.body.dataset.revealed = "1";
     });
   }
 
@@ -98,10 +101,15 @@
       if (!chosen) return;
       const fields = {};
       (P.required[chosen.value] || []).forEach((name) => { fields[name] = form.elements[name].value.trim(); });
+      const detail = form.elements.legal_basis_detail.value.trim();
+      if ("legal_basis" in fields && detail) fields.legal_basis_detail = detail;
       if (!(await claim())) return;
       const body = { action: chosen.value, fields: fields, add_to_gallery: $("f-gallery").checked };
       const data = await api("POST", "/api/v1/reviews/" + P.id + "/decision", body);
-      if (data) location.reload();
+      // Decided: on to the item that followed this one in the queue.
+      if (!data) return;
+      const next = await api("GET", "/api/v1/reviews/next?after=" + P.id + "&stage=" + P.stage);
+      location.assign(next && next.id ? "/desk/items/" + next.id : "/desk?done=1");
     });
   }
 
@@ -114,7 +122,19 @@
     if (scope === "waybill") body.waybill = P.waybill;
     else body.sender_token = P.sender_token;
     const data = await api("POST", "/api/v1/orders", body);
-    if (data) location.reload();
+    // Reloading would mask a revealed record again: say it is done instead.
+    if (data) notice(W.desk_order_sent + " " + data.order_id);
+  });
+
+  // ---- cancelling a live pull order (who and why are kept and audited) ----
+  document.querySelectorAll(".cancel-form").forEach((f) => {
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const reason = f.elements.reason.value.trim();
+      const data = await api("POST", "/api/v1/orders/" + f.dataset.order + "/cancel", { reason: reason });
+      if (!data) return;
+      f.closest("td").textContent = W.desk_cancelled + " · " + data.cancelled_by + ": " + data.cancel_reason;
+    });
   });
 
   // ---- keyboard ----
