@@ -178,6 +178,22 @@ class ServerCopies:
 
         return self.write(tx)
 
+    def cancel_orders(self, order_ids: Sequence[str]) -> list[str]:
+        """Mark held orders cancelled so that no parcel matches them; returns the ones newly cancelled."""
+
+        def tx(db: sqlite_utils.Database) -> list[str]:
+            done = []
+            for order_id in order_ids:
+                cur = db.execute(
+                    "UPDATE orders SET state = 'cancelled' WHERE order_id = ? AND state != 'cancelled'",
+                    [order_id],
+                )
+                if cur.rowcount:
+                    done.append(order_id)
+            return done
+
+        return self.write(tx)
+
     def orders_seq(self) -> int:
         return int(self.get_meta("orders_seq", "0"))
 
