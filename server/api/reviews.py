@@ -81,7 +81,7 @@ def get_next(
     svc: ServicesDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="the item just decided")] = 0,
     stage: Annotated[
-        Literal[0, 1], Query(description="0 when that item was back from inspection when opened, else 1")
+        int, Query(ge=0, le=1, description="0 when that item was back from inspection when opened, else 1")
     ] = 1,
 ) -> dict[str, Any]:
     with svc.db.read() as conn:

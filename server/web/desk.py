@@ -208,7 +208,7 @@ def audit_trail(conn: Connection, who: Principal, item: dict[str, Any]) -> list[
     ]
 
 
-def related_orders(conn: Connection, item: dict[str, Any]) -> list[dict[str, Any]]:
+def related_orders(conn: Connection, item: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
     """Pull orders for the item's waybill or sender, newest first."""
     related = []
     if item["waybill"]:
@@ -217,7 +217,7 @@ def related_orders(conn: Connection, item: dict[str, Any]) -> list[dict[str, Any
         related.append(orders.c.sender_token == item["sender_token"])
     if not related:
         return []
-    rows = conn.execute(select(orders).where(or_(*related)).order_by(orders.c.seq.desc()).limit(20))
+    rows = conn.execute(select(orders).where(or_(*related)).order_by(orders.c.seq.desc()).limit(limit))
     return [
         {
             "order_id": r.order_id,
@@ -278,14 +278,13 @@ def deadlines(settings: ServerSettings, item: dict[str, Any], now: datetime) -> 
     for decision in DECISIONS:
         rule = deadline_rule(settings, site, decision)
         if rule is not None:
-            period = (
-                f"{rule.hours:g} h"
-                if rule.hours is not None
-                else f"{rule.days} d"
-                if rule.days is not None
-                else f"{rule.working_days} wd"
-            )
-            out["rules"][decision] = {"label": rule.label, "source": rule.source, "period": period}
+            out["rules"][decision] = {
+                "label": rule.label,
+                "source": rule.source,
+                "hours": rule.hours,
+                "days": rule.days,
+                "working_days": rule.working_days,
+            }
     return out
 
 
@@ -306,7 +305,7 @@ def desk_item(request: Request, item_ref: str) -> Response:
             trail = audit_trail(conn, who, item)
             thumbs = gallery_thumbs(conn, item)
             results = operator_results(conn, item)
-            item_orders = related_orders(conn, item)
+            item_orders = related_orders(conn, item, limit=20)
             claimed_from = conn.execute(
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
             ).scalar()

@@ -133,7 +133,8 @@ def test_next_item_keeps_queue_order(desk: Desk, parcel: Factory) -> None:
     assert desk.client.post(f"/api/v1/reviews/{a}/decision", json=note, headers=desk.olga).status_code == 200
     # Decided and gone from the queue, its place still says what follows.
     assert nxt(f"/api/v1/reviews/next?after={a}", headers=desk.olga).json() == {"id": b}
-    assert nxt(f"/api/v1/reviews/next?after={c}", headers=desk.olga).json() == {"id": b}  # wraps round
+    assert nxt(f"/api/v1/reviews/next?after={c}&stage=1", headers=desk.olga).json() == {"id": b}  # wraps
+    assert nxt(f"/api/v1/reviews/next?after={c}&stage=2", headers=desk.olga).status_code == 422
     assert nxt("/api/v1/reviews/next", headers=desk.olga).json() == {"id": b}
     assert nxt("/api/v1/reviews/next?after=999999", headers=desk.olga).status_code == 404
     other = desk.sync("st-c", [hit(parcel, "st-c", 1, "PULL", "WBNEXT004", 0.9)])
@@ -269,7 +270,7 @@ def test_item_shows_operator_results_deadlines_with_sources_and_refuses_empty_le
     assert 'id="decide-overdue"' in page and "2020-01-01 08:00</span> (Asia/Shanghai)" in page
     results = page[page.index('id="results"') :]
     assert "opened" in results and "counterfeit" in results and "opal" in results
-    assert "第十六条" in page and "3 wd" in page  # the rule each decision starts, with its source
+    assert "第十六条" in page and "3 working days" in page  # the rule each decision starts, with its source
     h = csrf(page)
     assert desk.client.post(f"/api/v1/reviews/{item}/claim", headers=h).status_code == 200
     tries = {

@@ -442,6 +442,18 @@ def browser(chromium: Any) -> Any:
     return chromium
 
 
+def browser_log_in(driver: Any, wait: Any, url: str, name: str, lang: str) -> None:
+    """Log in through the login page as a person would, in the language asked for."""
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(f"{url}/login?lang={lang}")
+    driver.find_element(By.ID, "username").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "password").submit()
+    wait.until(lambda d: "/login" not in d.current_url)
+
+
 def check_page(driver: Any) -> None:
     assert driver.execute_script(UNLABELLED_JS) == []
     assert driver.execute_script(CONTRAST_JS) == []
@@ -464,12 +476,7 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
         return browser.find_element(By.ID, i)
 
     def log_in(name: str, lang: str = "en") -> None:
-        browser.delete_all_cookies()
-        browser.get(f"{url}/login?lang={lang}")
-        by_id("username").send_keys(name)
-        by_id("password").send_keys(PASSWORD)
-        by_id("password").submit()
-        wait.until(lambda d: "/login" not in d.current_url)
+        browser_log_in(browser, wait, url, name, lang)
 
     browser.get(f"{url}/login")
     check_page(browser)

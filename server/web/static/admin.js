@@ -1,39 +1,7 @@
 // Administration pages: forms and buttons call the API routes (which check everything again).
 "use strict";
 (function () {
-  const W = JSON.parse(document.getElementById("words").textContent);
-  const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-
-  function showError(message) {
-    const box = $("error");
-    box.textContent = message;
-    box.hidden = false;
-    box.scrollIntoView({ block: "nearest" });
-  }
-  // Every API error has the one shape {"error": {"code", "message"}}: show its message as written.
-  async function api(method, url, body) {
-    $("error").hidden = true;
-    let resp;
-    try {
-      resp = await fetch(url, {
-        method: method,
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (e) {
-      showError(String(e));
-      return null;
-    }
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      showError(data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status);
-      return null;
-    }
-    return data;
-  }
+  const { $, words: W, api } = window.pg;
 
   // ---- add forms: fields as JSON (empty ones left out), lists split at commas ----
   document.querySelectorAll("form[data-api]").forEach((form) => {

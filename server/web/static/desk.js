@@ -1,46 +1,7 @@
 // Review desk hit page: X-ray tools, audited reveal, claim, decisions then the next item, pull orders.
 "use strict";
 (function () {
-  const P = JSON.parse(document.getElementById("page").textContent);
-  const W = JSON.parse(document.getElementById("words").textContent);
-  const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-
-  function showError(message) {
-    const box = $("error");
-    box.textContent = message;
-    box.hidden = false;
-    box.scrollIntoView({ block: "nearest" });
-  }
-  function notice(message) {
-    const box = $("notice");
-    box.textContent = message;
-    box.hidden = false;
-  }
-  // Every API error has the one shape {"error": {"code", "message"}}: show its message as written.
-  async function api(method, url, body) {
-    $("error").hidden = true;
-    let resp;
-    try {
-      resp = await fetch(url, {
-        method: method,
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (e) {
-      showError(String(e));
-      return null;
-    }
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      const msg = data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status;
-      showError(msg);
-      return null;
-    }
-    return data;
-  }
+  const { $, page: P, words: W, showError, notice, api } = window.pg;
 
   // ---- X-ray viewer: zoom, contrast, invert (CSS filters on the served image) ----
   const xray = $("xray");
@@ -109,7 +70,8 @@
       // Decided: on to the item that followed this one in the queue.
       if (!data) return;
       const next = await api("GET", "/api/v1/reviews/next?after=" + P.id + "&stage=" + P.stage);
-      location.assign(next && next.id ? "/desk/items/" + next.id : "/desk?done=1");
+      // The queue when nothing is left; the queue too (without "done") when the question failed.
+      location.assign(next === null ? "/desk" : next.id ? "/desk/items/" + next.id : "/desk?done=1");
     });
   }
 

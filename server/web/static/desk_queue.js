@@ -1,18 +1,8 @@
 // Review queue: the live signal (server-sent events) with a badge and a tone for new PULLs, bulk release.
 "use strict";
 (function () {
-  const P = JSON.parse(document.getElementById("page").textContent);
-  const W = JSON.parse(document.getElementById("words").textContent);
-  const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const { $, page: P, words: W, showError, notice, api } = window.pg;
   const known = P.signal.newest_pull;
-
-  function showError(message) {
-    const box = $("error");
-    box.textContent = message;
-    box.hidden = false;
-    box.scrollIntoView({ block: "nearest" });
-  }
 
   // ---- a short two-note tone: browsers allow it once the officer has used the page ----
   let audio = null;
@@ -71,30 +61,12 @@
   if (bulk && $("bulk-reason")) {
     bulk.addEventListener("submit", async (e) => {
       e.preventDefault();
-      $("error").hidden = true;
       const ids = Array.from(bulk.querySelectorAll("input.pick:checked")).map((c) => Number(c.value));
       if (!ids.length) { showError(W.desk_bulk_none); return; }
-      let resp;
-      try {
-        resp = await fetch("/api/v1/reviews/bulk-release", {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-          body: JSON.stringify({ item_ids: ids, reason: $("bulk-reason").value.trim() }),
-        });
-      } catch (err) {
-        showError(String(err));
-        return;
-      }
-      let data = null;
-      try { data = await resp.json(); } catch (err) { data = null; }
-      if (!resp.ok) {
-        showError(data && data.error ? data.error.message + " (" + data.error.code + ")" : "HTTP " + resp.status);
-        return;
-      }
-      const note = $("notice");
-      note.textContent = W.desk_bulk_done.replace("{n}", String(data.length));
-      note.hidden = false;
+      const body = { item_ids: ids, reason: $("bulk-reason").value.trim() };
+      const data = await api("POST", "/api/v1/reviews/bulk-release", body);
+      if (!data) return;
+      notice(W.desk_bulk_done.replace("{n}", String(data.length)));
       ids.forEach((id) => {
         const row = bulk.querySelector('tr[data-item="' + id + '"]');
         if (row) row.remove();
