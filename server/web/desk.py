@@ -20,6 +20,7 @@ from server.accounts import Principal, Role
 from server.db import parse_iso, utcnow
 from server.deps import get_services
 from server.errors import ApiError
+from server.jurisdictions import CN_DEADLINES
 from server.review_queue import QueueFilter, queue_choices, queue_page, queue_signal
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
 from server.reviews import evidence, operator_results
@@ -270,6 +271,8 @@ def deadlines(settings: ServerSettings, item: dict[str, Any], now: datetime) -> 
     if item["statutory_due_at"]:
         rule = deadline_rule(settings, site, item["outcome"] or "")
         out["statutory"] = {
+            "key": item["outcome"],
+            "builtin": rule is not None and rule == CN_DEADLINES.get(item["outcome"] or ""),
             "due": local_time(item["statutory_due_at"], zone),
             "overdue": parse_iso(item["statutory_due_at"]) < now,
             "label": rule.label if rule else "",
@@ -280,6 +283,8 @@ def deadlines(settings: ServerSettings, item: dict[str, Any], now: datetime) -> 
         if rule is not None:
             out["rules"][decision] = {
                 "label": rule.label,
+                # The built-in rule has its label in the page's words; a configured one shows as set.
+                "builtin": rule == CN_DEADLINES.get(decision),
                 "source": rule.source,
                 "hours": rule.hours,
                 "days": rule.days,

@@ -242,6 +242,19 @@ WORDS.update(
         "desk_period_hours": ("{n} 小时", "{n} hours"),
         "desk_period_days": ("{n} 日", "{n} days"),
         "desk_period_working_days": ("{n} 个工作日", "{n} working days"),
+        "desk_rule_detain": (
+            "权利人接到通知并提出扣留申请",
+            "rights holder notified and its application for detention due",
+        ),
+        "desk_rule_seize": (
+            "查封、扣押期满或延长（仅可延长一次，不超过三十日）",
+            "seizure ends or is extended (at most once, by 30 days)",
+        ),
+        "desk_rule_refer": (
+            "作出是否移送公安机关的决定",
+            "decision to hand the case over to the public security organ",
+        ),
+        "desk_rule_open_inspection": ("完成开箱查验", "parcel opened and inspected"),
         "desk_res_as_declared": ("与申报相符", "as declared"),
         "desk_res_counterfeit": ("假冒商品", "counterfeit"),
         "desk_res_prohibited": ("违禁物品", "prohibited"),

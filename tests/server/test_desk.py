@@ -54,7 +54,8 @@ class Desk:
         self.client.cookies.clear()
         r = self.client.post("/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
         assert r.status_code == 303, r.text
-        return self.client.get(path).text
+        text: str = self.client.get(path).text
+        return text
 
 
 @pytest.fixture

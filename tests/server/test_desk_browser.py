@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from server import admin
+from server.web.words import words
 from tests.server.test_web import ID, PASSWORD, WAYBILL, WAYBILL2, Site, browser_log_in, check_page, live  # noqa: F401
 
 NEW_PULL = "SF5550001111"
@@ -33,7 +34,13 @@ def parcel_event(seq: int, waybill: str, decision: str, risk: float, station: st
 
 
 @pytest.mark.browser
-def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, repo_root: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_desk_flows_in_both_languages(
+    live: tuple[Site, str],  # noqa: F811
+    chromium: Any,
+    repo_root: Path,
+    lang: str,
+) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -41,6 +48,7 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
 
     s, url = live
     b = chromium
+    t = words(lang)
     shots = repo_root / "docs" / "screens"
     shots.mkdir(parents=True, exist_ok=True)
     wait = WebDriverWait(b, 15, ignored_exceptions=(StaleElementReferenceException,))
@@ -54,7 +62,7 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
             b.execute_script("document.getElementById(arguments[0]).scrollIntoView()", at)
         else:
             b.execute_script("window.scrollTo(0, 0)")
-        b.save_screenshot(str(shots / name))
+        b.save_screenshot(str(shots / f"{name}-{lang}.png"))
 
     def log_in(name: str, lang: str) -> None:
         browser_log_in(b, wait, url, name, lang)
@@ -76,18 +84,18 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
     sync(opened)
 
     # ---- the queue, live: a new PULL raises the badge and sounds ----
-    log_in("olga", "en")
+    log_in("olga", lang)
     wait.until(lambda d: by_id("live-state").get_attribute("data-state") == "on")
     counts = by_id("queue-counts").text
-    assert counts == "2 parcels, 2 items waiting, 1 of them PULL", counts
+    assert counts == t["desk_counts"].format(parcels=2, items=2, pulls=1), counts
     thumb = b.find_element(By.CSS_SELECTOR, f"tr[data-item='{s.item_id}'] td.thumb img")
     assert b.execute_script("return arguments[0].naturalWidth", thumb) > 0
     check_page(b)
-    shot("desk-queue-en.png")
+    shot("desk-queue")
     sync(parcel_event(20, NEW_PULL, "PULL", 0.9))
     wait.until(ec.visibility_of_element_located((By.ID, "live-badge")))
     assert by_id("live-count").text == "1" and b.execute_script("return document.body.dataset.alerts") == "1"
-    shot("desk-live-new-pull-en.png")
+    shot("desk-live-new-pull")
 
     # ---- bulk release of the low-risk HOLD, with one typed reason ----
     b.find_element(By.CSS_SELECTOR, "input.pick").click()
@@ -98,15 +106,20 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
     by_id("bulk-reason").clear()
     by_id("bulk-reason").send_keys("sender verified by phone with the outlet")
     by_id("bulk-form").find_element(By.CSS_SELECTOR, "fieldset button").click()
-    wait.until(ec.text_to_be_present_in_element((By.ID, "notice"), "1 released"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "notice"), t["desk_bulk_done"].format(n=1)))
     assert WAYBILL2 not in by_id("main").text
-    shot("desk-bulk-released-en.png")
+    shot("desk-bulk-released")
 
     # ---- the PULL: operator result, deadlines, a reveal that stays, cancelling the station's order ----
     b.get(f"{url}/desk/items/{s.item_id}")
     results = by_id("results").text
-    assert "opened" in results and "counterfeit" in results and "opal" in results
-    assert "source" in by_id("deadline-rules").text and "第十六条" in by_id("deadline-rules").text
+    assert t["desk_op_open_box"] in results and t["desk_res_counterfeit"] in results and "opal" in results
+    rules = by_id("deadline-rules").text
+    assert (
+        t["desk_rule_source"] in rules
+        and "第十六条" in rules
+        and t["desk_period_working_days"].format(n=3) in rules
+    )
     check_page(b)
     b.execute_script("window.keptPage = 1")
     by_id("reveal-reason").send_keys("case 2026-17: counterfeit shoes")
@@ -119,14 +132,13 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
     cancel.find_element(By.NAME, "reason").clear()
     cancel.find_element(By.NAME, "reason").send_keys("brand confirmed the shoes are genuine stock")
     cancel.find_element(By.TAG_NAME, "button").click()
-    wait.until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#orders .order-state"), "cancelled · olga")
-    )
+    cancelled = t["desk_cancelled"] + " · olga"
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#orders .order-state"), cancelled))
     # Still the same page: the full record was never masked again.
     assert b.execute_script("return window.keptPage") == 1 and by_id("sender-id").text == ID
-    shot("desk-item-revealed-en.png")
-    shot("desk-item-orders-cancelled-en.png", "decision-form")
-    shot("desk-item-operator-results-en.png", "results-title")
+    shot("desk-item-revealed")
+    shot("desk-item-orders-cancelled", "decision-form")
+    shot("desk-item-operator-results", "results-title")
 
     # ---- decide, with the legal basis from the list and free text that must say something ----
     b.find_element(By.TAG_NAME, "body").send_keys("s")
@@ -145,32 +157,29 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
     )
     # On to the next item in queue order: the PULL that arrived while the officer worked.
     wait.until(lambda d: d.current_url.endswith(f"/desk/items/{new_id}"))
-    b.get(f"{url}/desk/items/{new_id}?lang=zh")
-    assert "尚未反馈" in by_id("no-results").text
+    assert by_id("no-results").text == t["desk_no_results"]
     check_page(b)
-    shot("desk-next-item-zh.png")
-    shot("desk-next-item-deadlines-zh.png", "deadline-rules")
-    b.get(f"{url}/desk?lang=zh")
-    assert "共 1 件包裹" in by_id("queue-counts").text
-    check_page(b)
-    shot("desk-queue-zh.png")
+    shot("desk-next-item")
+    shot("desk-next-item-deadlines", "deadline-rules")
+    b.get(f"{url}/desk")
+    assert by_id("queue-counts").text == t["desk_counts"].format(parcels=1, items=1, pulls=1)
 
     # ---- bulk across sites is refused, even for an officer of every site ----
     admin.create_user(s.settings, "ivy", PASSWORD, "officer", ["*"])
     far = {"Authorization": f"Bearer {admin.register_station(s.settings, 'st-c', 'site2', 'line1')}"}
     sync(parcel_event(30, "SF5550002222", "HOLD", 0.2))
     sync(parcel_event(1, "SF5550003333", "HOLD", 0.2, "st-c"), station=far, name="st-c")
-    log_in("ivy", "en")
+    log_in("ivy", lang)
     for pick in b.find_elements(By.CSS_SELECTOR, "input.pick"):
         pick.click()
     by_id("bulk-reason").send_keys("both senders verified with the outlets")
     by_id("bulk-form").find_element(By.CSS_SELECTOR, "fieldset button").click()
     err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
     assert "stays within one site" in err.text
-    shot("desk-bulk-across-sites-refused-en.png")
+    shot("desk-bulk-across-sites-refused")
 
     # ---- administration: users, stations, watchlist, orders ----
-    log_in("root", "en")
+    log_in("root", lang)
     b.get(f"{url}/admin/users")
     by_id("u-name").send_keys("newbie")
     by_id("u-password").send_keys("a long password 456")
@@ -180,9 +189,11 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-user='newbie']")))
     b.find_element(By.CSS_SELECTOR, "tr[data-user='newbie'] button").click()
     b.switch_to.alert.accept()
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-user='newbie']"), "deactivated"))
+    wait.until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-user='newbie']"), t["admin_inactive"])
+    )
     check_page(b)
-    shot("admin-users-en.png")
+    shot("admin-users")
     b.get(f"{url}/admin/stations")
     by_id("s-id").send_keys("st-z")
     by_id("s-site").send_keys("site1")
@@ -195,15 +206,15 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
         headers={"Authorization": f"Bearer {token}"},
     ).is_success
     b.get(f"{url}/admin/stations")
-    assert "never seen" not in b.find_element(By.CSS_SELECTOR, "tr[data-station='st-z']").text
+    assert t["never_seen"] not in b.find_element(By.CSS_SELECTOR, "tr[data-station='st-z']").text
     b.find_element(By.CSS_SELECTOR, "tr[data-station='st-z'] button").click()
     b.switch_to.alert.accept()
     wait.until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-station='st-z']"), "token revoked")
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-station='st-z']"), t["admin_revoked"])
     )
     check_page(b)
-    shot("admin-stations-en.png")
-    b.get(f"{url}/admin/watchlist?lang=zh")
+    shot("admin-stations")
+    b.get(f"{url}/admin/watchlist")
     Select(by_id("w-kind")).select_by_value("phone")
     by_id("w-value").send_keys("13912345678")
     by_id("w-reason").send_keys("多次寄递假冒运动鞋")
@@ -213,9 +224,9 @@ def test_desk_flows_in_both_languages(live: tuple[Site, str], chromium: Any, rep
     wait.until(ec.text_to_be_present_in_element((By.ID, "entries"), "多次寄递假冒运动鞋"))
     assert "13912345678" not in by_id("entries").text  # shown masked only
     check_page(b)
-    shot("admin-watchlist-zh.png")
-    b.get(f"{url}/desk/orders?lang=zh")
-    assert "已撤销 · olga" in by_id("orders").text
+    shot("admin-watchlist")
+    b.get(f"{url}/desk/orders")
+    assert cancelled in by_id("orders").text
     check_page(b)
-    shot("desk-orders-zh.png")
+    shot("desk-orders")
     http.close()
