@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
@@ -237,7 +237,12 @@ class CancelRequest(BaseModel):
     response_model=OrderItem,
     summary="Cancel a live pull order; stations stop pulling for it",
 )
-def post_cancel_order(order_id: str, body: CancelRequest, who: Caller, svc: ServicesDep) -> dict[str, Any]:
+def post_cancel_order(
+    order_id: Annotated[str, Path(max_length=64, description="the order's id")],
+    body: CancelRequest,
+    who: Caller,
+    svc: ServicesDep,
+) -> dict[str, Any]:
     if not has_substance(body.reason):
         raise BadInput("the reason says nothing; write why the order is withdrawn", "no_substance")
     now = utcnow()

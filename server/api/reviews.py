@@ -38,7 +38,8 @@ class DecisionRequest(BaseModel):
         default_factory=dict,
         description="release/open_inspection: note; detain: legal_basis, storage_location; "
         "seize: legal_basis, seizure_record, rights_holder; refer: authority (market_regulator|police), "
-        "case_reference",
+        "case_reference. legal_basis is one of [server.review] legal_bases, with optional free text in "
+        "legal_basis_detail; text fields must say something (not 'x'), record numbers carry a number",
     )
     add_to_gallery: bool = Field(
         False, description="detain/seize: add the parcel's images to the counterfeit gallery"
