@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.store import utc_now
+from edge.store import EdgeStore, utc_now
 from edge.sync import SyncLink
-from edge.wire import SyncReply
+from edge.wire import PullOrderWire, SyncReply
 from tests.edge.test_sync import SITE, World, station, wait_for, world  # noqa: F401  (fixture)
 
 WAYBILL = "SF1234567890"
@@ -45,3 +45,24 @@ def test_a_cancelled_order_stops_matching_parcels_at_the_station(world: World, t
     ).json()
     assert "cancelled" not in bare
     SyncReply.model_validate(bare)
+
+
+def test_the_store_cancels_once_and_ignores_orders_it_never_held(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "station.db")
+    now = utc_now()
+    held = [
+        PullOrderWire(
+            order_id=f"o{n}", seq=n, scope=scope, waybill="EA1" if scope == "waybill" else None,
+            sender_token="tok" if scope == "sender" else None, reason="r", issuer="user:olga",
+            created_at=now, expires_at=now.replace(year=now.year + 1),
+        )
+        for n, scope in ((1, "waybill"), (2, "sender"))
+    ]  # fmt: skip
+    store.add_orders(held)
+    assert store.matching_orders("EA1", "tok", now) == ["o1", "o2"]
+    assert store.cancel_orders(["o2", "unknown"]) == ["o2"]
+    assert store.matching_orders("EA1", "tok", now) == ["o1"]
+    assert store.cancel_orders(["o2"]) == [] and store.cancel_orders([]) == []
+    assert store.add_orders(held) == []  # a repeated order does not come back to life
+    assert store.matching_orders("EA1", "tok", now) == ["o1"]
+    store.close()
