@@ -332,3 +332,17 @@ def test_statutory_days_is_refused_with_where_the_deadlines_went(tmp_path: Path)
         load_server_settings(toml)
     with pytest.raises(ValidationError, match="legal basis"):
         ReviewConfig(legal_bases=["x"])
+
+
+def test_desk_bench_measures_every_call_on_a_small_queue(tmp_path: Path) -> None:
+    import argparse
+
+    from server.desk_bench import run_bench
+
+    out = tmp_path / "bench.json"
+    assert run_bench(argparse.Namespace(pg_url=None, items=60, repeat=1, out=str(out))) == 0
+    figures = json.loads(out.read_text(encoding="utf-8"))["engines"]["sqlite"]
+    assert figures["items"] == 60 and figures["parcels"] == 30
+    assert all(
+        figures[k] > 0 for k in ("baseline_top50_ms", "page_first_ms", "live_signal_ms", "next_item_ms")
+    )
