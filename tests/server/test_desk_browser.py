@@ -67,6 +67,12 @@ def test_desk_flows_in_both_languages(
     def log_in(name: str, lang: str) -> None:
         browser_log_in(b, wait, url, name, lang)
 
+    def confirm_in_row(row: str, then: str) -> None:
+        """Press the row's button, confirm the browser's question, wait for the row to say `then`."""
+        b.find_element(By.CSS_SELECTOR, f"{row} button").click()
+        b.switch_to.alert.accept()
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, row), then))
+
     def sync(*events: dict[str, Any], station: dict[str, str] | None = None, name: str = "st-a") -> None:
         body = {"station_id": name, "boot_id": "b1", "events": list(events)}
         assert http.post("/api/v1/sync", json=body, headers=station or s.station).is_success
@@ -187,11 +193,7 @@ def test_desk_flows_in_both_languages(
     by_id("u-sites").send_keys("site1")
     by_id("user-form").find_element(By.TAG_NAME, "button").click()
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-user='newbie']")))
-    b.find_element(By.CSS_SELECTOR, "tr[data-user='newbie'] button").click()
-    b.switch_to.alert.accept()
-    wait.until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-user='newbie']"), t["admin_inactive"])
-    )
+    confirm_in_row("tr[data-user='newbie']", t["admin_inactive"])
     check_page(b)
     shot("admin-users")
     b.get(f"{url}/admin/stations")
@@ -207,11 +209,7 @@ def test_desk_flows_in_both_languages(
     ).is_success
     b.get(f"{url}/admin/stations")
     assert t["never_seen"] not in b.find_element(By.CSS_SELECTOR, "tr[data-station='st-z']").text
-    b.find_element(By.CSS_SELECTOR, "tr[data-station='st-z'] button").click()
-    b.switch_to.alert.accept()
-    wait.until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-station='st-z']"), t["admin_revoked"])
-    )
+    confirm_in_row("tr[data-station='st-z']", t["admin_revoked"])
     check_page(b)
     shot("admin-stations")
     b.get(f"{url}/admin/watchlist")
