@@ -95,7 +95,9 @@ def test_desk_flows_in_both_languages(
     counts = by_id("queue-counts").text
     assert counts == t["desk_counts"].format(parcels=2, items=2, pulls=1), counts
     thumb = b.find_element(By.CSS_SELECTOR, f"tr[data-item='{s.item_id}'] td.thumb img")
-    assert b.execute_script("return arguments[0].naturalWidth", thumb) > 0
+    wait.until(
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) > 0
+    )
     check_page(b)
     shot("desk-queue")
     sync(parcel_event(20, NEW_PULL, "PULL", 0.9))
