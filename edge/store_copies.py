@@ -178,6 +178,38 @@ class ServerCopies:
 
         return self.write(tx)
 
+    def cancel_orders(self, order_ids: Sequence[str]) -> list[str]:
+        """Mark held orders cancelled so that no parcel matches them; returns the ones newly cancelled."""
+        # The server repeats cancellations in every reply: look first, so that a sync with nothing new
+        # costs one read and no write on the station's single writer.
+        marks = ",".join("?" * len(order_ids))
+        live = (
+            [
+                r[0]
+                for r in self.query(
+                    f"SELECT order_id FROM orders WHERE state != 'cancelled' AND order_id IN ({marks})",
+                    order_ids,
+                )
+            ]
+            if order_ids
+            else []
+        )
+        if not live:
+            return []
+
+        def tx(db: sqlite_utils.Database) -> list[str]:
+            done = []
+            for order_id in live:
+                cur = db.execute(
+                    "UPDATE orders SET state = 'cancelled' WHERE order_id = ? AND state != 'cancelled'",
+                    [order_id],
+                )
+                if cur.rowcount:
+                    done.append(order_id)
+            return done
+
+        return self.write(tx)
+
     def orders_seq(self) -> int:
         return int(self.get_meta("orders_seq", "0"))
 

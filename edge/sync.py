@@ -19,7 +19,15 @@ from edge.feed import StationFeed
 from edge.health import HealthBoard
 from edge.store import EdgeStore, OutboxRow, utc_now
 from edge.supervise import supervised
-from edge.wire import OrdersPollReply, OrderStatusEvent, PullOrderWire, SyncReply
+from edge.wire import (
+    FEATURE_ORDER_CANCEL,
+    FEATURES_HEADER,
+    OrderCancelWire,
+    OrdersPollReply,
+    OrderStatusEvent,
+    PullOrderWire,
+    SyncReply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +78,8 @@ class SyncLink:
     ) -> None:
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
+            # Asks for the wire v1 additions this station understands; an older server ignores the header.
+            headers={"Authorization": f"Bearer {token}", FEATURES_HEADER: FEATURE_ORDER_CANCEL},
             timeout=timeout_s,
             transport=transport,
         )
@@ -184,6 +193,7 @@ class SyncWorker:
         self.store.ack_outbox([r.key for r in rows if r.key in done])
         self.store.apply_registry(reply.registry)
         self.accept_orders(reply.orders)
+        self.accept_cancellations(reply.cancelled)
         if not reply.registry.more:
             self.registry_synced.set()
         self.health.sync_ok()
@@ -249,6 +259,16 @@ class SyncWorker:
         if new:
             self._kick.set()
 
+    def accept_cancellations(self, cancelled: list[OrderCancelWire]) -> None:
+        """Orders an officer withdrew stop matching parcels here; the server repeats them until they
+        would have expired, so applying one again changes nothing."""
+        if not cancelled:
+            return
+        for order_id in self.store.cancel_orders([c.order_id for c in cancelled]):
+            log.info(
+                "pull order %s was cancelled by the server; parcels are no longer pulled for it", order_id
+            )
+
     # -- threads -----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -301,6 +321,7 @@ class SyncWorker:
                 if self._stop.is_set():
                     return
                 self.accept_orders(reply.orders)
+                self.accept_cancellations(reply.cancelled)
             except (ServerUnavailable, SyncRejected, OSError, ValidationError) as exc:
                 if self._stop.is_set():
                     return

@@ -169,6 +169,21 @@ class PullOrderWire(WireModel):
     expires_at: datetime
 
 
+# Additions to v1 a station asks for by naming them in this request header (comma-separated). A server
+# sends an addition's fields only to stations that asked, so a station built before the addition, whose
+# models refuse unknown fields, never sees them.
+FEATURES_HEADER = "X-Parcelguard-Wire-Features"
+FEATURE_ORDER_CANCEL = "order-cancel"
+
+
+class OrderCancelWire(WireModel):
+    """A pull order an officer cancelled: the station stops pulling for it (feature order-cancel)."""
+
+    order_id: str
+    seq: Annotated[int, Field(ge=0)]
+    cancelled_at: datetime
+
+
 class SenderWire(WireModel):
     """The edge's copy of a real-name sender record: tokens and masked forms only."""
 
@@ -224,6 +239,8 @@ class SyncReply(WireModel):
     orders: list[PullOrderWire]
     registry: RegistryChanges
     server_time: datetime
+    # Feature order-cancel: live orders for this station that were cancelled (absent unless asked for).
+    cancelled: list[OrderCancelWire] = Field(default_factory=list)
 
 
 class OrdersPollReply(WireModel):
@@ -234,6 +251,8 @@ class OrdersPollReply(WireModel):
     # Highest order seq the server has for this station (pass it as `after` next time).
     last_seq: Annotated[int, Field(ge=0)]
     server_time: datetime
+    # Feature order-cancel, as in SyncReply.
+    cancelled: list[OrderCancelWire] = Field(default_factory=list)
 
 
 class ErrorBody(WireModel):

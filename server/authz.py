@@ -161,6 +161,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/report"): _page(SUP, ADM),
     ("GET", "/report/download"): _page(SUP, ADM),
     ("GET", "/stations"): _page(SUP, ADM),
+    # The officer's desk made for throughput: bulk release, order cancels, the live queue, admin pages.
+    ("POST", f"{V1}/reviews/bulk-release"): _api(Sites.SCOPED, OFF),
+    ("POST", f"{V1}/orders/{{order_id}}/cancel"): _api(Sites.SCOPED, OFF, ADM),
+    ("GET", "/desk/stream"): _page(OFF, ADM),
+    ("GET", f"{V1}/reviews/next"): _api(Sites.SCOPED, OFF, ADM),
+    ("GET", "/admin/users"): _page(ADM),
+    ("GET", "/admin/stations"): _page(ADM),
+    ("GET", "/admin/watchlist"): _page(ADM),
+    ("GET", "/desk/orders"): _page(OFF, ADM),
     # The API description and its viewers.
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,

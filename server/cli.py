@@ -261,6 +261,10 @@ def register(
             raise
     else:
         register_bench(bench)
+        # The officer's desk at volume; it builds on server.bench's fresh databases.
+        from server.desk_bench import register_desk_bench
+
+        register_desk_bench(bench)
 
 
 # --- `parcelguard model dataset export`: the server's labelled examples as a training folder ----------

@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
 
-from edge.wire import ParcelEvent, PullOrderWire
+from edge.wire import OrderCancelWire, ParcelEvent, PullOrderWire
 from server.db import ORDER_LOCK, iso, parse_iso, serialise_writers
+from server.errors import Conflict, NotFound
 from server.schema import order_states, orders, stations
 
 # States after which a station no longer needs the order.
@@ -170,15 +171,76 @@ def station_state(reported: str | None, expires_at: str, now: datetime) -> str:
     return "expired" if expires_at <= iso(now) else "pending"
 
 
+def cancel_order(conn: Connection, order_id: str, actor: str, reason: str, now: datetime) -> Any:
+    """Mark a live order cancelled (who, why); refused once it is cancelled, expired or carried out.
+
+    A waybill order is carried out when a station diverted the parcel; a sender order stays live for the
+    sender's next parcels, so it may be cancelled after diverts.
+    """
+    row = conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
+    if row is None:
+        raise NotFound(f"no pull order {order_id[:40]!r}")
+    if row.cancelled_at is not None:
+        raise Conflict(f"order {order_id} was cancelled by {row.cancelled_by or '?'} already", "cancelled")
+    if row.expires_at <= iso(now):
+        raise Conflict(f"order {order_id} has expired; there is nothing to cancel", "expired")
+    if row.scope == "waybill":
+        diverted = conn.execute(
+            select(order_states.c.station_id).where(
+                order_states.c.order_seq == row.seq, order_states.c.state == "diverted"
+            )
+        ).first()
+        if diverted is not None:
+            raise Conflict(
+                f"order {order_id} was carried out: station {diverted.station_id} pulled the parcel",
+                "executed",
+            )
+    done = conn.execute(
+        update(orders)
+        .where(orders.c.seq == row.seq, orders.c.cancelled_at.is_(None))
+        .values(cancelled_at=iso(now), cancelled_by=actor[:64], cancel_reason=reason)
+    )
+    if done.rowcount != 1:
+        raise Conflict(f"order {order_id} changed meanwhile; reload it", "changed")
+    return conn.execute(select(orders).where(orders.c.seq == row.seq)).one()
+
+
+def cancelled_orders(
+    conn: Connection, station_id: str, site_id: str, now: datetime, limit: int = 500
+) -> list[OrderCancelWire]:
+    """Cancellations a station must apply: orders for it cancelled before they expired, newest first.
+
+    Sent with every reply while the order would still be live, so a station that missed one gets it on
+    its next sync; applying one twice changes nothing.
+    """
+    rows = conn.execute(
+        select(orders.c.order_id, orders.c.seq, orders.c.cancelled_at)
+        .where(
+            _for_station(station_id, site_id),
+            orders.c.cancelled_at.is_not(None),
+            orders.c.expires_at > iso(now),
+        )
+        .order_by(orders.c.seq.desc())
+        .limit(limit)
+    ).fetchall()
+    return [
+        OrderCancelWire(order_id=r.order_id, seq=int(r.seq), cancelled_at=parse_iso(r.cancelled_at))
+        for r in rows
+    ]
+
+
 def list_orders(
     conn: Connection,
     now: datetime,
     sites: tuple[str, ...] | None,
     created_day: str | None = None,
     limit: int = 500,
+    only: str | None = None,
 ) -> list[dict[str, Any]]:
     """Orders (newest first) with each targeted station's state; `sites` None means every site."""
     query = select(orders).order_by(orders.c.seq.desc()).limit(limit)
+    if only is not None:
+        query = query.where(orders.c.order_id == only)
     if sites is not None:
         query = query.where(or_(orders.c.site_id.in_(sites), orders.c.site_id.is_(None)))
     if created_day is not None:
@@ -210,6 +272,9 @@ def list_orders(
         item.update(
             origin_station_id=r.origin_station_id,
             cancelled=r.cancelled_at is not None,
+            cancelled_at=r.cancelled_at,
+            cancelled_by=r.cancelled_by,
+            cancel_reason=r.cancel_reason,
             stations=per_station,
         )
         out.append(item)

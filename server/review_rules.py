@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -34,8 +36,26 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "seize": ("legal_basis", "seizure_record", "rights_holder"),
     "refer": ("authority", "case_reference"),
 }
+# Fields a decision may carry beyond the required ones: free text beside the chosen legal basis.
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "detain": ("legal_basis_detail",),
+    "seize": ("legal_basis_detail",),
+}
+# Record numbers (seizure record, case reference) must carry a number to be found again.
+NUMBERED_FIELDS = frozenset({"seizure_record", "case_reference"})
 AUTHORITIES = frozenset({"market_regulator", "police"})
 GALLERY_DECISIONS = frozenset({"detain", "seize"})
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """What the rules take from the configuration: the lease, the legal bases, the deadline rule."""
+
+    lease: timedelta
+    legal_bases: tuple[str, ...] = ()
+    # When the follow-up of a decision falls due (the site's jurisdiction's rule), or None.
+    due: Callable[[str, datetime], datetime | None] = field(default=lambda _action, _at: None)
 
 
 @dataclass(frozen=True)
@@ -65,12 +85,40 @@ def lease_live(item: ItemView, now: datetime) -> bool:
     return item.state == "claimed" and item.lease_until is not None and item.lease_until > now
 
 
-def check_fields(action: str, fields: dict[str, str]) -> None:
+def has_substance(text: str) -> bool:
+    """Says something: two different letters or digits, and three unless Chinese or with a number.
+
+    Refuses the "x", "-" and "aa" that a required field gets when it is only in the way.
+    """
+    signs = [c for c in text if c.isalnum()]
+    if len(set(signs)) < 2:
+        return False
+    return len(signs) >= 3 or bool(_CJK.search(text)) or any(c.isdigit() for c in signs)
+
+
+def check_fields(action: str, fields: dict[str, str], legal_bases: tuple[str, ...] = ()) -> None:
+    """The decision's required fields are there and say something; a legal basis is one of the list."""
     missing = [f for f in REQUIRED_FIELDS.get(action, ()) if not str(fields.get(f, "")).strip()]
     if missing:
         raise BadInput(f"{action} needs {', '.join(missing)}", "missing_fields")
+    allowed = set(REQUIRED_FIELDS.get(action, ())) | set(OPTIONAL_FIELDS.get(action, ()))
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise BadInput(f"{action} takes no field {', '.join(unknown)}", "unknown_fields")
     if action == "refer" and fields.get("authority") not in AUTHORITIES:
         raise BadInput("authority must be market_regulator or police", "bad_authority")
+    if "legal_basis" in REQUIRED_FIELDS.get(action, ()) and fields["legal_basis"].strip() not in legal_bases:
+        raise BadInput(
+            "legal_basis must be one of the configured provisions (review.legal_bases)", "bad_legal_basis"
+        )
+    for name, value in fields.items():
+        text = str(value).strip()
+        if name in ("authority", "legal_basis") or (not text and name not in missing):
+            continue
+        if not has_substance(text):
+            raise BadInput(f"{name}: {text[:20]!r} says nothing; write what it is", "no_substance")
+        if name in NUMBERED_FIELDS and not any(c.isdigit() for c in text):
+            raise BadInput(f"{name} must carry the record's number", "no_number")
 
 
 def apply_action(
@@ -78,12 +126,12 @@ def apply_action(
     action: str,
     actor: str,
     now: datetime,
-    lease: timedelta,
-    statutory_days: dict[str, int],
+    policy: ReviewPolicy,
     fields: dict[str, str] | None = None,
 ) -> Transition:
     """Next state of `item` when `actor` does `action` at `now`; raises Conflict, Forbidden or BadInput."""
     fields = fields or {}
+    lease = policy.lease
     if action == "claim":
         if item.state in CLAIMABLE:
             return Transition("claimed", actor, now + lease, item.state)
@@ -106,7 +154,6 @@ def apply_action(
         raise BadInput(f"unknown action {action!r}", "bad_action")
     if action not in ALLOWED_FROM.get(back, frozenset()):
         raise Conflict(f"'{action}' is not allowed after {back}", "not_allowed")
-    check_fields(action, fields)
-    days = statutory_days.get(action)
-    due = now + timedelta(days=days) if days is not None else None
+    check_fields(action, fields, policy.legal_bases)
+    due = policy.due(action, now)
     return Transition(OUTCOME_STATE[action], None, None, None, outcome=action, statutory_due_at=due)

@@ -11,11 +11,12 @@ from sqlalchemy import Connection, and_, case, or_, select, update
 
 from server.accounts import Principal
 from server.db import iso, parse_iso
-from server.errors import Conflict, NotFound
-from server.review_rules import GALLERY_DECISIONS, ItemView, apply_action
+from server.errors import BadInput, Conflict, NotFound
+from server.review_rules import GALLERY_DECISIONS, ItemView, ReviewPolicy, apply_action, has_substance
 from server.schema import events, gallery, manifests, orders, referrals, reviews, senders, watchlist
 from server.scope import site_filter
-from server.settings import ReviewConfig
+from server.settings import ServerSettings
+from server.sites import due_at
 from server.watchlist import applies_at
 
 IMAGE_URL = "/api/v1/images/{sha256}"
@@ -53,22 +54,31 @@ def item_summary(row: Any) -> dict[str, Any]:
     }
 
 
+def waiting(principal: Principal, now: datetime) -> Any:
+    """Items waiting for a decision that this officer may take: unclaimed, lapsed, or claimed by them."""
+    return and_(
+        or_(
+            reviews.c.state.in_(("open", "inspecting", "detained")),
+            and_(
+                reviews.c.state == "claimed",
+                or_(reviews.c.lease_until <= iso(now), reviews.c.claimed_by == principal.name),
+            ),
+        ),
+        _scope(principal),
+    )
+
+
+def queue_stage() -> Any:
+    """Items back from inspection come before fresh ones of the same priority."""
+    return case((reviews.c.state == "inspecting", 0), else_=1)
+
+
 def queue(conn: Connection, principal: Principal, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
     """Items waiting for a decision: most urgent first, then the nearest deadline."""
-    now_s = iso(now)
-    waiting = or_(
-        reviews.c.state.in_(("open", "inspecting", "detained")),
-        and_(
-            reviews.c.state == "claimed",
-            or_(reviews.c.lease_until <= now_s, reviews.c.claimed_by == principal.name),
-        ),
-    )
-    # Items back from inspection come before fresh ones of the same priority.
-    stage = case((reviews.c.state == "inspecting", 0), else_=1)
     rows = conn.execute(
         select(reviews)
-        .where(waiting, _scope(principal))
-        .order_by(stage, reviews.c.priority, reviews.c.due_at, reviews.c.id)
+        .where(waiting(principal, now))
+        .order_by(queue_stage(), reviews.c.priority, reviews.c.due_at, reviews.c.id)
         .limit(limit)
     ).fetchall()
     return [item_summary(r) for r in rows]
@@ -186,13 +196,22 @@ def evidence(
     return out
 
 
+def review_policy(settings: ServerSettings, site_id: str) -> ReviewPolicy:
+    """The rules' view of the configuration at one site: its jurisdiction's deadline for each decision."""
+    return ReviewPolicy(
+        lease=timedelta(minutes=settings.review.lease_minutes),
+        legal_bases=tuple(settings.review.legal_bases),
+        due=lambda action, at: due_at(settings, site_id, action, at),
+    )
+
+
 def act(
     conn: Connection,
     item_id: int,
     principal: Principal,
     action: str,
     now: datetime,
-    cfg: ReviewConfig,
+    settings: ServerSettings,
     fields: dict[str, str] | None = None,
     add_to_gallery: bool = False,
     gallery_label: str = "",
@@ -205,9 +224,7 @@ def act(
         lease_until=parse_iso(row.lease_until) if row.lease_until else None,
         claimed_from=row.claimed_from,
     )
-    nxt = apply_action(
-        view, action, principal.name, now, timedelta(minutes=cfg.lease_minutes), cfg.statutory_days, fields
-    )
+    nxt = apply_action(view, action, principal.name, now, review_policy(settings, row.site_id), fields)
     values: dict[str, Any] = {
         "state": nxt.state,
         "claimed_by": nxt.claimed_by,
@@ -232,6 +249,73 @@ def act(
     if add_to_gallery and nxt.outcome in GALLERY_DECISIONS:
         add_gallery_refs(conn, row, principal.name, gallery_label or row.category or "counterfeit", now)
     return item_summary(_load(conn, item_id, principal))
+
+
+MAX_BULK = 200
+
+
+def bulk_release(
+    conn: Connection,
+    ids: list[int],
+    principal: Principal,
+    reason: str,
+    now: datetime,
+    settings: ServerSettings,
+) -> list[dict[str, Any]]:
+    """Release low-risk HOLD items of one site together, each claimed and released under one reason.
+
+    All or nothing: one item that is not an open low-risk HOLD, or is of another site, refuses the lot.
+    """
+    reason = reason.strip()
+    if not 1 <= len(set(ids)) <= MAX_BULK or len(set(ids)) != len(ids):
+        raise BadInput(f"give 1 to {MAX_BULK} different item ids", "bad_ids")
+    if not has_substance(reason):
+        raise BadInput("the reason says nothing; write why these parcels may go", "no_substance")
+    rows = [_load(conn, i, principal) for i in ids]
+    sites = sorted({r.site_id for r in rows})
+    if len(sites) > 1:
+        raise BadInput(
+            f"a bulk release stays within one site; these items are of {', '.join(sites)}", "sites"
+        )
+    limit = settings.review.bulk_release_max_risk
+    for r in rows:
+        mine = r.state == "claimed" and r.claimed_by == principal.name
+        if r.decision != "HOLD" or r.risk > limit or not (r.state == "open" or mine):
+            raise Conflict(
+                f"item {r.id} is not an open HOLD of risk {limit:.2f} or less; release it on its own page",
+                "not_bulk",
+            )
+    out = []
+    for r in rows:
+        if r.state == "open":
+            act(conn, int(r.id), principal, "claim", now, settings)
+        out.append(act(conn, int(r.id), principal, "release", now, settings, {"note": reason}))
+    return out
+
+
+def operator_results(conn: Connection, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """What operators confirmed at the terminals for this parcel: pulled, not found, open-box results."""
+    same_parcel = and_(events.c.station_id == item["station_id"], events.c.tracking_id == item["tracking_id"])
+    match = or_(same_parcel, events.c.waybill == item["waybill"]) if item["waybill"] else same_parcel
+    rows = conn.execute(
+        select(events.c.station_id, events.c.payload)
+        .where(events.c.type == "operator", match)
+        .order_by(events.c.at, events.c.id)
+        .limit(50)
+    )
+    out = []
+    for r in rows:
+        body = json.loads(r.payload)
+        out.append(
+            {
+                "station_id": r.station_id,
+                "action": body["action"],
+                "result": body.get("result", ""),
+                "operator": body.get("operator", ""),
+                "at": body["at"],
+            }
+        )
+    return out
 
 
 def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: datetime) -> int:

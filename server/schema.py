@@ -237,6 +237,9 @@ orders = Table(
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
     Column("cancelled_at", TS, nullable=True),
+    # Who cancelled the order and why (with cancelled_at; the audit log holds the same).
+    Column("cancelled_by", String(64), nullable=True),
+    Column("cancel_reason", Text, nullable=True),
     Index("ix_orders_site", "site_id", "expires_at"),
     Index("ix_orders_waybill", "waybill"),
     Index("ix_orders_created", "created_at"),

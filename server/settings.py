@@ -125,8 +125,17 @@ class StationsConfig(BaseModel):
     )
 
 
+# Provisions a detention or seizure of suspected counterfeits commonly rests on in China.
+DEFAULT_LEGAL_BASES = (
+    "《中华人民共和国商标法》第六十二条",
+    "《中华人民共和国产品质量法》第十八条",
+    "《中华人民共和国行政强制法》第二十二条",
+    "《中华人民共和国知识产权海关保护条例》第十六条",
+)
+
+
 class ReviewConfig(BaseModel):
-    """The review workflow: claim leases, queue deadlines and statutory deadlines per decision."""
+    """The review workflow: claim leases, queue deadlines, legal bases and bulk release."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -135,10 +144,40 @@ class ReviewConfig(BaseModel):
     )
     queue_hours_hold: float = Field(24.0, gt=0, description="time allowed to decide a HOLD item")
     queue_hours_pull: float = Field(4.0, gt=0, description="time allowed to decide a PULL item")
-    statutory_days: dict[str, int] = Field(
-        default_factory=lambda: {"detain": 7, "seize": 30, "refer": 15, "open_inspection": 1},
-        description="days after a decision by which the follow-up (e.g. notifying the rights holder) is due",
+    legal_bases: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LEGAL_BASES),
+        min_length=1,
+        description="provisions an officer chooses from as the legal basis of a detention or seizure "
+        "(the decision adds free text beside it: article, paragraph, facts)",
     )
+    bulk_release_max_risk: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="HOLD items at or below this risk may be released together with one typed reason",
+    )
+    page_size: int = Field(50, ge=5, le=500, description="parcels per page of the officer's queue")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _statutory_days_moved(cls, data: Any) -> Any:
+        # The old key gave bare day counts with no legal source; the deadlines now live with the
+        # jurisdiction, where each one cites the provision it comes from.
+        if isinstance(data, dict) and "statutory_days" in data:
+            raise ValueError(
+                "statutory_days is no longer read: legal deadlines are set per jurisdiction, each with its "
+                "source, in [server.jurisdictions.<key>.deadlines.<decision>] (label, days or working_days "
+                "or hours, source); remove statutory_days (see config/server.example.toml)"
+            )
+        return data
+
+    @field_validator("legal_bases")
+    @classmethod
+    def _bases_named(cls, value: list[str]) -> list[str]:
+        cleaned = [v.strip() for v in value]
+        if any(len(v) < 4 or len(v) > 200 for v in cleaned) or len(set(cleaned)) != len(cleaned):
+            raise ValueError("each legal basis must be 4-200 characters and listed once")
+        return cleaned
 
 
 class AuthConfig(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from edge.wire import PullOrderWire
@@ -19,9 +20,11 @@ from server.deps import ServicesDep
 from server.errors import BadInput, Forbidden, NotFound
 from server.idcheck import check_id_number
 from server.notify import publish_orders_changed
-from server.orders import OrderDraft, list_orders, store_order
+from server.orders import OrderDraft, cancel_order, list_orders, store_order
 from server.registry import import_rows, parse_rows
 from server.reports import report_csv, scoped_report
+from server.review_rules import has_substance
+from server.schema import orders
 from server.scope import own_sites, record
 from server.watchlist import (
     WatchRequest,
@@ -219,6 +222,47 @@ def create_order(body: OrderRequest, who: Caller, svc: ServicesDep) -> dict[str,
         publish_orders_changed(conn)
     svc.notifier.notify()
     return order.model_dump(mode="json")
+
+
+class CancelRequest(BaseModel):
+    """Why a pull order is withdrawn (kept with the order and in the audit log)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=500, description="why the parcels need not be pulled")
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=OrderItem,
+    summary="Cancel a live pull order; stations stop pulling for it",
+)
+def post_cancel_order(
+    order_id: Annotated[str, Path(max_length=64, description="the order's id")],
+    body: CancelRequest,
+    who: Caller,
+    svc: ServicesDep,
+) -> dict[str, Any]:
+    if not has_substance(body.reason):
+        raise BadInput("the reason says nothing; write why the order is withdrawn", "no_substance")
+    now = utcnow()
+    sites = None if who.all_sites else who.sites
+    with svc.db.write() as conn:
+        site = conn.execute(select(orders.c.site_id).where(orders.c.order_id == order_id)).first()
+        if site is None or (site.site_id is not None and not who.sees_site(site.site_id)):
+            raise NotFound(f"no pull order {order_id[:40]!r}")
+        if site.site_id is None and not who.all_sites:
+            # A network-wide order is the network's: only a holder of every site withdraws it.
+            raise Forbidden("a network-wide order is cancelled by a user holding every site ('*')")
+        row = cancel_order(conn, order_id, who.name, body.reason, now)
+        record(
+            conn, svc.secret, who.name, "order_cancel", order_id, [row.site_id or "*"],
+            {"reason": body.reason, "scope": row.scope, "site": row.site_id},
+        )  # fmt: skip
+        publish_orders_changed(conn)
+        out = list_orders(conn, now, sites, only=order_id)[0]
+    svc.notifier.notify()
+    return out
 
 
 @router.get("/orders", response_model=list[OrderItem], summary="Orders with each station's state")

@@ -39,6 +39,9 @@ class OrderItem(BaseModel):
     expires_at: str
     origin_station_id: str | None
     cancelled: bool
+    cancelled_at: str | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
     stations: dict[str, str]
 
 

@@ -15,7 +15,8 @@ from server.authz import Caller
 from server.db import utcnow
 from server.deps import ServicesDep
 from server.errors import NotFound
-from server.reviews import act, evidence, followups, queue
+from server.review_queue import next_item
+from server.reviews import MAX_BULK, act, bulk_release, evidence, followups, queue
 from server.schema import images
 from server.scope import image_visible, record
 
@@ -37,7 +38,8 @@ class DecisionRequest(BaseModel):
         default_factory=dict,
         description="release/open_inspection: note; detain: legal_basis, storage_location; "
         "seize: legal_basis, seizure_record, rights_holder; refer: authority (market_regulator|police), "
-        "case_reference",
+        "case_reference. legal_basis is one of [server.review] legal_bases, with optional free text in "
+        "legal_basis_detail; text fields must say something (not 'x'), record numbers carry a number",
     )
     add_to_gallery: bool = Field(
         False, description="detain/seize: add the parcel's images to the counterfeit gallery"
@@ -67,6 +69,26 @@ def get_queue(
         return queue(conn, who, utcnow(), limit)
 
 
+class NextItem(BaseModel):
+    """The item to open after one is decided; null when the queue is empty."""
+
+    id: int | None
+
+
+# Declared before /reviews/{item_id}, which would otherwise take "next" for an id.
+@router.get("/reviews/next", response_model=NextItem, summary="The item that follows one in queue order")
+def get_next(
+    who: Caller,
+    svc: ServicesDep,
+    after: Annotated[int, Query(ge=0, le=2**62, description="the item just decided")] = 0,
+    stage: Annotated[
+        int, Query(ge=0, le=1, description="0 when that item was back from inspection when opened, else 1")
+    ] = 1,
+) -> dict[str, Any]:
+    with svc.db.read() as conn:
+        return {"id": next_item(conn, who, utcnow(), after, stage)}
+
+
 @router.get("/reviews/{item_id}", response_model=ReviewEvidence, summary="One review item with its evidence")
 def get_item(item_id: ItemId, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     with svc.db.read() as conn:
@@ -83,7 +105,7 @@ def _act(
             who,
             action,
             utcnow(),
-            svc.settings.review,
+            svc.settings,
             body.fields if body else None,
             bool(body and body.add_to_gallery),
             body.gallery_label if body else "",
@@ -111,6 +133,39 @@ def unclaim(item_id: ItemId, who: Caller, svc: ServicesDep) -> dict[str, Any]:
 @router.post("/reviews/{item_id}/decision", response_model=ReviewItem, summary="Decide a claimed item")
 def decide(item_id: ItemId, body: DecisionRequest, who: Caller, svc: ServicesDep) -> dict[str, Any]:
     return _act(svc, who, item_id, body.action, body)
+
+
+class BulkReleaseRequest(BaseModel):
+    """Low-risk HOLD items of one site released together under one typed reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        min_length=1, max_length=MAX_BULK, description="the items (open HOLDs at or below the risk limit)"
+    )
+    reason: str = Field(min_length=1, max_length=500, description="why these parcels may go on")
+
+
+@router.post(
+    "/reviews/bulk-release",
+    response_model=list[ReviewItem],
+    summary="Release low-risk HOLD items of one site together (audited per item)",
+)
+def post_bulk_release(body: BulkReleaseRequest, who: Caller, svc: ServicesDep) -> list[dict[str, Any]]:
+    with svc.db.write() as conn:
+        done = bulk_release(conn, body.item_ids, who, body.reason, utcnow(), svc.settings)
+        for item in done:
+            detail = {"action": "release", "fields": {"note": body.reason.strip()}, "bulk": len(done)}
+            record(
+                conn,
+                svc.secret,
+                who.name,
+                "review_release",
+                f"review:{item['id']}",
+                [item["site_id"]],
+                detail,
+            )
+    return done
 
 
 @router.get(

@@ -9,11 +9,20 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from edge.wire import OrdersPollReply, PullOrderWire, SyncReply, SyncRequest
+from edge.wire import (
+    FEATURE_ORDER_CANCEL,
+    FEATURES_HEADER,
+    OrderCancelWire,
+    OrdersPollReply,
+    PullOrderWire,
+    SyncReply,
+    SyncRequest,
+)
 from scanner_drivers.image_gate import ImageLimits, ImageRefused, probe
 from server.api.responses import ImageStored
 from server.authz import Caller
@@ -22,7 +31,7 @@ from server.deps import Services, ServicesDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
 from server.ingest import ingest_batch
 from server.notify import publish_orders_changed
-from server.orders import last_order_seq, pending_orders
+from server.orders import cancelled_orders, last_order_seq, pending_orders
 from server.registry_feed import registry_changes
 from server.schema import images
 from server.stations import touch_station
@@ -42,8 +51,19 @@ MAGIC = {
 }
 
 
+def wants_cancellations(request: Request) -> bool:
+    asked = request.headers.get(FEATURES_HEADER, "")
+    return FEATURE_ORDER_CANCEL in {f.strip().lower() for f in asked.split(",")}
+
+
+def wire_reply(reply: SyncReply | OrdersPollReply, cancellations: bool) -> JSONResponse:
+    """The reply as v1 JSON; the order-cancel addition only for a station that asked for it."""
+    exclude = None if cancellations else {"cancelled"}
+    return JSONResponse(reply.model_dump(mode="json", exclude=exclude))
+
+
 @router.post("/sync", response_model=SyncReply, summary="Store a station's event batch and reply with orders")
-def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
+def sync(body: SyncRequest, request: Request, station: Caller, svc: ServicesDep) -> JSONResponse:
     if len(body.events) > svc.settings.limits.max_batch_events:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
@@ -67,8 +87,10 @@ def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
     svc.metrics.stored(types)
     if result.orders_changed:
         svc.notifier.notify()
+    cancellations = wants_cancellations(request)
     with svc.db.read() as conn:
         pending = pending_orders(conn, station.name, station.sites[0], now)
+        cancelled = cancelled_orders(conn, station.name, station.sites[0], now) if cancellations else []
         registry = registry_changes(
             conn,
             body.registry_cursor,
@@ -77,13 +99,15 @@ def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
             station.sites[0],
             svc.settings.regions,
         )
-    return SyncReply(
+    reply = SyncReply(
         accepted=result.accepted,
         duplicates=result.duplicates,
         orders=pending,
         registry=registry,
         server_time=now,
+        cancelled=cancelled,
     )
+    return wire_reply(reply, cancellations)
 
 
 IMAGE_BODY = {
@@ -165,11 +189,13 @@ def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id
 
 @router.get("/orders/poll", response_model=OrdersPollReply, summary="Wait for pull orders newer than `after`")
 async def poll_orders(
+    request: Request,
     station: Caller,
     svc: ServicesDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="last order seq the station holds")] = 0,
     timeout: Annotated[float, Query(ge=0, le=30, description="seconds to wait when nothing is new")] = 25.0,
-) -> OrdersPollReply:
+) -> JSONResponse:
+    cancellations = wants_cancellations(request)
     deadline = time.monotonic() + min(timeout, svc.settings.orders.max_poll_seconds)
     site = station.sites[0]
 
@@ -180,23 +206,34 @@ async def poll_orders(
     # A poll is a sign of life too: a station whose batches are all refused is not silent.
     await run_in_threadpool(heard)
 
-    def query() -> tuple[list[PullOrderWire], int]:
+    def query() -> tuple[list[PullOrderWire], int, list[OrderCancelWire]]:
         with svc.db.read() as conn:
-            found = pending_orders(conn, station.name, site, utcnow(), after=after)
-            return list(found), last_order_seq(conn, station.name, site)
+            now = utcnow()
+            found = pending_orders(conn, station.name, site, now, after=after)
+            cancelled = cancelled_orders(conn, station.name, site, now) if cancellations else []
+            return list(found), last_order_seq(conn, station.name, site), cancelled
 
+    known: set[str] | None = None
     while True:
         # Subscribe before querying so that an order committed in between still wakes us.
         sub = svc.notifier.subscribe()
         try:
-            found, last = await run_in_threadpool(query)
+            found, last, cancelled = await run_in_threadpool(query)
             left = deadline - time.monotonic()
-            if found or left <= 0:
-                return OrdersPollReply(orders=found, last_seq=last, server_time=utcnow())
+            # A cancellation made while this poll waited wakes it too (the station holds the earlier ones).
+            if known is None:
+                known = {c.order_id for c in cancelled}
+            news = any(c.order_id not in known for c in cancelled)
+            if found or news or left <= 0:
+                reply = OrdersPollReply(
+                    orders=found, last_seq=last, server_time=utcnow(), cancelled=cancelled
+                )
+                return wire_reply(reply, cancellations)
             try:
                 await sub.wait(left)
             except asyncio.CancelledError:
                 # The server is shutting down: answer "nothing new" so the edge simply polls again later.
-                return OrdersPollReply(orders=[], last_seq=last, server_time=utcnow())
+                reply = OrdersPollReply(orders=[], last_seq=last, server_time=utcnow(), cancelled=cancelled)
+                return wire_reply(reply, cancellations)
         finally:
             sub.close()

@@ -90,9 +90,9 @@ def due_key(state: str, outcome: str | None) -> str | None:
     return None
 
 
-def check_fields(action: str, fields: dict[str, str]) -> None:
+def check_fields(action: str, fields: dict[str, str], legal_bases: tuple[str, ...] = ()) -> None:
     if action in SHARED_WITH_REVIEW:
-        check_review_fields(action, fields)
+        check_review_fields(action, fields, legal_bases)
         return
     missing = [f for f in REQUIRED_FIELDS.get(action, ()) if not str(fields.get(f, "")).strip()]
     if missing:
@@ -133,15 +133,24 @@ def _guard(case: CaseView, action: str, now: datetime, fields: dict[str, str]) -
         )
 
 
-def next_step(case: CaseView, action: str, now: datetime, fields: dict[str, str] | None = None) -> CaseStep:
-    """The case after `action` at `now`; raises BadInput (unknown action, fields) or Conflict (not now)."""
+def next_step(
+    case: CaseView,
+    action: str,
+    now: datetime,
+    fields: dict[str, str] | None = None,
+    legal_bases: tuple[str, ...] = (),
+) -> CaseStep:
+    """The case after `action` at `now`; raises BadInput (unknown action, fields) or Conflict (not now).
+
+    A legal basis must be one of `legal_bases` (the configured provisions, review.legal_bases).
+    """
     fields = fields or {}
     if action not in ACTIONS:
         raise BadInput(f"unknown case action {action!r}", "bad_action")
     target = NEXT_STATE.get((case.state, action))
     if target is None:
         raise Conflict(f"'{action}' is not allowed while the case is {case.state}", "not_allowed")
-    check_fields(action, fields)
+    check_fields(action, fields, legal_bases)
     _guard(case, action, now, fields)
     outcome = fields["reply"] if action == "reply" else case.outcome
     return CaseStep(target, due_key(target, outcome), outcome)

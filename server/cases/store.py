@@ -245,7 +245,7 @@ def take_step(
 ) -> CaseStep:
     """Apply one step of the state machine; the new state's deadline runs from `start` (default now)."""
     row = load_case(conn, who, case_id)
-    step = next_step(case_view(conn, row), action, now, fields)
+    step = next_step(case_view(conn, row), action, now, fields, tuple(settings.review.legal_bases))
     due = due_at(settings, row.site_id, step.due_key, start or now) if step.due_key else None
     kept = json.loads(row.fields)
     kept[action] = {**fields, "by": who.name, "at": iso(now)}

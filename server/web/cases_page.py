@@ -17,8 +17,11 @@ from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
 from server.evidence.referrals import REFERRED_CASE_STATES, referrals_of_case
+from server.jurisdictions import CN_DEADLINES
 from server.schema import reviews
 from server.scope import site_filter
+from server.settings import ServerSettings
+from server.sites import deadline_rule
 from server.web.common import PageDenied, error_page, need_user, render
 
 # Who may open these pages is in server.authz.RULES; what they show is bounded to the officer's sites.
@@ -28,6 +31,10 @@ router = APIRouter()
 def _item_ids(raw: str) -> list[int]:
     """Review item ids from `?item=1,2` (bad parts are dropped: the form shows what was understood)."""
     return sorted({int(p) for p in raw.split(",")[:50] if p.strip().isdigit() and 0 < int(p) <= 2**62})
+
+
+def builtin_rule(settings: ServerSettings, site_id: str, key: str) -> bool:
+    return deadline_rule(settings, site_id, key) == CN_DEADLINES.get(key)
 
 
 @router.get("/desk/cases")
@@ -96,6 +103,10 @@ def case_page(request: Request, case_ref: str) -> Response:
             holders=holders,
             disposed=disposed,
             authorities=sorted(AUTHORITIES),
+            legal_bases=svc.settings.review.legal_bases,
+            # A built-in deadline rule is named in the page's language; a configured one as configured.
+            builtin_rule=bool(case["deadline"])
+            and builtin_rule(svc.settings, case["site_id"], case["due_key"]),
             methods=DISPOSAL_METHODS,
             # The evidence card (desk_evidence.html): a bundle of the case; its referral once referred.
             evidence_target={"case_id": case_id},

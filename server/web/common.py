@@ -20,9 +20,15 @@ LANG_COOKIE = "pg_lang"
 
 # Pages each role sees in its menu; an administrator sees them all.
 MENU: dict[str, tuple[tuple[str, str], ...]] = {
-    "officer": (("desk", "/desk"), ("cases", "/desk/cases")),
+    "officer": (("desk", "/desk"), ("cases", "/desk/cases"), ("admin_orders", "/desk/orders")),
     "supervisor": (("report", "/report"), ("stations", "/stations")),
-    "admin": (("desk", "/desk"), ("cases", "/desk/cases"), ("report", "/report"), ("stations", "/stations")),
+    "admin": (
+        ("desk", "/desk"),
+        ("cases", "/desk/cases"),
+        ("report", "/report"),
+        ("stations", "/stations"),
+        ("admin_title", "/admin/users"),
+    ),
     "operator": (),
 }
 

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from server.deps import SESSION_COOKIE, get_services, set_session_cookie
 from server.errors import ApiError
+from server.web.admin_pages import router as admin_router
 from server.web.cases_page import router as cases_router
 from server.web.common import HERE, current_user, error_page, render
 from server.web.desk import router as desk_router
@@ -22,6 +23,7 @@ router.include_router(report_router)
 router.include_router(stations_router)
 router.include_router(cases_router)
 router.include_router(xray_router)
+router.include_router(admin_router)
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 HOME = {"officer": "/desk", "admin": "/desk", "supervisor": "/report"}

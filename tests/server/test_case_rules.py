@@ -14,6 +14,8 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LATER, EARLIER = NOW + timedelta(days=1), NOW - timedelta(days=1)
 HELD: dict[str, Any] = dict(items=2, items_held=True, rights_holder=True)
 DETAIN = {"legal_basis": "条例第十六条", "storage_location": "cage 3"}
+BASES = (DETAIN["legal_basis"],)
+RELEASE_NOTE = {"note": "returned to the sender after the check"}
 REFER = {"authority": "police", "case_reference": "P-1"}
 
 # (case, action, fields, expected state, expected due key, expected outcome)
@@ -28,8 +30,8 @@ ALLOWED = [
     (CaseView("awaiting_rights_holder", **HELD, due_at=EARLIER), "reply", {"reply": "no_reply"},
      "decided", "case_release", "no_reply"),
     (CaseView("decided", **HELD, outcome="counterfeit"), "refer", REFER, "referred", None, "counterfeit"),
-    (CaseView("decided", **HELD, outcome="genuine"), "release", {"note": "ok"}, "released", None, "genuine"),
-    (CaseView("decided", **HELD, outcome="no_reply"), "release", {"note": "ok"}, "released", None,
+    (CaseView("decided", **HELD, outcome="genuine"), "release", RELEASE_NOTE, "released", None, "genuine"),
+    (CaseView("decided", **HELD, outcome="no_reply"), "release", RELEASE_NOTE, "released", None,
      "no_reply"),
     (CaseView("decided", **HELD, outcome="counterfeit", seized=2), "destroy", {}, "destroyed", None,
      "counterfeit"),
@@ -56,7 +58,7 @@ REFUSED = [
     (CaseView("decided", **HELD, outcome="genuine"), "refer", REFER, Conflict, "not_counterfeit"),
     (CaseView("decided", **HELD, outcome="counterfeit"), "refer", {**REFER, "authority": "mayor"},
      BadInput, "bad_authority"),
-    (CaseView("decided", **HELD, outcome="counterfeit"), "release", {"note": "x"}, Conflict, "counterfeit"),
+    (CaseView("decided", **HELD, outcome="counterfeit"), "release", RELEASE_NOTE, Conflict, "counterfeit"),
     (CaseView("decided", **HELD, outcome="genuine"), "destroy", {}, Conflict, "not_counterfeit"),
     (CaseView("decided", **HELD, outcome="counterfeit", seized=2, undisposed=1), "destroy", {},
      Conflict, "undisposed"),
@@ -72,7 +74,7 @@ REFUSED = [
 def test_allowed_steps(
     case: CaseView, action: str, fields: dict[str, str], state: str, key: str | None, outcome: str | None
 ) -> None:
-    step = next_step(case, action, NOW, fields)
+    step = next_step(case, action, NOW, fields, BASES)
     assert (step.state, step.due_key, step.outcome) == (state, key, outcome)
 
 
@@ -81,7 +83,7 @@ def test_refused_steps(
     case: CaseView, action: str, fields: dict[str, str], error: type[Exception], code: str
 ) -> None:
     with pytest.raises(error) as caught:
-        next_step(case, action, NOW, fields)
+        next_step(case, action, NOW, fields, BASES)
     assert getattr(caught.value, "code", None) == code
 
 
@@ -94,7 +96,7 @@ def test_every_step_not_in_the_table_is_refused() -> None:
                 continue
             case = CaseView(state, **HELD, outcome="counterfeit", due_at=LATER, seized=1)
             with pytest.raises(Conflict) as caught:
-                next_step(case, action, NOW, fields)
+                next_step(case, action, NOW, fields, BASES)
             assert caught.value.code == "not_allowed", (state, action)
 
 

@@ -154,6 +154,12 @@ def pages_in_chinese(s: Site, c: TestClient) -> Iterator[tuple[str, str]]:
     yield "report bad date", c.get("/report", params={"date": "yesterday"}).text
     yield "report bad format", c.get("/report/download", params={"date": s.day, "format": "xml"}).text
     yield "stations", c.get("/stations").text
+    login(c, "olga")
+    yield "orders", c.get("/desk/orders").text
+    login(c, "root")
+    yield "admin users", c.get("/admin/users").text
+    yield "admin stations", c.get("/admin/stations").text
+    yield "admin watchlist", c.get("/admin/watchlist").text
     login(c, "otto")
     yield "other site's item", c.get(f"/desk/items/{s.item_id}").text
     yield "other site's stations", c.get("/stations", params={"site": "site1"}).text

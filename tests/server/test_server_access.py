@@ -23,6 +23,7 @@ from server.authz import route_table, rule_for
 from server.cases import holders, notices, store
 from server.db import normalise_url
 from server.schema import reviews
+from server.settings import DEFAULT_LEGAL_BASES
 from tests.server.conftest import _event, png
 
 # --- role x site x route -------------------------------------------------------------------------------
@@ -116,6 +117,15 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", "/readyz"): PUBLIC,
     # Only the scrape token opens it: no user or station credential does (test_server_operations).
     ("GET", "/metrics"): (frozenset(), "none"),
+    # The desk made for throughput and the administration pages.
+    ("POST", f"{V1}/reviews/bulk-release"): (frozenset({OFF}), "scoped"),
+    ("POST", f"{V1}/orders/{{order_id}}/cancel"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", f"{V1}/reviews/next"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/stream"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/orders"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/admin/users"): (frozenset({ADM}), "scoped"),
+    ("GET", "/admin/stations"): (frozenset({ADM}), "scoped"),
+    ("GET", "/admin/watchlist"): (frozenset({ADM}), "scoped"),
 }
 
 
@@ -253,7 +263,25 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", "/stations"): lambda s, w, site, t: Call(
         f"/stations?site={site}", marker={"site1": "st-a", "site2": "st-c"}[site]
     ),
+    # An open HOLD of risk 0.8 is no bulk candidate: allowed callers get 409, others never see it (404).
+    ("POST", f"{V1}/reviews/bulk-release"): lambda s, w, site, t: Call(
+        f"{V1}/reviews/bulk-release", {"item_ids": [w.item[site]], "reason": "genuine goods checked"}
+    ),
+    ("POST", f"{V1}/orders/{{order_id}}/cancel"): lambda s, w, site, t: Call(
+        f"{V1}/orders/{_order_id(s, w, site)}/cancel", {"reason": "tip-off withdrawn by the brand"}
+    ),
+    ("GET", f"{V1}/reviews/next"): lambda s, w, site, t: Call(f"{V1}/reviews/next?after={w.item[site]}"),
+    ("GET", "/desk/stream"): lambda s, w, site, t: Call(f"/desk/stream?once=1&site={site}"),
+    ("GET", "/desk/orders"): lambda s, w, site, t: Call("/desk/orders", marker=w.order_waybill[site]),
+    ("GET", "/admin/users"): lambda s, w, site, t: Call("/admin/users", marker=f">{w.user[site]}<"),
+    ("GET", "/admin/stations"): lambda s, w, site, t: Call(
+        "/admin/stations", marker={"site1": ">st-a<", "site2": ">st-c<"}[site]
+    ),
+    ("GET", "/admin/watchlist"): lambda s, w, site, t: Call("/admin/watchlist", marker=f"watch of {site}"),
 }
+
+
+DETAIN_FIELDS = {"legal_basis": DEFAULT_LEGAL_BASES[3], "storage_location": "证物库 3"}
 
 
 def _referred(server: Any, world: Any, site: str) -> tuple[int, int]:
@@ -270,13 +298,18 @@ def _referred(server: Any, world: Any, site: str) -> tuple[int, int]:
         item = world.shared_item[site]
         fields = {"authority": "police", "case_reference": f"R-{site}"}
         with svc.db.write() as conn:
-            act(conn, item, who, "claim", utcnow(), svc.settings.review)
-            act(conn, item, who, "refer", utcnow(), svc.settings.review, fields)
+            act(conn, item, who, "claim", utcnow(), svc.settings)
+            act(conn, item, who, "refer", utcnow(), svc.settings, fields)
             ref = create_referral(
                 conn, who, [item], None, "《商标法》第六十条、第六十一条", svc.settings, svc.privacy, utcnow()
             )
         made[site] = (item, int(ref["id"]))
     return made[site]
+
+
+def _order_id(server: Any, world: Any, site: str) -> str:
+    orders = server.client.get(f"{V1}/orders", headers=server.admin).json()
+    return str(next(o["order_id"] for o in orders if o["waybill"] == world.order_waybill[site]))
 
 
 def _png(tag: str) -> bytes:
@@ -317,7 +350,7 @@ def _case(s: Any, w: Any, site: str, tag: str, notified: bool = False) -> tuple[
             conn, svc.secret, root, case_id, holders.add_holder(conn, svc.secret, root, holder, now)
         )
         store.take_step(
-            conn, svc.settings, root, case_id, "detain", {"legal_basis": "l", "storage_location": "s"}, now
+            conn, svc.settings, root, case_id, "detain", DETAIN_FIELDS, now
         )
         return case_id, notices.notify(conn, svc.settings, root, case_id, now)
 

@@ -28,7 +28,7 @@ from server.settings import generate_key
 from tests.server.conftest import PASSWORD, Server, World, make_settings, png
 
 Caller = Callable[[str, list[str]], tuple[dict[str, str], dict[str, str]]]
-DETAIN = {"legal_basis": "《知识产权海关保护条例》第十六条", "storage_location": "cage 3"}
+DETAIN = {"legal_basis": "《中华人民共和国知识产权海关保护条例》第十六条", "storage_location": "cage 3"}
 HOLDER = {
     "brand": "Nike",
     "contact_name": "Li Lei",
@@ -37,6 +37,8 @@ HOLDER = {
     "language": "zh",
     "trademarks": [{"number": "G1234567", "mark": "NIKE", "classes": [25]}],
 }
+
+RELEASE = {"note": "returned to the sender after the check"}
 
 
 def detain_items(c: TestClient, officer: dict[str, str], ids: list[int]) -> None:
@@ -126,7 +128,7 @@ def test_case_from_two_parcels_to_closing(
     assert all(i["seized"] for i in r.json()["items"])
     # Illegal transitions: releasing counterfeit goods, closing before a final state.
     bad = c.post(
-        f"/api/v1/cases/{cid}/steps", json={"action": "release", "fields": {"note": "x"}}, headers=officer
+        f"/api/v1/cases/{cid}/steps", json={"action": "release", "fields": RELEASE}, headers=officer
     )
     assert bad.status_code == 409 and bad.json()["error"]["code"] == "counterfeit"
     bad = c.post(f"/api/v1/cases/{cid}/steps", json={"action": "close"}, headers=officer)

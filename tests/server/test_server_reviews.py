@@ -59,7 +59,11 @@ def test_decision_flow_and_gallery(server: Any, parcel: Factory, make_batch: Fac
     assert c.get(evidence["images"][0]["url"], headers=olga).content == PNG
     # The station may not read evidence images that are not in the gallery.
     assert c.get(f"/api/v1/images/{SHA}", headers=server.station_b).status_code == 404
-    seize = {"legal_basis": "TM law art 60", "seizure_record": "S-2026-1", "rights_holder": "Brand Co"}
+    seize = {
+        "legal_basis": "《中华人民共和国商标法》第六十二条",
+        "seizure_record": "S-2026-1",
+        "rights_holder": "Brand Co",
+    }
     not_claimed = c.post(
         f"/api/v1/reviews/{item}/decision", json={"action": "seize", "fields": seize}, headers=olga
     )

@@ -13,15 +13,21 @@ from server.idcheck import check_phone, check_resident_id, check_usc_code
 from server.orders import order_from_pull, station_state
 from server.privacy import Privacy, mask_id, mask_name, mask_phone
 from server.reports import device_uptime, summarise_counts, summarise_reviews
-from server.review_rules import ItemView, apply_action
+from server.review_rules import ItemView, ReviewPolicy, apply_action, has_substance
 from server.rollup import event_counters
 
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=15)
 DAYS = {"detain": 7, "seize": 30, "refer": 15}
+BASIS = "《中华人民共和国商标法》第六十二条"
+POLICY = ReviewPolicy(
+    lease=LEASE,
+    legal_bases=(BASIS,),
+    due=lambda action, at: at + timedelta(days=DAYS[action]) if action in DAYS else None,
+)
 LIVE = NOW + timedelta(minutes=5)
 GONE = NOW - timedelta(minutes=1)
-SEIZE = {"legal_basis": "TM law 60", "seizure_record": "S-1", "rights_holder": "Brand Co"}
+SEIZE = {"legal_basis": BASIS, "seizure_record": "S-1", "rights_holder": "Brand Co"}
 
 
 def claimed(by: str = "amy", lease: datetime | None = LIVE, origin: str = "open") -> ItemView:
@@ -46,8 +52,23 @@ TRANSITIONS = [
     (claimed(), "release", "amy", {"note": "genuine goods"}, "released"),
     (claimed(), "release", "amy", {}, BadInput),
     (claimed(), "open_inspection", "amy", {"note": "x-ray unclear"}, "inspecting"),
-    (claimed(), "detain", "amy", {"legal_basis": "art 5", "storage_location": "cage 3"}, "detained"),
-    (claimed(), "detain", "amy", {"legal_basis": "art 5"}, BadInput),
+    (claimed(), "detain", "amy", {"legal_basis": BASIS, "storage_location": "cage 3"}, "detained"),
+    (claimed(), "detain", "amy", {"legal_basis": BASIS}, BadInput),
+    # A legal basis off the configured list, and required fields that say nothing, are refused.
+    (claimed(), "detain", "amy", {"legal_basis": "art 5", "storage_location": "cage 3"}, BadInput),
+    (claimed(), "detain", "amy", {"legal_basis": BASIS, "storage_location": "x"}, BadInput),
+    (claimed(), "detain", "amy", {"legal_basis": BASIS, "storage_location": "仓库"}, "detained"),
+    (
+        claimed(),
+        "detain",
+        "amy",
+        {"legal_basis": BASIS, "storage_location": "c3", "legal_basis_detail": "-"},
+        BadInput,
+    ),
+    (claimed(), "detain", "amy", {"legal_basis": BASIS, "storage_location": "c3", "colour": "red"}, BadInput),
+    (claimed(), "seize", "amy", {**SEIZE, "seizure_record": "none yet"}, BadInput),
+    (claimed(), "release", "amy", {"note": "x"}, BadInput),
+    (claimed(), "release", "amy", {"note": "aaaa"}, BadInput),
     (claimed(), "seize", "amy", SEIZE, "seized"),
     (claimed(), "seize", "amy", {**SEIZE, "rights_holder": " "}, BadInput),
     (claimed(), "refer", "amy", {"authority": "police", "case_reference": "P-9"}, "referred"),
@@ -55,7 +76,7 @@ TRANSITIONS = [
     (claimed(), "fly", "amy", {}, BadInput),
     (claimed(origin="inspecting"), "open_inspection", "amy", {"note": "again"}, Conflict),
     (claimed(origin="inspecting"), "seize", "amy", SEIZE, "seized"),
-    (claimed(origin="detained"), "detain", "amy", {"legal_basis": "a", "storage_location": "b"}, Conflict),
+    (claimed(origin="detained"), "detain", "amy", {"legal_basis": BASIS, "storage_location": "b"}, Conflict),
     (claimed(origin="detained"), "release", "amy", {"note": "rights holder declined"}, "released"),
 ]
 
@@ -66,14 +87,23 @@ def test_review_transitions(
 ) -> None:
     if isinstance(expected, type):
         with pytest.raises(expected):
-            apply_action(item, action, actor, NOW, LEASE, DAYS, fields)
+            apply_action(item, action, actor, NOW, POLICY, fields)
         return
-    nxt = apply_action(item, action, actor, NOW, LEASE, DAYS, fields)
+    nxt = apply_action(item, action, actor, NOW, POLICY, fields)
     assert nxt.state == expected
     if expected == "claimed":
         assert nxt.claimed_by == actor and nxt.lease_until == NOW + LEASE
     if action in DAYS:
         assert nxt.statutory_due_at == NOW + timedelta(days=DAYS[action]) and nxt.outcome == action
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("x", False), ("--", False), ("aa", False), ("ab", False), ("abc", True), ("扣押", True), ("扣", False),
+     ("S-1", True), ("   ", False), ("genuine goods", True)],
+)  # fmt: skip
+def test_fields_need_substance(text: str, ok: bool) -> None:
+    assert has_substance(text) is ok
 
 
 @pytest.mark.parametrize(

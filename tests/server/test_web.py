@@ -288,7 +288,11 @@ def test_reveal_decide_order_and_audit_trail(site: tuple[Site, TestClient]) -> N
                   headers=headers)  # fmt: skip
     assert full.json()["id_number"] == ID
     assert c.post(f"/api/v1/reviews/{s.item_id}/claim", headers=headers).json()["state"] == "claimed"
-    fields = {"legal_basis": "TM law art 60", "seizure_record": "S-1", "rights_holder": "Brand Co"}
+    fields = {
+        "legal_basis": "《中华人民共和国商标法》第六十二条",
+        "seizure_record": "S-1",
+        "rights_holder": "Brand Co",
+    }
     seize = {"action": "seize", "fields": fields, "add_to_gallery": True, "gallery_label": "fake sneaker"}
     done = c.post(f"/api/v1/reviews/{s.item_id}/decision", json=seize, headers=headers)
     assert done.status_code == 200, done.text
@@ -496,22 +500,30 @@ def test_every_role_in_the_browser(live: tuple[Site, str], browser: Any, repo_ro
     wait.until(ec.text_to_be_present_in_element((By.ID, "sender-id"), ID))
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shots / "desk-hit-revealed.png"))
-    wait.until(ec.text_to_be_present_in_element((By.ID, "audit"), "case 2026-17: counterfeit shoes"))
     # A pull order the server refuses shows its error message, readable.
     by_id("order-reason").send_keys("tip-off from brand owner")
     browser.find_element(By.CSS_SELECTOR, "#order-form button[value=waybill]").click()
     err = wait.until(ec.visibility_of_element_located((By.ID, "error")))
     assert "An equal live order already exists" in err.text
+    # The revealed record stays on the page (nothing reloads it masked).
+    assert by_id("sender-id").text == ID
     browser.find_element(By.TAG_NAME, "body").send_keys("s")
     wait.until(ec.visibility_of_element_located((By.ID, "f-legal_basis")))
     assert browser.switch_to.active_element.get_attribute("id") == "f-legal_basis"
-    by_id("f-legal_basis").send_keys("Trademark Law art. 60")
+    from selenium.webdriver.support.ui import Select
+
+    Select(by_id("f-legal_basis")).select_by_index(1)
+    by_id("f-legal_basis_detail").send_keys("Trademark Law art. 60, counterfeit logo")
     by_id("f-seizure_record").send_keys("S-2026-0017")
     by_id("f-rights_holder").send_keys("Brand Co")
     by_id("decision-form").submit()
+    # Decided: the desk moves on to the next item in the queue; the seized one keeps its trail.
+    wait.until(lambda d: f"/desk/items/{s.item_id}" not in d.current_url)
+    browser.get(f"{url}/desk/items/{s.item_id}")
     wait.until(ec.text_to_be_present_in_element((By.ID, "item-state"), "seized"))
     audit = by_id("audit").text
     assert "claimed" in audit and "seized" in audit and "sender record revealed" in audit
+    assert "case 2026-17: counterfeit shoes" in audit
     browser.execute_script("document.getElementById('audit').scrollIntoView()")
     browser.save_screenshot(str(shots / "desk-decided-audit.png"))
     browser.get(f"{url}/desk?lang=zh")

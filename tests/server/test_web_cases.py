@@ -17,7 +17,7 @@ from server.web.words import words
 from tests.server.test_web import PASSWORD, WAYBILL, WAYBILL2, Site, check_page, csrf_of, live, login, site
 
 __all__ = ["live", "site"]  # fixtures, imported so that pytest finds them here
-DETAIN = {"legal_basis": "《知识产权海关保护条例》第十六条", "storage_location": "证物库 A-3"}
+DETAIN = {"legal_basis": "《中华人民共和国知识产权海关保护条例》第十六条", "storage_location": "证物库 A-3"}
 
 
 def detain_both(http: httpx.Client | TestClient, s: Site) -> tuple[dict[str, str], list[int]]:
@@ -132,7 +132,7 @@ def test_a_case_walked_in_the_browser(
     by_id("h-tm-mark").send_keys("NIKE")
     submit("#new-holder-form")
     wait.until(ec.presence_of_element_located((By.ID, "holder-facts")))
-    by_id("s-legal_basis").send_keys(DETAIN["legal_basis"])
+    Select(by_id("s-legal_basis")).select_by_value(DETAIN["legal_basis"])
     by_id("s-storage_location").send_keys(DETAIN["storage_location"])
     submit('form[data-action="detain"]')
     state_is("detained")
@@ -151,7 +151,7 @@ def test_a_case_walked_in_the_browser(
     assert notice.status_code == 200 and body is not None and "3 个工作日" in str(body.get_content())
     submit("#delivered-form")
     state_is("awaiting_rights_holder")
-    assert "第十六条" in by_id("case-deadline").text
+    assert "art. 16" in by_id("case-deadline").text
     # Too early for "no reply": the refusal is shown as the server wrote it.
     by_id("reply-no_reply").click()
     submit("#reply-form")

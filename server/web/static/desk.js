@@ -1,21 +1,7 @@
-// Review desk hit page: X-ray tools, audited reveal, claim, decisions with required fields, pull orders.
+// Review desk hit page: X-ray tools, audited reveal, claim, decisions then the next item, pull orders.
 "use strict";
 (function () {
-  const P = JSON.parse(document.getElementById("page").textContent);
-  // The page's words (base.html); a key it lacks shows as itself and is reported in the console.
-  const W = JSON.parse(document.getElementById("words").textContent);
-  const t = (key) => {
-    if (key in W) return W[key];
-    console.warn("no words for", key);
-    return key;
-  };
-  const $ = (id) => document.getElementById(id);
-  const { call: api, showError } = window.pgApi;
-  function notice(message) {
-    const box = $("notice");
-    box.textContent = message;
-    box.hidden = false;
-  }
+  const { $, page: P, words: W, showError, notice, api } = window.pg;
 
   // ---- X-ray viewer: zoom, contrast, invert (CSS filters on the served image) ----
   const xray = $("xray");
@@ -38,8 +24,10 @@
       $("sender-id").textContent = data.id_number || data.id_masked;
       $("sender-name").textContent = data.name || data.name_masked;
       $("sender-phone").textContent = data.phone || data.phone_masked;
+      // The full record stays on this page until the officer leaves it; nothing reloads it masked.
       $("revealed-note").hidden = false;
-      setTimeout(() => location.reload(), 1500);
+      $("reveal-form").hidden = true;
+      document.body.dataset.revealed = "1";
     });
   }
 
@@ -74,10 +62,16 @@
       if (!chosen) return;
       const fields = {};
       (P.required[chosen.value] || []).forEach((name) => { fields[name] = form.elements[name].value.trim(); });
+      const detail = form.elements.legal_basis_detail.value.trim();
+      if ("legal_basis" in fields && detail) fields.legal_basis_detail = detail;
       if (!(await claim())) return;
       const body = { action: chosen.value, fields: fields, add_to_gallery: $("f-gallery").checked };
       const data = await api("POST", "/api/v1/reviews/" + P.id + "/decision", body);
-      if (data) location.reload();
+      // Decided: on to the item that followed this one in the queue.
+      if (!data) return;
+      const next = await api("GET", "/api/v1/reviews/next?after=" + P.id + "&stage=" + P.stage);
+      // The queue when nothing is left; the queue too (without "done") when the question failed.
+      location.assign(next === null ? "/desk" : next.id ? "/desk/items/" + next.id : "/desk?done=1");
     });
   }
 
@@ -90,7 +84,19 @@
     if (scope === "waybill") body.waybill = P.waybill;
     else body.sender_token = P.sender_token;
     const data = await api("POST", "/api/v1/orders", body);
-    if (data) location.reload();
+    // Reloading would mask a revealed record again: say it is done instead.
+    if (data) notice(W.desk_order_sent + " " + data.order_id);
+  });
+
+  // ---- cancelling a live pull order (who and why are kept and audited) ----
+  document.querySelectorAll(".cancel-form").forEach((f) => {
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const reason = f.elements.reason.value.trim();
+      const data = await api("POST", "/api/v1/orders/" + f.dataset.order + "/cancel", { reason: reason });
+      if (!data) return;
+      f.closest("td").textContent = W.desk_cancelled + " · " + data.cancelled_by + ": " + data.cancel_reason;
+    });
   });
 
   // ---- keyboard ----
