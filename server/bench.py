@@ -344,6 +344,10 @@ METHOD = (
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.http:
+        from server.bench_http import run_http_bench
+
+        return run_http_bench(args)
     engines = ["sqlite"] + (["postgresql"] if args.pg_url else [])
     results: dict[str, Any] = {"machine": machine(), "method": METHOD, "engines": {}}
     size = 1_000_000 if args.full else args.events
@@ -383,6 +387,22 @@ def register_bench(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--events", type=int, default=100_000, help="events behind the daily report")
     p.add_argument("--full", action="store_true", help="a million events behind the daily report")
     p.add_argument("--parts", default="ingest,fanout,report", help="comma-separated subset to run")
+    http = p.add_argument_group("--http: the real server process over HTTP (server/bench_http.py)")
+    http.add_argument("--http", action="store_true", help="bench `parcelguard server run` over HTTP instead")
+    http.add_argument("--json", action="store_true", help="print only the JSON lines, one per engine")
+    http.add_argument("--clients", type=int, default=2, help="stations posting at once (each --batches)")
+    http.add_argument(
+        "--workers", type=int, default=0, help="server processes (default 2 on PostgreSQL, 1 on SQLite)"
+    )
+    http.add_argument(
+        "--backlog-events", type=int, default=100_000, help="backlog of one station (400,000 in the target)"
+    )
+    http.add_argument(
+        "--report-events",
+        type=int,
+        default=200_000,
+        help="events of the day behind the report (10^6 in the target)",
+    )
     p.add_argument(
         "--out", default="artifacts/bench_server.json", help="results file (JSON; Markdown beside it)"
     )

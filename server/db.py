@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,10 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
+        # SQLite takes one writer at a time and makes the others poll for its lock with growing sleeps,
+        # so a short write (an officer's order) could wait seconds behind back-to-back sync batches.
+        # Writers of this process queue here instead and each starts the moment the one before ends.
+        self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -71,7 +77,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with self._write_turn or nullcontext(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -116,6 +122,30 @@ def serialise_on_names(conn: Connection, space: int, names: list[str]) -> None:
     # The two-part form keeps these keys apart from the single-key sequence locks above.
     for key in sorted({_key32(n) for n in names}):
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(space)}, {key})")
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows at the engine's bulk speed in the caller's transaction: COPY on PostgreSQL, the
+    driver's own executemany on SQLite. `table` and `columns` are names of ours, never input."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name != "postgresql":
+        marks = ", ".join("?" * len(columns))
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        return
+    import psycopg
+
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.DataError as exc:
+        # What executemany would raise through SQLAlchemy (a NUL character, a value out of range), so that
+        # the API answers it the same way; the transaction is rolled back by the caller.
+        raise DataError(f"COPY {table}", None, exc) from None
 
 
 def alembic_config(url: str) -> Config:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,18 +14,18 @@ from sqlalchemy import Connection, select
 
 from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
-from server.db import INGEST_LOCK_SPACE, iso, serialise_on_names
+from server.db import INGEST_LOCK_SPACE, insert_rows, iso, serialise_on_names
 from server.errors import BadInput, Conflict, Forbidden
-from server.orders import order_from_pull, record_state, store_order
+from server.orders import order_from_pull, record_state, store_orders
 from server.partitions import ensure_event_partitions, retention_class_of
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
 from server.schema import events, reviews
-from server.scope import link_images, record
+from server.scope import link_images, record_many
 from server.settings import ServerSettings
 from server.stations import record_device_states, touch_station
 
 log = logging.getLogger(__name__)
-KEY_CHUNK = 500
+KEY_CHUNK = 1000
 MAX_KEY = 200
 MAX_ID = 64
 MAX_SEQ = 2**62
@@ -39,9 +40,18 @@ class IngestResult:
     orders_changed: bool = False
 
 
-def payload_hash(event: AnyEvent) -> str:
-    data = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()
+@dataclass(frozen=True)
+class Prepared:
+    """One event of a batch with its stored form: the canonical JSON is hashed as stored, not twice."""
+
+    event: AnyEvent
+    payload: str
+    digest: str
+
+
+def prepare(event: AnyEvent) -> Prepared:
+    payload = event.model_dump_json()
+    return Prepared(event, payload, hashlib.sha256(payload.encode()).hexdigest())
 
 
 def check_batch(req: SyncRequest, station: Principal) -> None:
@@ -74,6 +84,7 @@ def ingest_batch(
     """Store the new events of one batch in the caller's transaction; replays are reported, not stored.
 
     Everything is checked before anything is written, so a refused batch (403/409/422) leaves no trace.
+    Each step works on the whole batch in a fixed number of statements, not one per event.
     """
     check_batch(req, station)
     # Idempotency by `key` across concurrent batches and server processes: every key names its station,
@@ -84,91 +95,127 @@ def ingest_batch(
     # Before anything reads `events`: creating a partition waits for every reader of its parent.
     ensure_event_partitions(conn, {event_day(ev) for ev in req.events})
     result = IngestResult()
-    hashes: dict[str, str] = {}
-    fresh: list[AnyEvent] = []
-    for ev in req.events:
-        digest = payload_hash(ev)
-        if ev.key in hashes:
-            if hashes[ev.key] != digest:
+    fresh = unique_in_batch(req.events, result)
+    new = unseen(conn, fresh, result)
+    # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
+    boots = {b: i for i, b in enumerate(dict.fromkeys(p.event.boot_id for p in new))}
+    new.sort(key=lambda p: (boots[p.event.boot_id], p.event.seq))
+    events_new = [p.event for p in new]
+    site_id = station.sites[0]
+    store_events(conn, new, site_id, now)
+    upsert_counts(conn, count_batch(events_new))
+    hits = [ev for ev in events_new if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL")]
+    if hits:
+        conn.execute(reviews.insert(), [_review_row(ev, station, settings, now) for ev in hits])
+    result.orders_changed |= raise_orders(conn, settings, station, hits, now)
+    for ev in events_new:
+        if isinstance(ev, OrderStatusEvent):
+            if record_state(conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key):
+                result.orders_changed = True
+            else:
+                log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
+    # The images these events name become visible to the officers of this site (and no other).
+    link_images(
+        conn, site_id, (img.sha256 for ev in events_new if isinstance(ev, ParcelEvent) for img in ev.images)
+    )
+    record_device_states(
+        conn, station.name, (ev for ev in events_new if isinstance(ev, DeviceStatusEvent)), now
+    )
+    touch_station(conn, station.name, now)
+    result.accepted = [ev.key for ev in events_new]
+    return result
+
+
+def unique_in_batch(events_in: list[AnyEvent], result: IngestResult) -> list[Prepared]:
+    """Each key once; a key repeated with the same payload is a duplicate, with another a conflict."""
+    seen: dict[str, str] = {}
+    fresh: list[Prepared] = []
+    for ev in events_in:
+        p = prepare(ev)
+        if ev.key in seen:
+            if seen[ev.key] != p.digest:
                 raise Conflict(
                     f"event {ev.key!r} appears twice in the batch with different payloads", "event_conflict"
                 )
             result.duplicates.append(ev.key)
             continue
-        hashes[ev.key] = digest
-        fresh.append(ev)
-    keys = [ev.key for ev in fresh]
+        seen[ev.key] = p.digest
+        fresh.append(p)
+    return fresh
+
+
+def unseen(conn: Connection, fresh: list[Prepared], result: IngestResult) -> list[Prepared]:
+    """The events not stored yet, in one query per KEY_CHUNK keys; a stored key with another payload
+    refuses the batch (409)."""
     stored: dict[str, str] = {}
+    keys = [p.event.key for p in fresh]
     for i in range(0, len(keys), KEY_CHUNK):
         chunk = keys[i : i + KEY_CHUNK]
         for row in conn.execute(select(events.c.key, events.c.payload_hash).where(events.c.key.in_(chunk))):
             stored[row.key] = row.payload_hash
-    for key, digest in stored.items():
-        if digest != hashes[key]:
-            raise Conflict(f"event {key!r} was already stored with a different payload", "event_conflict")
-    new = [ev for ev in fresh if ev.key not in stored]
-    result.duplicates.extend(ev.key for ev in fresh if ev.key in stored)
-    # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
-    boots = {b: i for i, b in enumerate(dict.fromkeys(ev.boot_id for ev in new))}
-    new.sort(key=lambda ev: (boots[ev.boot_id], ev.seq))
+    for p in fresh:
+        if p.event.key in stored and stored[p.event.key] != p.digest:
+            raise Conflict(
+                f"event {p.event.key!r} was already stored with a different payload", "event_conflict"
+            )
+    result.duplicates.extend(p.event.key for p in fresh if p.event.key in stored)
+    return [p for p in fresh if p.event.key not in stored]
+
+
+EVENT_COLUMNS = (
+    "key", "station_id", "boot_id", "seq", "type", "at", "day", "waybill", "tracking_id", "decision",
+    "payload_hash", "payload", "received_at", "site_id", "retention_class",
+)  # fmt: skip
+
+
+def event_rows(new: list[Prepared], site_id: str, now: datetime) -> list[tuple[Any, ...]]:
+    """The `events` rows of these events, as tuples in EVENT_COLUMNS order."""
+    received = iso(now)
+    rows = []
+    for p in new:
+        ev = p.event
+        decision = getattr(ev, "decision", None) if isinstance(ev, ParcelEvent) else None
+        rows.append(
+            (
+                ev.key, ev.station_id, ev.boot_id, ev.seq, ev.type, iso(ev.at), event_day(ev),
+                getattr(ev, "waybill", None), getattr(ev, "tracking_id", None), decision, p.digest, p.payload,
+                received, site_id, retention_class_of(ev.type, decision),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def store_events(conn: Connection, new: list[Prepared], site_id: str, now: datetime) -> None:
+    """Insert the rows: PostgreSQL's COPY, else one executemany on the driver (no per-row statement)."""
+    if not new:
+        return
+    insert_rows(conn, "events", EVENT_COLUMNS, event_rows(new, site_id, now))
+
+
+def raise_orders(
+    conn: Connection, settings: ServerSettings, station: Principal, hits: list[ParcelEvent], now: datetime
+) -> bool:
+    """PULLs become orders for the other stations (one live order per waybill), each raise audited;
+    True when any order was raised."""
     site_id = station.sites[0]
-    if new:
-        received = iso(now)
-        conn.execute(
-            events.insert(),
-            [
-                {
-                    "key": ev.key,
-                    "station_id": ev.station_id,
-                    "boot_id": ev.boot_id,
-                    "seq": ev.seq,
-                    "type": ev.type,
-                    "at": iso(ev.at),
-                    "day": event_day(ev),
-                    "waybill": getattr(ev, "waybill", None),
-                    "tracking_id": getattr(ev, "tracking_id", None),
-                    "decision": ev.decision if isinstance(ev, ParcelEvent) else None,
-                    "payload_hash": hashes[ev.key],
-                    "payload": ev.model_dump_json(),
-                    "received_at": received,
-                    "site_id": site_id,
-                    "retention_class": retention_class_of(ev.type, getattr(ev, "decision", None)),
-                }
-                for ev in new
-            ],
-        )
-        upsert_counts(conn, count_batch(new))
-    secret = settings.secret_key.get_secret_value()
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
-    review_rows: list[dict[str, Any]] = []
-    for ev in new:
-        if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL"):
-            review_rows.append(_review_row(ev, station, settings, now))
-            draft = order_from_pull(ev, site_id, settings.orders.network_wide, ttl)
-            order = store_order(conn, draft, now) if draft is not None else None
-            if order is not None:
-                result.orders_changed = True
-                detail = {
-                    "waybill": order.waybill,
-                    "reason": order.reason,
-                    "site": order.site_id,
-                    "event": ev.key,
-                }
-                sites = [order.site_id or "*"]
-                record(conn, secret, f"station:{station.name}", "order_raise", order.order_id, sites, detail)
-        elif isinstance(ev, OrderStatusEvent):
-            if record_state(conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key):
-                result.orders_changed = True
-            else:
-                log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
-    if review_rows:
-        conn.execute(reviews.insert(), review_rows)
-    # The images these events name become visible to the officers of this site (and no other).
-    link_images(conn, site_id, (img.sha256 for ev in new if isinstance(ev, ParcelEvent) for img in ev.images))
-    record_device_states(conn, station.name, (ev for ev in new if isinstance(ev, DeviceStatusEvent)), now)
-    touch_station(conn, station.name, now)
-    result.accepted = [ev.key for ev in new]
-    return result
+    pulls = [(ev, order_from_pull(ev, site_id, settings.orders.network_wide, ttl)) for ev in hits]
+    raised = [(ev, d) for ev, d in pulls if d is not None]
+    if not raised:
+        return False
+    stored = store_orders(conn, [d for _ev, d in raised], now)
+    entries: list[tuple[str, Iterable[str], dict[str, Any] | None]] = [
+        (
+            order.order_id,
+            [order.site_id or "*"],
+            {"waybill": order.waybill, "reason": order.reason, "site": order.site_id, "event": ev.key},
+        )
+        for (ev, _d), order in zip(raised, stored, strict=True)
+        if order is not None
+    ]
+    secret = settings.secret_key.get_secret_value()
+    record_many(conn, secret, f"station:{station.name}", "order_raise", entries)
+    return bool(entries)
 
 
 def _review_row(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -21,6 +22,9 @@ from server.partitions import (
 
 Factory = Callable[..., dict[str, Any]]
 DAY1, DAY2 = "2026-11-20", "2026-11-21"
+PAYLOAD = '{"b":1,"a":"\u4e2d"}'  # as stored: the event's own field order, not sorted
+OLD_HASH = hashlib.sha256(b'{"a":"\u4e2d","b":1}').hexdigest()
+NEW_HASH = hashlib.sha256(PAYLOAD.encode()).hexdigest()
 
 
 def _engine(url: str) -> sqlalchemy.Engine:
@@ -149,9 +153,12 @@ def test_migration_moves_existing_events(db_url: str) -> None:
             conn.exec_driver_sql(
                 "INSERT INTO events (key, station_id, boot_id, seq, type, at, day, decision, payload_hash,"
                 f" payload, received_at) VALUES ('st-a:b:{seq}', 'st-a', 'b', {seq}, '{ty}',"
-                f" '{day}T01:00:00', '{day}', '{decision}', 'h', '{{}}', '')"
+                f" '{day}T01:00:00', '{day}', '{decision}', '{OLD_HASH}', '{PAYLOAD}', '')"
             )
     migrate(db_url, "0007")
+    with engine.connect() as conn:
+        # Stored events replay as duplicates: their hash is now the one ingest computes (of the payload).
+        assert set(conn.exec_driver_sql("SELECT payload_hash FROM events").scalars()) == {NEW_HASH}
     assert _stored(db_url) == [
         ("st-a:b:0", "site1", "cleared", DAY1),
         ("st-a:b:1", "site1", "hit", DAY1),
@@ -173,7 +180,9 @@ def test_migration_moves_existing_events(db_url: str) -> None:
             conn.exec_driver_sql("DELETE FROM events WHERE key = 'st-a:b:9'")
     command.downgrade(alembic_config(db_url), "0006")
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT key, day FROM events ORDER BY key").all()
-        assert [tuple(r) for r in rows] == [("st-a:b:0", DAY1), ("st-a:b:1", DAY1), ("st-a:b:2", DAY2)]
+        rows = conn.exec_driver_sql("SELECT key, day, payload_hash FROM events ORDER BY key").all()
+        assert [tuple(r) for r in rows] == [
+            ("st-a:b:0", DAY1, OLD_HASH), ("st-a:b:1", DAY1, OLD_HASH), ("st-a:b:2", DAY2, OLD_HASH)
+        ]  # fmt: skip
     engine.dispose()
     migrate(db_url, "head")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -86,7 +88,33 @@ def upgrade() -> None:
     if conn.dialect.name == "postgresql":
         op.execute("ALTER SEQUENCE events_id_seq OWNED BY events.id")
     op.drop_table("events_unpartitioned")
+    # From now on the hash is of the stored canonical JSON itself (no second serialisation at ingest);
+    # replays of events stored before must still match, so every hash is redone, in SQL.
+    if conn.dialect.name == "postgresql":
+        op.execute("UPDATE events SET payload_hash = encode(sha256(convert_to(payload, 'UTF8')), 'hex')")
+    else:
+        raw = conn.connection.driver_connection
+        raw.create_function("parcelguard_sha256", 1, _hash_stored, deterministic=True)  # type: ignore[union-attr]
+        op.execute("UPDATE events SET payload_hash = parcelguard_sha256(payload)")
     _create_indexes()
+
+
+def _hash_stored(payload: str) -> str:
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _hash_sorted(payload: str) -> str:
+    """The hash before 0007: of the event's JSON re-serialised with sorted keys."""
+    data = json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _rehash(conn: sa.Connection, digest: Callable[[str], str]) -> None:
+    """Redo every hash in Python (downgrade only: it holds the keys and payloads in memory at once)."""
+    rows = conn.execute(sa.text("SELECT key, payload FROM events")).all()
+    update = sa.text("UPDATE events SET payload_hash = :h WHERE key = :k")
+    for i in range(0, len(rows), 1000):
+        conn.execute(update, [{"h": digest(r.payload), "k": r.key} for r in rows[i : i + 1000]])
 
 
 def _partitioned_events(conn: sa.Connection) -> None:
@@ -136,5 +164,6 @@ def downgrade() -> None:
         op.execute("ALTER SEQUENCE events_id_seq OWNED BY events.id")
         op.execute("DROP SEQUENCE IF EXISTS events_id_seq1")
     op.drop_table("events_partitioned")
+    _rehash(conn, _hash_sorted)  # the hash the code before 0007 computes
     for name, cols, unique in INDEXES:
         op.create_index(name, "events", cols, unique=unique)
