@@ -26,8 +26,8 @@ import sqlalchemy
 from edge.wire import SyncRequest
 from server import admin
 from server.bench import _pct, fresh_database, machine
-from server.db import Database, insert_rows
-from server.ingest import EVENT_COLUMNS, event_rows, prepare
+from server.db import Database, insert_rows, iso
+from server.ingest import EVENT_COLUMNS, prepare
 from server.schema import events
 from server.settings import SECRET_ENV, ServerSettings, generate_key
 
@@ -216,6 +216,7 @@ class FanoutProbe:
         self.posting = threading.Event()
         self.threads: list[threading.Thread] = []
         self.orders = 0
+        self.floor: list[float] = []
 
     def _edge(self, token: str) -> None:
         after = 0
@@ -246,6 +247,10 @@ class FanoutProbe:
                 if r.status_code != 201:
                     raise OSError(f"order failed: {r.status_code} {r.text[:200]}")
                 self.orders += 1
+                # Bare comparison under the same load: one plain authenticated round trip.
+                t1 = time.perf_counter()
+                c.get("/api/v1/auth/me", headers=self.officer)
+                self.floor.append(time.perf_counter() - t1)
                 self.stop.wait(self.every)
 
     def __enter__(self) -> FanoutProbe:
@@ -274,6 +279,8 @@ class FanoutProbe:
             "fanout_p50_ms": round(statistics.median(ms), 1) if ms else None,
             "fanout_p99_ms": round(_pct(ms, 0.99), 1) if ms else None,
             "fanout_max_ms": round(max(ms), 1) if ms else None,
+            "fanout_bare_round_trip_p50_ms": round(statistics.median(self.floor) * 1000, 1) if ms else None,
+            "fanout_bare_round_trip_p99_ms": round(_pct(self.floor, 0.99) * 1000, 1) if ms else None,
         }
 
 
@@ -281,10 +288,10 @@ def bare_rates(url: str, bodies: list[bytes]) -> dict[str, int]:
     """The same rows the server stores, inserted bare in one transaction per 1,000: the engine's bulk path
     (PostgreSQL COPY, sqlite3 executemany) and SQLAlchemy's executemany."""
     batches = []
-    now = datetime.now(UTC)
+    now = iso(datetime.now(UTC))
     for body in bodies:
         req = SyncRequest.model_validate_json(gzip.decompress(body))
-        batches.append(event_rows([prepare(ev) for ev in req.events], INGEST_SITE, now))
+        batches.append([prepare(ev, INGEST_SITE, now).row for ev in req.events])
     db = Database(url)
     out: dict[str, int] = {}
     for name in ("bulk", "sqlalchemy"):

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequest
+from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, PullOrderWire, SyncRequest
 from server.accounts import Principal
 from server.db import INGEST_LOCK_SPACE, insert_rows, iso, serialise_on_names
 from server.errors import BadInput, Conflict, Forbidden
@@ -33,25 +34,74 @@ MAX_SEQ = 2**62
 
 @dataclass
 class IngestResult:
-    """Keys stored now, keys already held, and whether any order changed (pollers must wake)."""
+    """Keys stored now, keys already held, and whether orders were raised (pollers must wake): for the
+    stations of `order_sites`, or of every site when `order_sites` is None (a network-wide order)."""
 
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     orders_changed: bool = False
+    order_sites: set[str] | None = field(default_factory=set)
+
+
+EVENT_COLUMNS = (
+    "key", "station_id", "boot_id", "seq", "type", "at", "day", "waybill", "tracking_id", "decision",
+    "payload_hash", "payload", "received_at", "site_id", "retention_class",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """One event of a batch with its stored form: the canonical JSON is hashed as stored, not twice."""
+    """One event with its `events` row (EVENT_COLUMNS order); the canonical JSON stored is the one hashed."""
 
     event: AnyEvent
-    payload: str
     digest: str
+    row: tuple[Any, ...]
 
 
-def prepare(event: AnyEvent) -> Prepared:
-    payload = event.model_dump_json()
-    return Prepared(event, payload, hashlib.sha256(payload.encode()).hexdigest())
+def prepare(ev: AnyEvent, site_id: str, received: str) -> Prepared:
+    payload = ev.model_dump_json()
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    decision = ev.decision if isinstance(ev, ParcelEvent) else None
+    row = (
+        ev.key, ev.station_id, ev.boot_id, ev.seq, ev.type, iso(ev.at), event_day(ev),
+        getattr(ev, "waybill", None), getattr(ev, "tracking_id", None), decision, digest, payload,
+        received, site_id, retention_class_of(ev.type, decision),
+    )  # fmt: skip
+    return Prepared(ev, digest, row)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch checked and made ready outside its transaction (all the CPU work that needs no database,
+    so that the write lock is held for statements only): each key once, in station sequence order."""
+
+    fresh: list[Prepared]
+    repeated: list[str]  # keys repeated within the batch with the same payload
+    days: set[str]
+
+
+def prepare_batch(req: SyncRequest, station: Principal, now: datetime) -> PreparedBatch:
+    """Check the batch (403/409/422) and build its rows; a key repeated with another payload is a conflict."""
+    check_batch(req, station)
+    site_id, received = station.sites[0], iso(now)
+    seen: dict[str, str] = {}
+    fresh: list[Prepared] = []
+    repeated: list[str] = []
+    for ev in req.events:
+        p = prepare(ev, site_id, received)
+        if ev.key in seen:
+            if seen[ev.key] != p.digest:
+                raise Conflict(
+                    f"event {ev.key!r} appears twice in the batch with different payloads", "event_conflict"
+                )
+            repeated.append(ev.key)
+            continue
+        seen[ev.key] = p.digest
+        fresh.append(p)
+    # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
+    boots = {b: i for i, b in enumerate(dict.fromkeys(p.event.boot_id for p in fresh))}
+    fresh.sort(key=lambda p: (boots[p.event.boot_id], p.event.seq))
+    return PreparedBatch(fresh, repeated, {p.row[6] for p in fresh})
 
 
 def check_batch(req: SyncRequest, station: Principal) -> None:
@@ -79,41 +129,47 @@ def review_priority(event: ParcelEvent) -> int:
 
 
 def ingest_batch(
-    conn: Connection, settings: ServerSettings, station: Principal, req: SyncRequest, now: datetime
+    conn: Connection,
+    settings: ServerSettings,
+    station: Principal,
+    req: SyncRequest,
+    now: datetime,
+    prepared: PreparedBatch | None = None,
 ) -> IngestResult:
     """Store the new events of one batch in the caller's transaction; replays are reported, not stored.
 
     Everything is checked before anything is written, so a refused batch (403/409/422) leaves no trace.
-    Each step works on the whole batch in a fixed number of statements, not one per event.
+    Each step works on the whole batch in a fixed number of statements, not one per event. `prepared` is
+    `prepare_batch(req, station, now)` when the caller made it before opening the transaction.
     """
-    check_batch(req, station)
+    batch = prepared if prepared is not None else prepare_batch(req, station, now)
     # Idempotency by `key` across concurrent batches and server processes: every key names its station,
     # so one writer per station at a time plus the set-based check below store each key at most once.
     # (`events` on PostgreSQL is partitioned, so no unique index can hold `key` alone.) SQLite's
     # IMMEDIATE write transactions already run one at a time.
     serialise_on_names(conn, INGEST_LOCK_SPACE, [station.name])
     # Before anything reads `events`: creating a partition waits for every reader of its parent.
-    ensure_event_partitions(conn, {event_day(ev) for ev in req.events})
-    result = IngestResult()
-    fresh = unique_in_batch(req.events, result)
-    new = unseen(conn, fresh, result)
-    # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
-    boots = {b: i for i, b in enumerate(dict.fromkeys(p.event.boot_id for p in new))}
-    new.sort(key=lambda p: (boots[p.event.boot_id], p.event.seq))
+    ensure_event_partitions(conn, batch.days)
+    result = IngestResult(duplicates=list(batch.repeated))
+    new = unseen(conn, batch.fresh, result)
     events_new = [p.event for p in new]
     site_id = station.sites[0]
-    store_events(conn, new, site_id, now)
+    insert_rows(conn, "events", EVENT_COLUMNS, [p.row for p in new])
     upsert_counts(conn, count_batch(events_new))
     hits = [ev for ev in events_new if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL")]
     if hits:
         conn.execute(reviews.insert(), [_review_row(ev, station, settings, now) for ev in hits])
-    result.orders_changed |= raise_orders(conn, settings, station, hits, now)
+    raised = raise_orders(conn, settings, station, hits, now)
+    if raised:
+        result.orders_changed = True
+        sites = {o.site_id for o in raised}
+        result.order_sites = None if None in sites else {s for s in sites if s is not None}
+    # A station's report on an order changes only what that station itself is still sent: no one to wake.
     for ev in events_new:
-        if isinstance(ev, OrderStatusEvent):
-            if record_state(conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key):
-                result.orders_changed = True
-            else:
-                log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
+        if isinstance(ev, OrderStatusEvent) and not record_state(
+            conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key
+        ):
+            log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
     # The images these events name become visible to the officers of this site (and no other).
     link_images(
         conn, site_id, (img.sha256 for ev in events_new if isinstance(ev, ParcelEvent) for img in ev.images)
@@ -126,32 +182,21 @@ def ingest_batch(
     return result
 
 
-def unique_in_batch(events_in: list[AnyEvent], result: IngestResult) -> list[Prepared]:
-    """Each key once; a key repeated with the same payload is a duplicate, with another a conflict."""
-    seen: dict[str, str] = {}
-    fresh: list[Prepared] = []
-    for ev in events_in:
-        p = prepare(ev)
-        if ev.key in seen:
-            if seen[ev.key] != p.digest:
-                raise Conflict(
-                    f"event {ev.key!r} appears twice in the batch with different payloads", "event_conflict"
-                )
-            result.duplicates.append(ev.key)
-            continue
-        seen[ev.key] = p.digest
-        fresh.append(p)
-    return fresh
-
-
 def unseen(conn: Connection, fresh: list[Prepared], result: IngestResult) -> list[Prepared]:
     """The events not stored yet, in one query per KEY_CHUNK keys; a stored key with another payload
     refuses the batch (409)."""
     stored: dict[str, str] = {}
     keys = [p.event.key for p in fresh]
+    pg = conn.dialect.name == "postgresql"
     for i in range(0, len(keys), KEY_CHUNK):
         chunk = keys[i : i + KEY_CHUNK]
-        for row in conn.execute(select(events.c.key, events.c.payload_hash).where(events.c.key.in_(chunk))):
+        # One parameter (an array, a JSON list) rather than a thousand, each one bound and spliced in.
+        if pg:
+            match = events.c.key == any_(bindparam("keys", chunk, type_=ARRAY(String)))
+        else:
+            listed = func.json_each(bindparam("keys", json.dumps(chunk))).table_valued("value")
+            match = events.c.key.in_(select(listed.c.value))
+        for row in conn.execute(select(events.c.key, events.c.payload_hash).where(match)):
             stored[row.key] = row.payload_hash
     for p in fresh:
         if p.event.key in stored and stored[p.event.key] != p.digest:
@@ -162,47 +207,17 @@ def unseen(conn: Connection, fresh: list[Prepared], result: IngestResult) -> lis
     return [p for p in fresh if p.event.key not in stored]
 
 
-EVENT_COLUMNS = (
-    "key", "station_id", "boot_id", "seq", "type", "at", "day", "waybill", "tracking_id", "decision",
-    "payload_hash", "payload", "received_at", "site_id", "retention_class",
-)  # fmt: skip
-
-
-def event_rows(new: list[Prepared], site_id: str, now: datetime) -> list[tuple[Any, ...]]:
-    """The `events` rows of these events, as tuples in EVENT_COLUMNS order."""
-    received = iso(now)
-    rows = []
-    for p in new:
-        ev = p.event
-        decision = getattr(ev, "decision", None) if isinstance(ev, ParcelEvent) else None
-        rows.append(
-            (
-                ev.key, ev.station_id, ev.boot_id, ev.seq, ev.type, iso(ev.at), event_day(ev),
-                getattr(ev, "waybill", None), getattr(ev, "tracking_id", None), decision, p.digest, p.payload,
-                received, site_id, retention_class_of(ev.type, decision),
-            )
-        )  # fmt: skip
-    return rows
-
-
-def store_events(conn: Connection, new: list[Prepared], site_id: str, now: datetime) -> None:
-    """Insert the rows: PostgreSQL's COPY, else one executemany on the driver (no per-row statement)."""
-    if not new:
-        return
-    insert_rows(conn, "events", EVENT_COLUMNS, event_rows(new, site_id, now))
-
-
 def raise_orders(
     conn: Connection, settings: ServerSettings, station: Principal, hits: list[ParcelEvent], now: datetime
-) -> bool:
+) -> list[PullOrderWire]:
     """PULLs become orders for the other stations (one live order per waybill), each raise audited;
-    True when any order was raised."""
+    returns the orders raised."""
     site_id = station.sites[0]
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
     pulls = [(ev, order_from_pull(ev, site_id, settings.orders.network_wide, ttl)) for ev in hits]
     raised = [(ev, d) for ev, d in pulls if d is not None]
     if not raised:
-        return False
+        return []
     stored = store_orders(conn, [d for _ev, d in raised], now)
     entries: list[tuple[str, Iterable[str], dict[str, Any] | None]] = [
         (
@@ -215,7 +230,7 @@ def raise_orders(
     ]
     secret = settings.secret_key.get_secret_value()
     record_many(conn, secret, f"station:{station.name}", "order_raise", entries)
-    return bool(entries)
+    return [order for order in stored if order is not None]
 
 
 def _review_row(

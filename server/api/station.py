@@ -23,7 +23,7 @@ from server.authz import Caller
 from server.db import iso, utcnow
 from server.deps import Services, ServicesDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
-from server.ingest import ingest_batch
+from server.ingest import ingest_batch, prepare_batch
 from server.notify import publish_orders_changed
 from server.orders import last_order_seq, pending_orders
 from server.registry_feed import registry_changes
@@ -32,6 +32,8 @@ from server.stations import touch_station
 
 router = APIRouter(prefix="/api/v1", tags=["station"])
 
+# Or a quarter of `stations.offline_after_s` if less, so that a station that only polls stays online.
+HEARD_EVERY_S = 10.0
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/tiff"})
 FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/bmp": "bmp", "image/tiff": "tiff"}
 # What stations send: X-ray images up to the hot folder's pixel limit, camera photos below it.
@@ -80,12 +82,13 @@ def store_batch(raw: bytes, station: Principal, svc: Services) -> SyncReply:
     if len(body.events) > svc.settings.limits.max_batch_events:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
+    prepared = prepare_batch(body, station, now)
     for attempt in (1, 2):
         try:
             with svc.db.write() as conn:
-                result = ingest_batch(conn, svc.settings, station, body, now)
+                result = ingest_batch(conn, svc.settings, station, body, now, prepared)
                 if result.orders_changed:
-                    publish_orders_changed(conn)
+                    publish_orders_changed(conn, result.order_sites)
             break
         except IntegrityError:
             # A concurrent identical batch stored the same keys first; the retry sees them as duplicates.
@@ -99,7 +102,7 @@ def store_batch(raw: bytes, station: Principal, svc: Services) -> SyncReply:
             types.append(ev.type)
     svc.metrics.stored(types)
     if result.orders_changed:
-        svc.notifier.notify()
+        svc.notifier.notify(result.order_sites)
     with svc.db.read() as conn:
         pending = pending_orders(conn, station.name, station.sites[0], now)
         registry = registry_changes(
@@ -188,6 +191,7 @@ def _store_image(svc: Services, sha256: str, ctype: str, data: bytes, station_id
 
 @router.get("/orders/poll", response_model=OrdersPollReply, summary="Wait for pull orders newer than `after`")
 async def poll_orders(
+    request: Request,
     station: Caller,
     svc: ServicesDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="last order seq the station holds")] = 0,
@@ -200,8 +204,18 @@ async def poll_orders(
         with svc.db.write() as conn:
             touch_station(conn, station.name, utcnow())
 
-    # A poll is a sign of life too: a station whose batches are all refused is not silent.
-    await run_in_threadpool(heard)
+    # A poll is a sign of life too: a station whose batches are all refused is not silent. It is written
+    # at most every HEARD_EVERY_S per station and process: a station re-polls the moment each order
+    # reaches it, and a write per re-poll would queue it behind the sync batches (SQLite takes one
+    # writer at a time) while the next order is already waiting to be delivered.
+    state = request.app.state
+    if not hasattr(state, "stations_heard"):
+        state.stations_heard = {}
+    last_heard: dict[str, float] = state.stations_heard
+    every = min(HEARD_EVERY_S, svc.settings.stations.offline_after_s / 4)
+    if time.monotonic() - last_heard.get(station.name, -every) >= every:
+        await run_in_threadpool(heard)
+        last_heard[station.name] = time.monotonic()
 
     def query() -> tuple[list[PullOrderWire], int]:
         with svc.db.read() as conn:
@@ -210,7 +224,7 @@ async def poll_orders(
 
     while True:
         # Subscribe before querying so that an order committed in between still wakes us.
-        sub = svc.notifier.subscribe()
+        sub = svc.notifier.subscribe(site)
         try:
             found, last = await run_in_threadpool(query)
             left = deadline - time.monotonic()
