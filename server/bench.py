@@ -263,6 +263,7 @@ def bench_report(url: str, total: int) -> dict[str, Any]:
                     "events": parcel_events(st, "b", start, min(BATCH, per_station - start), day),
                 }
             )
+            db.ensure_partitions({d.date().isoformat() for d in (day, day + timedelta(days=1))})
             with db.write() as conn:
                 ingest_batch(conn, s, who, req, datetime.now(UTC))
     load_s = time.perf_counter() - t_load

@@ -136,7 +136,9 @@ class ServerProcess:
             env[name] = getattr(self.settings, key).get_secret_value()
         cmd = [sys.executable, "-m", "edge.cli", "server", "run", "--config", str(self.config)]
         cmd += ["--port", str(self.port), "--workers", str(self.workers)]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = self.config.with_suffix(".log")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
         base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -70,6 +70,7 @@ class Database:
         # so a short write (an officer's order) could wait seconds behind back-to-back sync batches.
         # Writers of this process queue here instead and each starts the moment the one before ends.
         self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
+        self._partition_days: set[str] = set()
 
     @property
     def is_postgres(self) -> bool:
@@ -86,6 +87,19 @@ class Database:
             conn = conn.execution_options(sqlite_begin="DEFERRED")
             with conn.begin():
                 yield conn
+
+    def ensure_partitions(self, days: set[str]) -> None:
+        """The daily `events` partitions of `days` exist (PostgreSQL), made in transactions of their own
+        before the batch's; days seen by this process are not asked about again (a day that retention
+        drops later is old, and an event arriving that late is kept in the DEFAULT partition)."""
+        missing = days - self._partition_days
+        if not missing or not self.is_postgres:
+            return
+        from server.partitions import ensure_event_partitions
+
+        with self.engine.connect() as conn:
+            ensure_event_partitions(conn, missing)
+        self._partition_days |= missing
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -18,7 +18,7 @@ from server.accounts import Principal
 from server.db import INGEST_LOCK_SPACE, insert_rows, iso, serialise_on_names
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_orders
-from server.partitions import ensure_event_partitions, retention_class_of
+from server.partitions import retention_class_of
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
 from server.schema import events, reviews
 from server.scope import link_images, record_many
@@ -140,7 +140,9 @@ def ingest_batch(
 
     Everything is checked before anything is written, so a refused batch (403/409/422) leaves no trace.
     Each step works on the whole batch in a fixed number of statements, not one per event. `prepared` is
-    `prepare_batch(req, station, now)` when the caller made it before opening the transaction.
+    `prepare_batch(req, station, now)` when the caller made it before opening the transaction; the days'
+    partitions (PostgreSQL) are made before it too (`Database.ensure_partitions`), else the events of a
+    day without one are kept in the DEFAULT partition.
     """
     batch = prepared if prepared is not None else prepare_batch(req, station, now)
     # Idempotency by `key` across concurrent batches and server processes: every key names its station,
@@ -148,8 +150,6 @@ def ingest_batch(
     # (`events` on PostgreSQL is partitioned, so no unique index can hold `key` alone.) SQLite's
     # IMMEDIATE write transactions already run one at a time.
     serialise_on_names(conn, INGEST_LOCK_SPACE, [station.name])
-    # Before anything reads `events`: creating a partition waits for every reader of its parent.
-    ensure_event_partitions(conn, batch.days)
     result = IngestResult(duplicates=list(batch.repeated))
     new = unseen(conn, batch.fresh, result)
     events_new = [p.event for p in new]

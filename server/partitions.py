@@ -102,33 +102,45 @@ def drop_event_partition(conn: Connection, name: str) -> None:
 def ensure_event_partitions(conn: Connection, days: Iterable[date | str]) -> list[str]:
     """Create the daily partitions (both classes) of `days` and of the day after each, where missing;
     returns the names created. A day whose rows already sit in the DEFAULT partition is left there (a
-    partition cannot be created over rows the DEFAULT holds) and keeps being stored there."""
+    partition cannot be created over rows the DEFAULT holds) and keeps being stored there.
+
+    `conn` must not be in a transaction: each partition is created and committed in a transaction of its
+    own, before the events that need it are written. Creating one locks its class's table exclusively;
+    a creator holding two classes' tables at once, or a batch creating one while holding its reads of
+    `events`, could deadlock with a batch whose read of `events` locks them in the other order.
+    """
+    if conn.in_transaction():
+        raise RuntimeError("ensure_event_partitions needs a connection outside any transaction")
     wanted: set[date] = set()
     for d in days:
         day = date.fromisoformat(d) if isinstance(d, str) else d
         wanted.update((day, day + timedelta(days=1)))  # one day ahead, so midnight never waits on DDL
-    if not wanted or not is_partitioned(conn):
-        return []
-    have = {p.name for p in event_partitions(conn)}
+    with conn.begin():
+        if not wanted or not is_partitioned(conn):
+            return []
+        have = {p.name for p in event_partitions(conn)}
     missing = [(c, d) for c in RETENTION_CLASSES for d in sorted(wanted) if partition_name(c, d) not in have]
-    if not missing:
-        return []
-    serialise_writers(conn, PARTITION_LOCK)
-    have = {p.name for p in event_partitions(conn)}  # again, now that creators take turns
     created: list[str] = []
     for cls, day in missing:
-        name = partition_name(cls, day)
-        if name in have:
-            continue
-        lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
-        parked = conn.execute(
-            text(f"SELECT 1 FROM events_{cls}_default WHERE day >= :lo AND day < :hi LIMIT 1"),
-            {"lo": lo, "hi": hi},
-        ).first()
-        if parked is not None:
-            continue
-        conn.exec_driver_sql(
-            f"CREATE TABLE {name} PARTITION OF events_{cls} FOR VALUES FROM ('{lo}') TO ('{hi}')"
-        )
-        created.append(name)
+        with conn.begin():
+            if _create_partition(conn, cls, day):
+                created.append(partition_name(cls, day))
     return created
+
+
+def _create_partition(conn: Connection, cls: str, day: date) -> bool:
+    serialise_writers(conn, PARTITION_LOCK)  # creators take turns, so none races another on one name
+    name = partition_name(cls, day)
+    if name in {p.name for p in event_partitions(conn)}:
+        return False
+    lo, hi = day.isoformat(), (day + timedelta(days=1)).isoformat()
+    parked = conn.execute(
+        text(f"SELECT 1 FROM events_{cls}_default WHERE day >= :lo AND day < :hi LIMIT 1"),
+        {"lo": lo, "hi": hi},
+    ).first()
+    if parked is not None:
+        return False
+    conn.exec_driver_sql(
+        f"CREATE TABLE {name} PARTITION OF events_{cls} FOR VALUES FROM ('{lo}') TO ('{hi}')"
+    )
+    return True

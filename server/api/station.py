@@ -83,6 +83,7 @@ def store_batch(raw: bytes, station: Principal, svc: Services) -> SyncReply:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
     prepared = prepare_batch(body, station, now)
+    svc.db.ensure_partitions(prepared.days)
     for attempt in (1, 2):
         try:
             with svc.db.write() as conn:
