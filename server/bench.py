@@ -243,6 +243,21 @@ def bench_fanout(url: str, orders: int, two_processes: bool) -> dict[str, Any]:
     }
 
 
+def bare_day_scans(db: Database, day: str, runs: int = 3) -> list[float]:
+    """Bare comparison of a report: seconds to count the day's parcels by scanning the events table."""
+    took = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with db.read() as conn:
+            conn.execute(
+                sqlalchemy.select(events.c.station_id, events.c.decision, sqlalchemy.func.count())
+                .where(events.c.day == day)
+                .group_by(events.c.station_id, events.c.decision)
+            ).fetchall()
+        took.append(time.perf_counter() - t0)
+    return took
+
+
 def bench_report(url: str, total: int) -> dict[str, Any]:
     """Ingest `total` parcel events for one day across 10 stations, then time the daily report."""
     s = _settings(url)
@@ -273,17 +288,7 @@ def bench_report(url: str, total: int) -> dict[str, Any]:
         with db.read() as conn:
             report = daily_report(conn, day.date(), None, None)
         times.append(time.perf_counter() - t0)
-    # Bare comparison: what the same headline counts cost by scanning the events table.
-    bare = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        with db.read() as conn:
-            conn.execute(
-                sqlalchemy.select(events.c.station_id, events.c.decision, sqlalchemy.func.count())
-                .where(events.c.day == day.date().isoformat())
-                .group_by(events.c.station_id, events.c.decision)
-            ).fetchall()
-        bare.append(time.perf_counter() - t0)
+    bare = bare_day_scans(db, day.date().isoformat())
     db.dispose()
     if report["parcels"] != per_station * len(stations):
         raise OSError(f"report counted {report['parcels']} parcels, expected {per_station * len(stations)}")

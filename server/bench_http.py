@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy
 
 from edge.wire import SyncRequest
 from server import admin
-from server.bench import _pct, fresh_database, machine
+from server.bench import _pct, bare_day_scans, fresh_database, machine
 from server.db import Database, insert_rows, iso
 from server.ingest import EVENT_COLUMNS, prepare
 from server.schema import events
@@ -323,16 +322,7 @@ def report_times(base: str, admin_token: str, day: str, url: str) -> dict[str, A
                 raise OSError(f"report failed: {r.status_code} {r.text[:200]}")
             parcels = int(r.json()["parcels"])
     db = Database(url)
-    bare = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        with db.read() as conn:
-            conn.execute(
-                sqlalchemy.select(events.c.station_id, events.c.decision, sqlalchemy.func.count())
-                .where(events.c.day == day)
-                .group_by(events.c.station_id, events.c.decision)
-            ).fetchall()
-        bare.append(time.perf_counter() - t0)
+    bare = bare_day_scans(db, day)
     db.dispose()
     return {
         "report_events": parcels,

@@ -127,7 +127,7 @@ def _partitioned_events(conn: sa.Connection) -> None:
         " waybill VARCHAR(64), tracking_id VARCHAR(64), decision VARCHAR(8),"
         " payload_hash VARCHAR(64) NOT NULL, payload TEXT NOT NULL, received_at VARCHAR(40) NOT NULL,"
         " site_id VARCHAR(64) NOT NULL, retention_class VARCHAR(8) NOT NULL,"
-        " PRIMARY KEY (id, retention_class, day)"
+        " PRIMARY KEY (id, site_id, retention_class, day)"
         ") PARTITION BY LIST (retention_class)"
     )
     for cls in ("hit", "cleared"):
