@@ -71,7 +71,9 @@ def logging_config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
-        "handlers": {"main": {"()": f"{__name__}.CurrentStderrHandler", "formatter": "main"}},
+        "handlers": {
+            "main": {"()": f"{__name__}.CurrentStderrHandler", "formatter": "main"}
+        },
         "root": {"handlers": ["main"], "level": level},
         # uvicorn's loggers write through the root handler instead of their own coloured ones. Its
         # access lines carry query strings: the server's own request log (log_requests) omits them.
