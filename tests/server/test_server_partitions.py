@@ -23,7 +23,7 @@ from server.partitions import (
 Factory = Callable[..., dict[str, Any]]
 DAY1, DAY2 = "2026-11-20", "2026-11-21"
 PAYLOAD = '{"b":1,"a":"\u4e2d"}'  # as stored: the event's own field order, not sorted
-OLD_HASH = hashlib.sha256(b'{"a":"\u4e2d","b":1}').hexdigest()
+OLD_HASH = hashlib.sha256(b'{"a":"\\u4e2d","b":1}').hexdigest()
 NEW_HASH = hashlib.sha256(PAYLOAD.encode()).hexdigest()
 
 
