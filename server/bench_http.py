@@ -262,8 +262,15 @@ class FanoutProbe:
         time.sleep(1.0)  # every edge reaches its long poll before the first order
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def finish(self) -> None:
+        """Stop posting orders (after at least one, however short the load was)."""
+        deadline = time.monotonic() + 10
+        while self.orders == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.posting.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
         deadline = time.monotonic() + 10
         while len(self.latencies) < self.orders * len(self.tokens) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -358,7 +365,7 @@ def bench_engine(engine: str, pg_url: str | None, args: argparse.Namespace) -> d
             t0 = time.perf_counter()
             post_batches(base, tokens["backlog"], backlog)
             drain = time.perf_counter() - t0
-            fan.posting.clear()
+            fan.finish()
         with ServerProcess(s, workers, Path(tmp)) as base:
             top_up = max(0, args.report_events - args.clients * args.batches * BATCH - len(backlog) * BATCH)
             extra = [
