@@ -36,20 +36,41 @@ def append_audit(
     detail: dict[str, Any] | None = None,
 ) -> int:
     """Append one entry inside the caller's transaction; returns its number in the chain."""
+    return append_audits(conn, secret_key, actor, action, [(target, detail)])[0]
+
+
+def append_audits(
+    conn: Connection,
+    secret_key: str,
+    actor: str,
+    action: str,
+    entries: list[tuple[str, dict[str, Any] | None]],
+) -> list[int]:
+    """Append one entry per (target, detail), in order, in four statements whatever their number;
+    returns their numbers in the chain."""
+    if not entries:
+        return []
     # Bumping the head row first serialises concurrent writers on both engines (row lock / write lock).
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(count=audit_head.c.count + 1))
-    n = int(conn.execute(select(audit_head.c.count).where(audit_head.c.id == 1)).scalar_one())
-    prev = conn.execute(select(audit_log.c.hash).where(audit_log.c.n == n - 1)).scalar() or GENESIS
+    k = len(entries)
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(count=audit_head.c.count + k))
+    last = int(conn.execute(select(audit_head.c.count).where(audit_head.c.id == 1)).scalar_one())
+    first = last - k + 1
+    prev = conn.execute(select(audit_log.c.hash).where(audit_log.c.n == first - 1)).scalar() or GENESIS
     at = iso(utcnow())
-    actor, target = actor[:64], target[:200]  # column widths; ids are shorter in practice
-    body = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str)
-    digest = row_hash(_chain_key(secret_key), n, at, actor, action, target, body, prev)
-    conn.execute(
-        audit_log.insert().values(
-            n=n, at=at, actor=actor, action=action, target=target, detail=body, prev_hash=prev, hash=digest
-        )
-    )
-    return n
+    actor = actor[:64]  # column widths; ids are shorter in practice
+    key = _chain_key(secret_key)
+    rows: list[dict[str, Any]] = []
+    for n, (target, detail) in enumerate(entries, start=first):
+        target = target[:200]
+        body = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str)
+        digest = row_hash(key, n, at, actor, action, target, body, prev)
+        rows.append(
+            {"n": n, "at": at, "actor": actor, "action": action, "target": target, "detail": body,
+             "prev_hash": prev, "hash": digest}
+        )  # fmt: skip
+        prev = digest
+    conn.execute(audit_log.insert(), rows)
+    return list(range(first, last + 1))
 
 
 @dataclass(frozen=True)

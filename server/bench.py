@@ -131,7 +131,8 @@ def bench_ingest(url: str, batches: int) -> dict[str, Any]:
     now = iso(datetime.now(UTC))
     for b in range(batches):
         fixed = {"station_id": "bare", "boot_id": "b", "type": "parcel", "at": now, "day": now[:10]}
-        fixed.update(payload_hash="0" * 64, payload="{}", received_at=now)
+        fixed.update(payload_hash="0" * 64, payload="{}", received_at=now, site_id="hub")
+        fixed.update(retention_class="cleared")
         rows = [{"key": f"bare:{b}:{i}", "seq": i, **fixed} for i in range(BATCH)]
         t0 = time.perf_counter()
         with db.write() as conn:
@@ -243,6 +244,21 @@ def bench_fanout(url: str, orders: int, two_processes: bool) -> dict[str, Any]:
     }
 
 
+def bare_day_scans(db: Database, day: str, runs: int = 3) -> list[float]:
+    """Bare comparison of a report: seconds to count the day's parcels by scanning the events table."""
+    took = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with db.read() as conn:
+            conn.execute(
+                sqlalchemy.select(events.c.station_id, events.c.decision, sqlalchemy.func.count())
+                .where(events.c.day == day)
+                .group_by(events.c.station_id, events.c.decision)
+            ).fetchall()
+        took.append(time.perf_counter() - t0)
+    return took
+
+
 def bench_report(url: str, total: int) -> dict[str, Any]:
     """Ingest `total` parcel events for one day across 10 stations, then time the daily report."""
     s = _settings(url)
@@ -265,6 +281,7 @@ def bench_report(url: str, total: int) -> dict[str, Any]:
                     "events": parcel_events(st, "b", start, min(BATCH, per_station - start), day),
                 }
             )
+            db.ensure_partitions({d.date().isoformat() for d in (day, day + timedelta(days=1))})
             with db.write() as conn:
                 ingest_batch(conn, s, who, req, datetime.now(UTC))
     load_s = time.perf_counter() - t_load
@@ -274,17 +291,7 @@ def bench_report(url: str, total: int) -> dict[str, Any]:
         with db.read() as conn:
             report = daily_report(conn, day.date(), None, None, zone_of=site_zones(s))
         times.append(time.perf_counter() - t0)
-    # Bare comparison: what the same headline counts cost by scanning the events table.
-    bare = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        with db.read() as conn:
-            conn.execute(
-                sqlalchemy.select(events.c.station_id, events.c.decision, sqlalchemy.func.count())
-                .where(events.c.day == day.date().isoformat())
-                .group_by(events.c.station_id, events.c.decision)
-            ).fetchall()
-        bare.append(time.perf_counter() - t0)
+    bare = bare_day_scans(db, day.date().isoformat())
     db.dispose()
     if report["parcels"] != per_station * len(stations):
         raise OSError(f"report counted {report['parcels']} parcels, expected {per_station * len(stations)}")
@@ -346,6 +353,10 @@ METHOD = (
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.http:
+        from server.bench_http import run_http_bench
+
+        return run_http_bench(args)
     engines = ["sqlite"] + (["postgresql"] if args.pg_url else [])
     results: dict[str, Any] = {"machine": machine(), "method": METHOD, "engines": {}}
     size = 1_000_000 if args.full else args.events
@@ -385,6 +396,22 @@ def register_bench(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--events", type=int, default=100_000, help="events behind the daily report")
     p.add_argument("--full", action="store_true", help="a million events behind the daily report")
     p.add_argument("--parts", default="ingest,fanout,report", help="comma-separated subset to run")
+    http = p.add_argument_group("--http: the real server process over HTTP (server/bench_http.py)")
+    http.add_argument("--http", action="store_true", help="bench `parcelguard server run` over HTTP instead")
+    http.add_argument("--json", action="store_true", help="print only the JSON lines, one per engine")
+    http.add_argument("--clients", type=int, default=2, help="stations posting at once (each --batches)")
+    http.add_argument(
+        "--workers", type=int, default=0, help="server processes (default 2 on PostgreSQL, 1 on SQLite)"
+    )
+    http.add_argument(
+        "--backlog-events", type=int, default=100_000, help="backlog of one station (400,000 in the target)"
+    )
+    http.add_argument(
+        "--report-events",
+        type=int,
+        default=200_000,
+        help="events of the day behind the report (10^6 in the target)",
+    )
     p.add_argument(
         "--out", default="artifacts/bench_server.json", help="results file (JSON; Markdown beside it)"
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,11 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
+        # SQLite takes one writer at a time and makes the others poll for its lock with growing sleeps,
+        # so a short write (an officer's order) could wait seconds behind back-to-back sync batches.
+        # Writers of this process queue here instead and each starts the moment the one before ends.
+        self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
+        self._partition_days: set[str] = set()
 
     @property
     def is_postgres(self) -> bool:
@@ -71,7 +78,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with self._write_turn or nullcontext(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -80,6 +87,19 @@ class Database:
             conn = conn.execution_options(sqlite_begin="DEFERRED")
             with conn.begin():
                 yield conn
+
+    def ensure_partitions(self, days: set[str]) -> None:
+        """The daily `events` partitions of `days` exist (PostgreSQL), made in transactions of their own
+        before the batch's; days seen by this process are not asked about again (a day that retention
+        drops later is old, and an event arriving that late is kept in the DEFAULT partition)."""
+        missing = days - self._partition_days
+        if not missing or not self.is_postgres:
+            return
+        from server.partitions import ensure_event_partitions
+
+        with self.engine.connect() as conn:
+            ensure_event_partitions(conn, missing)
+        self._partition_days |= missing
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -91,6 +111,8 @@ ORDER_LOCK = 7_482_010
 REGISTRY_LOCK = 7_482_011
 # Lock space (first half of a two-part key) of the login limit, keyed by user name and by address.
 LOGIN_LOCK_SPACE = 7_482_012
+# Lock space of ingest, keyed by station: one batch per station at a time across every server process.
+INGEST_LOCK_SPACE = 7_482_014
 
 
 def serialise_writers(conn: Connection, key: int) -> None:
@@ -114,6 +136,30 @@ def serialise_on_names(conn: Connection, space: int, names: list[str]) -> None:
     # The two-part form keeps these keys apart from the single-key sequence locks above.
     for key in sorted({_key32(n) for n in names}):
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(space)}, {key})")
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows at the engine's bulk speed in the caller's transaction: COPY on PostgreSQL, the
+    driver's own executemany on SQLite. `table` and `columns` are names of ours, never input."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name != "postgresql":
+        marks = ", ".join("?" * len(columns))
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        return
+    import psycopg
+
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.DataError as exc:
+        # What executemany would raise through SQLAlchemy (a NUL character, a value out of range), so that
+        # the API answers it the same way; the transaction is rolled back by the caller.
+        raise DataError(f"COPY {table}", None, exc) from None
 
 
 def alembic_config(url: str) -> Config:

@@ -42,7 +42,7 @@ def seed(db: Database, n: int, now: datetime) -> None:
                     {"key": f"s{i % 2}:b:{i}", "station_id": f"s{i % 2}", "boot_id": "b", "seq": i,
                      "type": "parcel", "at": iso(now), "day": day, "waybill": f"WB{i // 2:09d}",
                      "tracking_id": f"t{i}", "decision": "HOLD", "payload_hash": "x", "payload": image,
-                     "received_at": iso(now)}
+                     "received_at": iso(now), "site_id": "site1", "retention_class": "hit"}
                     for i in rows
                 ],
             )  # fmt: skip

@@ -5,27 +5,38 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from edge.wire import DeviceStatusEvent, OperatorEvent, OrderStatusEvent, ParcelEvent, SyncRequest
+from edge.wire import (
+    DeviceStatusEvent,
+    OperatorEvent,
+    OrderStatusEvent,
+    ParcelEvent,
+    PullOrderWire,
+    SyncRequest,
+)
 from server.accounts import Principal
 from server.cases.examples import learn_from_open_box
-from server.db import iso
+from server.db import INGEST_LOCK_SPACE, insert_rows, iso, serialise_on_names
 from server.errors import BadInput, Conflict, Forbidden
-from server.orders import order_from_pull, record_state, store_order
+from server.orders import order_from_pull, record_state, store_orders
+from server.partitions import retention_class_of
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, pull_days, upsert_counts
 from server.schema import events, reviews
-from server.scope import link_images, record
+from server.scope import link_images, record_many
 from server.settings import ServerSettings
 from server.sites import site_zone
 from server.stations import record_device_states, touch_station
 
 log = logging.getLogger(__name__)
-KEY_CHUNK = 500
+KEY_CHUNK = 1000
 MAX_KEY = 200
 MAX_ID = 64
 MAX_SEQ = 2**62
@@ -33,16 +44,78 @@ MAX_SEQ = 2**62
 
 @dataclass
 class IngestResult:
-    """Keys stored now, keys already held, and whether any order changed (pollers must wake)."""
+    """Keys stored now, keys already held, and whether orders were raised (pollers must wake): for the
+    stations of `order_sites`, or of every site when `order_sites` is None (a network-wide order)."""
 
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     orders_changed: bool = False
+    order_sites: set[str] | None = field(default_factory=set)
 
 
-def payload_hash(event: AnyEvent) -> str:
-    data = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()
+EVENT_COLUMNS = (
+    "key", "station_id", "boot_id", "seq", "type", "at", "day", "waybill", "tracking_id", "decision",
+    "payload_hash", "payload", "received_at", "site_id", "retention_class",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One event with its `events` row (EVENT_COLUMNS order); the canonical JSON stored is the one hashed."""
+
+    event: AnyEvent
+    digest: str
+    row: tuple[Any, ...]
+
+
+def prepare(ev: AnyEvent, site_id: str, received: str, zone: ZoneInfo) -> Prepared:
+    payload = ev.model_dump_json()
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    decision = ev.decision if isinstance(ev, ParcelEvent) else None
+    row = (
+        ev.key, ev.station_id, ev.boot_id, ev.seq, ev.type, iso(ev.at), event_day(ev, zone),
+        getattr(ev, "waybill", None), getattr(ev, "tracking_id", None), decision, digest, payload,
+        received, site_id, retention_class_of(ev.type, decision),
+    )  # fmt: skip
+    return Prepared(ev, digest, row)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch checked and made ready outside its transaction (all the CPU work that needs no database,
+    so that the write lock is held for statements only): each key once, in station sequence order."""
+
+    fresh: list[Prepared]
+    repeated: list[str]  # keys repeated within the batch with the same payload
+    days: set[str]
+
+
+def prepare_batch(
+    req: SyncRequest, station: Principal, now: datetime, settings: ServerSettings
+) -> PreparedBatch:
+    """Check the batch (403/409/422) and build its rows; a key repeated with another payload is a conflict."""
+    check_batch(req, station)
+    site_id, received = station.sites[0], iso(now)
+    # Days and hours are the site's own: a Beijing day runs from Beijing midnight.
+    zone = site_zone(settings, site_id)
+    seen: dict[str, str] = {}
+    fresh: list[Prepared] = []
+    repeated: list[str] = []
+    for ev in req.events:
+        p = prepare(ev, site_id, received, zone)
+        if ev.key in seen:
+            if seen[ev.key] != p.digest:
+                raise Conflict(
+                    f"event {ev.key!r} appears twice in the batch with different payloads", "event_conflict"
+                )
+            repeated.append(ev.key)
+            continue
+        seen[ev.key] = p.digest
+        fresh.append(p)
+    # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
+    boots = {b: i for i, b in enumerate(dict.fromkeys(p.event.boot_id for p in fresh))}
+    fresh.sort(key=lambda p: (boots[p.event.boot_id], p.event.seq))
+    return PreparedBatch(fresh, repeated, {p.row[6] for p in fresh})
 
 
 def check_batch(req: SyncRequest, station: Principal) -> None:
@@ -70,105 +143,115 @@ def review_priority(event: ParcelEvent) -> int:
 
 
 def ingest_batch(
-    conn: Connection, settings: ServerSettings, station: Principal, req: SyncRequest, now: datetime
+    conn: Connection,
+    settings: ServerSettings,
+    station: Principal,
+    req: SyncRequest,
+    now: datetime,
+    prepared: PreparedBatch | None = None,
 ) -> IngestResult:
     """Store the new events of one batch in the caller's transaction; replays are reported, not stored.
 
     Everything is checked before anything is written, so a refused batch (403/409/422) leaves no trace.
+    Each step works on the whole batch in a fixed number of statements, not one per event. `prepared` is
+    `prepare_batch(req, station, now, settings)` when the caller made it before opening the transaction;
+    the days' partitions (PostgreSQL) are made before it too (`Database.ensure_partitions`), else the
+    events of a day without one are kept in the DEFAULT partition.
     """
-    check_batch(req, station)
-    result = IngestResult()
-    hashes: dict[str, str] = {}
-    fresh: list[AnyEvent] = []
-    for ev in req.events:
-        digest = payload_hash(ev)
-        if ev.key in hashes:
-            if hashes[ev.key] != digest:
-                raise Conflict(
-                    f"event {ev.key!r} appears twice in the batch with different payloads", "event_conflict"
-                )
-            result.duplicates.append(ev.key)
-            continue
-        hashes[ev.key] = digest
-        fresh.append(ev)
-    keys = [ev.key for ev in fresh]
-    stored: dict[str, str] = {}
-    for i in range(0, len(keys), KEY_CHUNK):
-        chunk = keys[i : i + KEY_CHUNK]
-        for row in conn.execute(select(events.c.key, events.c.payload_hash).where(events.c.key.in_(chunk))):
-            stored[row.key] = row.payload_hash
-    for key, digest in stored.items():
-        if digest != hashes[key]:
-            raise Conflict(f"event {key!r} was already stored with a different payload", "event_conflict")
-    new = [ev for ev in fresh if ev.key not in stored]
-    result.duplicates.extend(ev.key for ev in fresh if ev.key in stored)
-    # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
-    boots = {b: i for i, b in enumerate(dict.fromkeys(ev.boot_id for ev in new))}
-    new.sort(key=lambda ev: (boots[ev.boot_id], ev.seq))
-    # Days and hours are the site's own: a Beijing day runs from Beijing midnight.
-    zone = site_zone(settings, station.sites[0])
-    if new:
-        received = iso(now)
-        conn.execute(
-            events.insert(),
-            [
-                {
-                    "key": ev.key,
-                    "station_id": ev.station_id,
-                    "boot_id": ev.boot_id,
-                    "seq": ev.seq,
-                    "type": ev.type,
-                    "at": iso(ev.at),
-                    "day": event_day(ev, zone),
-                    "waybill": getattr(ev, "waybill", None),
-                    "tracking_id": getattr(ev, "tracking_id", None),
-                    "decision": ev.decision if isinstance(ev, ParcelEvent) else None,
-                    "payload_hash": hashes[ev.key],
-                    "payload": ev.model_dump_json(),
-                    "received_at": received,
-                }
-                for ev in new
-            ],
-        )
-        upsert_counts(conn, count_batch(new, zone, pull_days(conn, new)))
+    batch = prepared if prepared is not None else prepare_batch(req, station, now, settings)
+    # Idempotency by `key` across concurrent batches and server processes: every key names its station,
+    # so one writer per station at a time plus the set-based check below store each key at most once.
+    # (`events` on PostgreSQL is partitioned, so no unique index can hold `key` alone.) SQLite's
+    # IMMEDIATE write transactions already run one at a time.
+    serialise_on_names(conn, INGEST_LOCK_SPACE, [station.name])
+    result = IngestResult(duplicates=list(batch.repeated))
+    new = unseen(conn, batch.fresh, result)
+    events_new = [p.event for p in new]
     site_id = station.sites[0]
-    secret = settings.secret_key.get_secret_value()
-    ttl = timedelta(hours=settings.orders.default_ttl_hours)
-    review_rows: list[dict[str, Any]] = []
-    for ev in new:
-        if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL"):
-            review_rows.append(_review_row(ev, station, settings, now))
-            draft = order_from_pull(ev, site_id, settings.orders.network_wide, ttl)
-            order = store_order(conn, draft, now) if draft is not None else None
-            if order is not None:
-                result.orders_changed = True
-                detail = {
-                    "waybill": order.waybill,
-                    "reason": order.reason,
-                    "site": order.site_id,
-                    "event": ev.key,
-                }
-                sites = [order.site_id or "*"]
-                record(conn, secret, f"station:{station.name}", "order_raise", order.order_id, sites, detail)
-        elif isinstance(ev, OrderStatusEvent):
-            if record_state(conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key):
-                result.orders_changed = True
-            else:
-                log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
-    if review_rows:
-        conn.execute(reviews.insert(), review_rows)
+    zone = site_zone(settings, site_id)
+    insert_rows(conn, "events", EVENT_COLUMNS, [p.row for p in new])
+    upsert_counts(conn, count_batch(events_new, zone, pull_days(conn, events_new)))
+    hits = [ev for ev in events_new if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL")]
+    if hits:
+        conn.execute(reviews.insert(), [_review_row(ev, station, settings, now, zone) for ev in hits])
+    raised = raise_orders(conn, settings, station, hits, now)
+    if raised:
+        result.orders_changed = True
+        sites = {o.site_id for o in raised}
+        result.order_sites = None if None in sites else {s for s in sites if s is not None}
+    # A station's report on an order changes only what that station itself is still sent: no one to wake.
+    for ev in events_new:
+        if isinstance(ev, OrderStatusEvent) and not record_state(
+            conn, ev.order_id, ev.station_id, ev.state, ev.at, ev.key
+        ):
+            log.warning("station %s reported on unknown order %s", ev.station_id, ev.order_id)
     # The images these events name become visible to the officers of this site (and no other).
-    link_images(conn, site_id, (img.sha256 for ev in new if isinstance(ev, ParcelEvent) for img in ev.images))
-    record_device_states(conn, station.name, (ev for ev in new if isinstance(ev, DeviceStatusEvent)), now)
+    link_images(
+        conn, site_id, (img.sha256 for ev in events_new if isinstance(ev, ParcelEvent) for img in ev.images)
+    )
+    record_device_states(
+        conn, station.name, (ev for ev in events_new if isinstance(ev, DeviceStatusEvent)), now
+    )
     # An open-box result labels the parcel's images: examples the classifier's heads are retrained on.
-    learn_from_open_box(conn, site_id, (ev for ev in new if isinstance(ev, OperatorEvent)), now)
+    learn_from_open_box(conn, site_id, (ev for ev in events_new if isinstance(ev, OperatorEvent)), now)
     touch_station(conn, station.name, now)
-    result.accepted = [ev.key for ev in new]
+    result.accepted = [ev.key for ev in events_new]
     return result
 
 
+def unseen(conn: Connection, fresh: list[Prepared], result: IngestResult) -> list[Prepared]:
+    """The events not stored yet, in one query per KEY_CHUNK keys; a stored key with another payload
+    refuses the batch (409)."""
+    stored: dict[str, str] = {}
+    keys = [p.event.key for p in fresh]
+    pg = conn.dialect.name == "postgresql"
+    for i in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[i : i + KEY_CHUNK]
+        # One parameter (an array, a JSON list) rather than a thousand, each one bound and spliced in.
+        if pg:
+            match = events.c.key == any_(bindparam("keys", chunk, type_=ARRAY(String)))
+        else:
+            listed = func.json_each(bindparam("keys", json.dumps(chunk))).table_valued("value")
+            match = events.c.key.in_(select(listed.c.value))
+        for row in conn.execute(select(events.c.key, events.c.payload_hash).where(match)):
+            stored[row.key] = row.payload_hash
+    for p in fresh:
+        if p.event.key in stored and stored[p.event.key] != p.digest:
+            raise Conflict(
+                f"event {p.event.key!r} was already stored with a different payload", "event_conflict"
+            )
+    result.duplicates.extend(p.event.key for p in fresh if p.event.key in stored)
+    return [p for p in fresh if p.event.key not in stored]
+
+
+def raise_orders(
+    conn: Connection, settings: ServerSettings, station: Principal, hits: list[ParcelEvent], now: datetime
+) -> list[PullOrderWire]:
+    """PULLs become orders for the other stations (one live order per waybill), each raise audited;
+    returns the orders raised."""
+    site_id = station.sites[0]
+    ttl = timedelta(hours=settings.orders.default_ttl_hours)
+    pulls = [(ev, order_from_pull(ev, site_id, settings.orders.network_wide, ttl)) for ev in hits]
+    raised = [(ev, d) for ev, d in pulls if d is not None]
+    if not raised:
+        return []
+    stored = store_orders(conn, [d for _ev, d in raised], now)
+    entries: list[tuple[str, Iterable[str], dict[str, Any] | None]] = [
+        (
+            order.order_id,
+            [order.site_id or "*"],
+            {"waybill": order.waybill, "reason": order.reason, "site": order.site_id, "event": ev.key},
+        )
+        for (ev, _d), order in zip(raised, stored, strict=True)
+        if order is not None
+    ]
+    secret = settings.secret_key.get_secret_value()
+    record_many(conn, secret, f"station:{station.name}", "order_raise", entries)
+    return [order for order in stored if order is not None]
+
+
 def _review_row(
-    ev: ParcelEvent, station: Principal, settings: ServerSettings, now: datetime
+    ev: ParcelEvent, station: Principal, settings: ServerSettings, now: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     hours = settings.review.queue_hours_pull if ev.decision == "PULL" else settings.review.queue_hours_hold
     return {
@@ -185,7 +268,7 @@ def _review_row(
         "category": hit_category(ev)[:64],
         "priority": review_priority(ev),
         "state": "open",
-        "day": event_day(ev, site_zone(settings, station.sites[0])),
+        "day": event_day(ev, zone),
         "created_at": iso(now),
         "due_at": iso(now + timedelta(hours=hours)),
     }

@@ -1,12 +1,18 @@
-"""Wakes long-polling stations when orders change: in-process broadcast, fed by PostgreSQL LISTEN/NOTIFY."""
+"""Wakes long-polling stations when orders change: in-process broadcast, fed by PostgreSQL LISTEN/NOTIFY.
+
+A notification names the sites whose stations have new orders (none named: every site), so that a
+province's stations are not all woken, each to query for nothing, by every order one site raises.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
+from collections.abc import Collection
 
 from sqlalchemy import Connection, text
 
@@ -18,9 +24,10 @@ CHANNEL = "parcelguard_orders"
 class Subscription:
     """One waiter; `wait` returns when any notification arrived after it was created."""
 
-    def __init__(self, owner: OrderNotifier, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, owner: OrderNotifier, loop: asyncio.AbstractEventLoop, site: str | None) -> None:
         self._owner = owner
         self.loop = loop
+        self.site = site
         self.event = asyncio.Event()
 
     async def wait(self, timeout: float) -> bool:
@@ -43,8 +50,9 @@ class OrderNotifier:
         self._cond = threading.Condition(self._lock)
         self.version = 0
 
-    def subscribe(self) -> Subscription:
-        sub = Subscription(self, asyncio.get_running_loop())
+    def subscribe(self, site: str | None = None) -> Subscription:
+        """A waiter for orders of `site` (None: woken by every notification)."""
+        sub = Subscription(self, asyncio.get_running_loop(), site)
         with self._lock:
             self._subs.add(sub)
         return sub
@@ -53,10 +61,11 @@ class OrderNotifier:
         with self._lock:
             self._subs.discard(sub)
 
-    def notify(self) -> None:
+    def notify(self, sites: Collection[str] | None = None) -> None:
+        """Wake the waiters of `sites` (None: every waiter)."""
         with self._lock:
             self.version += 1
-            subs = list(self._subs)
+            subs = [s for s in self._subs if sites is None or s.site is None or s.site in sites]
             self._cond.notify_all()
         for sub in subs:
             with contextlib.suppress(RuntimeError):  # its loop has closed: the waiter is gone
@@ -74,10 +83,21 @@ class OrderNotifier:
             return self.version
 
 
-def publish_orders_changed(conn: Connection) -> None:
-    """Inside a write transaction on PostgreSQL: every server process hears it at commit."""
+def publish_orders_changed(conn: Connection, sites: Collection[str] | None = None) -> None:
+    """Inside a write transaction on PostgreSQL: every server process hears it at commit and wakes the
+    waiters of `sites` (None: all)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_notify(:ch, '')"), {"ch": CHANNEL})
+        payload = "" if sites is None else json.dumps(sorted(sites))
+        conn.execute(text("SELECT pg_notify(:ch, :payload)"), {"ch": CHANNEL, "payload": payload})
+
+
+def notified_sites(payload: str) -> Collection[str] | None:
+    """The sites a notification's payload names; None (every site) for an empty or unreadable one."""
+    try:
+        sites = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    return set(sites) if isinstance(sites, list) and all(isinstance(s, str) for s in sites) else None
 
 
 class PgListenWorker:
@@ -110,8 +130,8 @@ class PgListenWorker:
                     self._notifier.notify()
                     self.ready.set()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self._notifier.notify()
+                        for note in conn.notifies(timeout=0.5):
+                            self._notifier.notify(notified_sites(note.payload))
             except psycopg.Error as exc:
                 log.warning("order notification listener lost its connection: %s", exc)
                 self._stop.wait(backoff)

@@ -70,41 +70,68 @@ def _wire(row: Any) -> PullOrderWire:
 
 def store_order(conn: Connection, draft: OrderDraft, now: datetime) -> PullOrderWire | None:
     """Insert the order; None when an equal live order already covers the same parcels and stations."""
-    if draft.scope == "waybill":
-        match = orders.c.waybill == draft.waybill
-    else:
-        match = orders.c.sender_token == draft.sender_token
-    same_site = orders.c.site_id.is_(None) if draft.site_id is None else orders.c.site_id == draft.site_id
-    live = conn.execute(
-        select(orders.c.seq).where(
-            orders.c.scope == draft.scope,
-            match,
-            same_site,
-            orders.c.cancelled_at.is_(None),
-            orders.c.expires_at > iso(now),
-        )
-    ).first()
-    if live is not None:
-        return None
+    return store_orders(conn, [draft], now)[0]
+
+
+def _covers(
+    scope: str, waybill: str | None, sender_token: str | None, site_id: str | None
+) -> tuple[Any, ...]:
+    """What an order stands for: two live orders with the same value would order the same thing twice."""
+    return (scope, waybill if scope == "waybill" else sender_token, site_id)
+
+
+def store_orders(conn: Connection, drafts: list[OrderDraft], now: datetime) -> list[PullOrderWire | None]:
+    """Insert each draft, in order, in three statements whatever their number; None for a draft that an
+    equal live order (or an earlier draft of the list) already covers."""
+    if not drafts:
+        return []
+    # Checked after taking the lock, so that two batches racing on one waybill raise one order; the lock
+    # also makes sequence order commit order for the long poll (see ORDER_LOCK).
     serialise_writers(conn, ORDER_LOCK)
-    order_id = str(uuid.uuid4())
-    conn.execute(
-        orders.insert().values(
-            order_id=order_id,
-            scope=draft.scope,
-            waybill=draft.waybill,
-            sender_token=draft.sender_token,
-            reason=draft.reason,
-            issuer=draft.issuer,
-            site_id=draft.site_id,
-            origin_station_id=draft.origin_station_id,
-            source_event_key=draft.source_event_key,
-            created_at=iso(now),
-            expires_at=iso(draft.expires_at),
+    waybills = sorted({d.waybill for d in drafts if d.scope == "waybill" and d.waybill is not None})
+    senders = sorted({d.sender_token for d in drafts if d.scope == "sender" and d.sender_token is not None})
+    wanted = []
+    if waybills:
+        wanted.append(and_(orders.c.scope == "waybill", orders.c.waybill.in_(waybills)))
+    if senders:
+        wanted.append(and_(orders.c.scope == "sender", orders.c.sender_token.in_(senders)))
+    live: set[tuple[Any, ...]] = set()
+    if wanted:
+        query = select(orders.c.scope, orders.c.waybill, orders.c.sender_token, orders.c.site_id).where(
+            or_(*wanted), orders.c.cancelled_at.is_(None), orders.c.expires_at > iso(now)
         )
-    )
-    row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one()
-    return _wire(row)
+        live = {_covers(r.scope, r.waybill, r.sender_token, r.site_id) for r in conn.execute(query)}
+    rows: list[dict[str, Any]] = []
+    picked: list[str | None] = []
+    for d in drafts:
+        covers = _covers(d.scope, d.waybill, d.sender_token, d.site_id)
+        if covers in live:
+            picked.append(None)
+            continue
+        live.add(covers)
+        order_id = str(uuid.uuid4())
+        picked.append(order_id)
+        rows.append(
+            {
+                "order_id": order_id,
+                "scope": d.scope,
+                "waybill": d.waybill,
+                "sender_token": d.sender_token,
+                "reason": d.reason,
+                "issuer": d.issuer,
+                "site_id": d.site_id,
+                "origin_station_id": d.origin_station_id,
+                "source_event_key": d.source_event_key,
+                "created_at": iso(now),
+                "expires_at": iso(d.expires_at),
+            }
+        )
+    if not rows:
+        return [None] * len(drafts)
+    conn.execute(orders.insert(), rows)
+    ids = [r["order_id"] for r in rows]
+    stored = {r.order_id: _wire(r) for r in conn.execute(select(orders).where(orders.c.order_id.in_(ids)))}
+    return [stored[o] if o is not None else None for o in picked]
 
 
 def _for_station(station_id: str, site_id: str) -> Any:

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, false, select, true
 
 from server.accounts import ALL_SITES, Principal, Role
-from server.audit import append_audit
+from server.audit import append_audits
+from server.db import insert_rows
 from server.errors import Forbidden, NotFound
 from server.schema import audit_log, audit_scope, gallery, image_sites, reviews, stations, users
 
@@ -134,9 +135,8 @@ def link_images(conn: Connection, site_id: str, shas: Iterable[str]) -> None:
             )
         )
     }
-    rows = [{"sha256": s, "site_id": site_id} for s in wanted if s not in held]
-    if rows:
-        conn.execute(image_sites.insert(), rows)
+    # A sync batch names about one image per parcel: inserted in bulk, not row by row.
+    insert_rows(conn, "image_sites", ("sha256", "site_id"), [(s, site_id) for s in wanted if s not in held])
 
 
 # --- audit --------------------------------------------------------------------------------------------
@@ -152,10 +152,27 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> int:
     """Append an audit entry and the sites it concerns (who may list it)."""
-    n = append_audit(conn, secret, actor, action, target, detail)
-    wanted = sorted({s[:64] for s in sites}) or [ALL_SITES]
-    conn.execute(audit_scope.insert(), [{"n": n, "site_id": s} for s in wanted])
-    return n
+    return record_many(conn, secret, actor, action, [(target, sites, detail)])[0]
+
+
+def record_many(
+    conn: Connection,
+    secret: str,
+    actor: str,
+    action: str,
+    entries: list[tuple[str, Iterable[str], dict[str, Any] | None]],
+) -> list[int]:
+    """Append audit entries (target, sites, detail) of one actor and action, with their sites, in a
+    handful of statements (a sync batch raises many orders at once)."""
+    numbers = append_audits(conn, secret, actor, action, [(target, detail) for target, _s, detail in entries])
+    scope_rows = [
+        {"n": n, "site_id": s}
+        for n, (_t, sites, _d) in zip(numbers, entries, strict=True)
+        for s in (sorted({s[:64] for s in sites}) or [ALL_SITES])
+    ]
+    if scope_rows:
+        conn.execute(audit_scope.insert(), scope_rows)
+    return numbers
 
 
 def audit_filter(who: Principal) -> ColumnElement[bool]:

@@ -9,7 +9,9 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -24,12 +26,13 @@ from edge.wire import (
     SyncRequest,
 )
 from scanner_drivers.image_gate import ImageLimits, ImageRefused, probe
+from server.accounts import Principal
 from server.api.responses import ImageStored
 from server.authz import Caller
 from server.db import iso, utcnow
 from server.deps import Services, ServicesDep
 from server.errors import BadInput, TooLarge, UnsupportedMedia
-from server.ingest import ingest_batch
+from server.ingest import ingest_batch, prepare_batch
 from server.notify import publish_orders_changed
 from server.orders import cancelled_orders, last_order_seq, pending_orders
 from server.registry_feed import registry_changes
@@ -38,6 +41,8 @@ from server.stations import touch_station
 
 router = APIRouter(prefix="/api/v1", tags=["station"])
 
+# Or a quarter of `stations.offline_after_s` if less, so that a station that only polls stays online.
+HEARD_EVERY_S = 10.0
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/tiff"})
 FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/bmp": "bmp", "image/tiff": "tiff"}
 # What stations send: X-ray images up to the hot folder's pixel limit, camera photos below it.
@@ -62,17 +67,49 @@ def wire_reply(reply: SyncReply | OrdersPollReply, cancellations: bool) -> JSONR
     return JSONResponse(reply.model_dump(mode="json", exclude=exclude))
 
 
-@router.post("/sync", response_model=SyncReply, summary="Store a station's event batch and reply with orders")
-def sync(body: SyncRequest, request: Request, station: Caller, svc: ServicesDep) -> JSONResponse:
+# The body is parsed and validated straight from its bytes on a worker thread (pydantic-core, no dict of
+# dicts in between), not by FastAPI on the event loop: a batch of 1,000 full events took ~20 ms there,
+# during which no long poll could answer. So its schema is documented here rather than by a parameter;
+# definitions sit inside it and references point to them by their place in the OpenAPI document.
+SYNC_SCHEMA_AT = "#/paths/~1api~1v1~1sync/post/requestBody/content/application~1json/schema/$defs/{model}"
+SYNC_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SyncRequest.model_json_schema(ref_template=SYNC_SCHEMA_AT)}
+        },
+    }
+}
+
+
+@router.post(
+    "/sync",
+    response_model=SyncReply,
+    summary="Store a station's event batch and reply with orders",
+    openapi_extra=SYNC_BODY,
+)
+async def sync(request: Request, station: Caller, svc: ServicesDep) -> JSONResponse:
+    raw = await request.body()
+    return await run_in_threadpool(store_batch, raw, station, svc, wants_cancellations(request))
+
+
+def store_batch(raw: bytes, station: Principal, svc: Services, cancellations: bool) -> JSONResponse:
+    try:
+        body = SyncRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        # The same 422 as every other body FastAPI validates.
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     if len(body.events) > svc.settings.limits.max_batch_events:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
+    prepared = prepare_batch(body, station, now, svc.settings)
+    svc.db.ensure_partitions(prepared.days)
     for attempt in (1, 2):
         try:
             with svc.db.write() as conn:
-                result = ingest_batch(conn, svc.settings, station, body, now)
+                result = ingest_batch(conn, svc.settings, station, body, now, prepared)
                 if result.orders_changed:
-                    publish_orders_changed(conn)
+                    publish_orders_changed(conn, result.order_sites)
             break
         except IntegrityError:
             # A concurrent identical batch stored the same keys first; the retry sees them as duplicates.
@@ -86,8 +123,7 @@ def sync(body: SyncRequest, request: Request, station: Caller, svc: ServicesDep)
             types.append(ev.type)
     svc.metrics.stored(types)
     if result.orders_changed:
-        svc.notifier.notify()
-    cancellations = wants_cancellations(request)
+        svc.notifier.notify(result.order_sites)
     with svc.db.read() as conn:
         pending = pending_orders(conn, station.name, station.sites[0], now)
         cancelled = cancelled_orders(conn, station.name, station.sites[0], now) if cancellations else []
@@ -203,8 +239,18 @@ async def poll_orders(
         with svc.db.write() as conn:
             touch_station(conn, station.name, utcnow())
 
-    # A poll is a sign of life too: a station whose batches are all refused is not silent.
-    await run_in_threadpool(heard)
+    # A poll is a sign of life too: a station whose batches are all refused is not silent. It is written
+    # at most every HEARD_EVERY_S per station and process: a station re-polls the moment each order
+    # reaches it, and a write per re-poll would queue it behind the sync batches (SQLite takes one
+    # writer at a time) while the next order is already waiting to be delivered.
+    state = request.app.state
+    if not hasattr(state, "stations_heard"):
+        state.stations_heard = {}
+    last_heard: dict[str, float] = state.stations_heard
+    every = min(HEARD_EVERY_S, svc.settings.stations.offline_after_s / 4)
+    if time.monotonic() - last_heard.get(station.name, -every) >= every:
+        await run_in_threadpool(heard)
+        last_heard[station.name] = time.monotonic()
 
     def query() -> tuple[list[PullOrderWire], int, list[OrderCancelWire]]:
         with svc.db.read() as conn:
@@ -216,7 +262,7 @@ async def poll_orders(
     known: set[str] | None = None
     while True:
         # Subscribe before querying so that an order committed in between still wakes us.
-        sub = svc.notifier.subscribe()
+        sub = svc.notifier.subscribe(site)
         try:
             found, last, cancelled = await run_in_threadpool(query)
             left = deadline - time.monotonic()
