@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +37,7 @@ from server.schema import (
     reviews,
     senders,
 )
-from server.settings import RetentionConfig, ServerSettings, load_server_settings
+from server.settings import SECRET_ENV, RetentionConfig, ServerSettings, generate_key, load_server_settings
 from tests.server.conftest import png
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -328,4 +333,64 @@ def test_unknown_class_busy_run_and_the_schedule(server: Any) -> None:
     assert worker.run_if_due() is None  # done within the interval
     worker.clock = lambda: LATER + timedelta(hours=25)
     assert worker.run_if_due() is not None
+    db.dispose()
+
+
+def _old_events(db: Database, n: int) -> None:
+    day = NOW.date().isoformat()
+    rows = [
+        {"key": f"st-k:b:{i}", "station_id": "st-k", "boot_id": "b", "seq": i, "type": "parcel",
+         "at": NOW.isoformat(), "day": day, "decision": "CLEAR", "payload_hash": "0" * 64, "payload": "{}",
+         "received_at": NOW.isoformat()}
+        for i in range(n)
+    ]  # fmt: skip
+    with db.write() as conn:
+        conn.execute(events.insert(), rows)
+
+
+def test_a_run_killed_midway_is_safe_to_rerun(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in SECRET_ENV.values():
+        monkeypatch.setenv(env, generate_key())
+    settings = ServerSettings(database_url=db_url, retention=FLOORS.model_copy(update={"chunk_rows": 100}))
+    db = Database(db_url)
+    total = 20_000
+    _old_events(db, total)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.server.retention_child", db_url, "400"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    deleted = 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            with db.read() as conn:
+                counts = conn.execute(select(retention_runs.c.counts)).scalar()
+            deleted = json.loads(counts)["cleared_events"]["deleted"] if counts else 0
+            if deleted:
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)  # polling another process's progress, not moving time
+    finally:
+        child.kill()
+        child.wait()
+    assert 0 < deleted < total, "the run was not caught midway"
+    with db.read() as conn:
+        left = conn.execute(select(func.count()).select_from(events)).scalar_one()
+        run = conn.execute(select(retention_runs)).one()
+    # Every committed chunk is counted in the ledger: what is gone is what it says.
+    assert run.state == "running" and json.loads(run.counts)["cleared_events"]["deleted"] == total - left
+    # (Only the events: the audit log, seen from LATER, would be past its period too.)
+    rerun = apply_retention(
+        db, settings, "test", ["cleared_events"], clock=lambda: LATER + timedelta(hours=1)
+    )
+    assert rerun.finished_interrupted == [run.id]
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0
+        rows = conn.execute(
+            select(audit_log.c.detail).where(audit_log.c.target == "retention:cleared_events")
+        ).fetchall()
+        assert verify_audit(conn, settings.secret_key.get_secret_value()).ok
+    audited = [json.loads(d) for (d,) in rows]
+    assert sum(d["deleted"] for d in audited) == total, audited
+    assert sorted(bool(d.get("interrupted")) for d in audited) == [False, True]
     db.dispose()
