@@ -394,3 +394,32 @@ def test_a_run_killed_midway_is_safe_to_rerun(db_url: str, monkeypatch: pytest.M
     assert sum(d["deleted"] for d in audited) == total, audited
     assert sorted(bool(d.get("interrupted")) for d in audited) == [False, True]
     db.dispose()
+
+
+def test_cli_dry_run_run_and_bad_input(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    for env in SECRET_ENV.values():
+        monkeypatch.setenv(env, generate_key())
+    cfg = tmp_path / "server.toml"
+    cfg.write_text(f"[server]\ndatabase_url = '{db_url}'\n[server.retention]\nreal_name_days = 400\n")
+    db = Database(db_url)
+    _old_events(db, 5)
+    capsys.readouterr()
+    assert main(["server", "retention", "--dry-run", "--json", "--config", str(cfg)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["dry_run"] is True and plan["classes"]["real_name"]["days"] == 400
+    assert plan["classes"]["cleared_events"]["older"] == 0  # today's events are within 90 days
+    assert main(["server", "retention", "--config", str(cfg), "--class", "cleared_events"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("retention run 1 at ") and "cleared_events" in out and "audit_log" not in out
+    assert main(["server", "retention", "--config", str(cfg), "--class", "images"]) == 2
+    assert "unknown retention class images" in capsys.readouterr().err
+    cfg.write_text(f"[server]\ndatabase_url = '{db_url}'\n[server.retention]\nhit_images_days = 10\n")
+    assert main(["server", "retention", "--dry-run", "--config", str(cfg)]) == 2
+    assert "retention.hit_images_days: 10 days is below the legal floor of 30 days" in capsys.readouterr().err
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 5
+    db.dispose()
