@@ -274,6 +274,9 @@ def register(
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the checkpoint")
     p.set_defaults(func=_guarded(_audit_checkpoint))
 
+    from server.bench_retention import register_bench_retention
+
+    register_bench_retention(bench)
     try:
         from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:

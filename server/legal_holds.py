@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, select, update
 
 from server.accounts import Principal
 from server.db import iso, serialise_writers
@@ -181,18 +181,19 @@ def held_set(conn: Connection) -> HeldSet:
             out.sender_tokens.add(str(item.sender_token))
         if item.waybill:
             out.waybills.add(str(item.waybill))
-        # Follow-ups (divert outcome, operator's open-box result) are found through the indexed waybill.
-        same_parcel = and_(
-            events.c.waybill == item.waybill,
-            events.c.station_id == item.station_id,
-            events.c.tracking_id == item.tracking_id,
-        )
-        found = events.c.key == item.event_key
-        rows = conn.execute(
-            select(events.c.id, events.c.type, events.c.payload).where(
-                or_(found, same_parcel) if item.waybill else found
+        # Follow-ups (divert outcome, operator's open-box result) are found through the indexed waybill;
+        # two queries, so that each uses its own index (an OR of both may scan the table).
+        wanted = select(events.c.id, events.c.type, events.c.payload)
+        rows = list(conn.execute(wanted.where(events.c.key == item.event_key)))
+        if item.waybill:
+            rows += conn.execute(
+                wanted.where(
+                    events.c.waybill == item.waybill,
+                    events.c.station_id == item.station_id,
+                    events.c.tracking_id == item.tracking_id,
+                    events.c.key != item.event_key,
+                )
             )
-        )
         for ev in rows:
             out.event_ids.add(int(ev.id))
             if ev.type == "parcel":

@@ -209,7 +209,11 @@ class RetentionConfig(BaseModel):
         "`parcelguard server retention` still runs it by hand)",
     )
     chunk_rows: int = Field(
-        5000, ge=100, le=100_000, description="rows deleted per transaction (an interrupted run loses none)"
+        20_000,
+        ge=100,
+        le=100_000,
+        description="rows deleted per transaction (an interrupted run loses none); on SQLite each one holds "
+        "the write lock for a fraction of a second",
     )
     cleared_events_days: int = _days("cleared_events", 90)
     hit_events_days: int = _days("hit_events", 730)

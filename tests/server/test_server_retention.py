@@ -423,3 +423,17 @@ def test_cli_dry_run_run_and_bad_input(
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 5
     db.dispose()
+
+
+def test_bench_retention_deletes_what_the_bare_delete_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "retention", "--events", "2000", "--repeat", "1", "--json", "--out", str(out)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # Nine in ten are past their period; ten held hits stay.
+    assert line["engine"] == "sqlite" and line["deleted"] == 2000 * 9 // 10 - 10 and line["kept"] == 210
+    assert json.loads(out.read_text())["engines"]["sqlite"]["ratio_to_bare"] > 0
+    assert main(["bench", "retention", "--events", "10"]) == 2
