@@ -43,19 +43,7 @@ class ReleaseRequest(BaseModel):
 
 
 def _row(r: Any) -> dict[str, Any]:
-    return {
-        "id": int(r.id),
-        "target_type": r.target_type,
-        "target_id": r.target_id,
-        "site_id": r.site_id,
-        "reason": r.reason,
-        "placed_by": r.placed_by,
-        "placed_at": r.placed_at,
-        "released_by": r.released_by,
-        "released_at": r.released_at,
-        "release_reason": r.release_reason,
-        "active": r.released_at is None,
-    }
+    return {**dict(r._mapping), "id": int(r.id), "active": r.released_at is None}
 
 
 def _target_site(conn: Connection, who: Principal, target_type: str, target_id: str) -> str:
