@@ -162,6 +162,7 @@ def held_set(conn: Connection) -> HeldSet:
             reviews.c.waybill,
         ).where(reviews.c.id.in_(sorted(ids)))
     ).fetchall()
+    parcels: set[tuple[str, str, str]] = set()
     for item in items:
         out.review_ids.add(int(item.id))
         out.audit_targets.add(f"review:{item.id}")
@@ -169,23 +170,25 @@ def held_set(conn: Connection) -> HeldSet:
             out.sender_tokens.add(str(item.sender_token))
         if item.waybill:
             out.waybills.add(str(item.waybill))
-        # Follow-ups (divert outcome, operator's open-box result) are found through the indexed waybill;
-        # two queries, so that each uses its own index (an OR of both may scan the table).
-        wanted = select(events.c.id, events.c.type, events.c.payload)
-        rows = list(conn.execute(wanted.where(events.c.key == item.event_key)))
-        if item.waybill:
-            rows += conn.execute(
-                wanted.where(
-                    events.c.waybill == item.waybill,
-                    events.c.station_id == item.station_id,
-                    events.c.tracking_id == item.tracking_id,
-                    events.c.key != item.event_key,
-                )
-            )
-        for ev in rows:
-            out.event_ids.add(int(ev.id))
-            if ev.type == "parcel":
-                for img in json.loads(ev.payload).get("images") or []:
-                    if isinstance(img, dict) and isinstance(img.get("sha256"), str):
-                        out.image_shas.add(img["sha256"])
+            parcels.add((str(item.waybill), str(item.station_id), str(item.tracking_id)))
+    # The hits themselves by key, and their follow-ups (divert outcome, the operator's open-box
+    # result) through the indexed waybill: two set-based queries, each on its own index.
+    wanted = select(
+        events.c.id,
+        events.c.type,
+        events.c.payload,
+        events.c.waybill,
+        events.c.station_id,
+        events.c.tracking_id,
+    )
+    rows = list(conn.execute(wanted.where(events.c.key.in_([i.event_key for i in items]))))
+    if parcels:
+        follow = wanted.where(events.c.waybill.in_(sorted({p[0] for p in parcels})))
+        rows += [r for r in conn.execute(follow) if (r.waybill, r.station_id, r.tracking_id) in parcels]
+    for ev in rows:
+        out.event_ids.add(int(ev.id))
+        if ev.type == "parcel":
+            for img in json.loads(ev.payload).get("images") or []:
+                if isinstance(img, dict) and isinstance(img.get("sha256"), str):
+                    out.image_shas.add(img["sha256"])
     return out

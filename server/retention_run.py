@@ -18,12 +18,12 @@ from server.errors import RetentionBusy
 from server.legal_holds import HOLD_LOCK, HeldSet, held_set
 from server.retention import (
     Cutoff,
+    RowDeleter,
     Step,
     check_classes,
     count_due,
     count_older,
     cutoffs,
-    delete_chunk,
     steps_of,
 )
 from server.schema import retention_runs
@@ -223,10 +223,6 @@ def _prune_audit(
     )  # fmt: skip
 
 
-def _step_work(step: Step, cut: Cutoff, chunk: int) -> Callable[[Connection, HeldSet], int]:
-    return lambda conn, held: delete_chunk(conn, step, cut, held, chunk)
-
-
 def apply_retention(
     db: Database,
     settings: ServerSettings,
@@ -248,7 +244,7 @@ def apply_retention(
     chunk = settings.retention.chunk_rows
     for step in steps_of(names):
         cut = cuts[step.cls]
-        _chunked(db, run_id, step.cls, step.name, clock, _step_work(step, cut, chunk))
+        _chunked(db, run_id, step.cls, step.name, clock, RowDeleter(step, cut, chunk))
     if AUDIT in names:
         _prune_audit(db, settings, run_id, cuts[AUDIT], clock, report)
     with db.write() as conn:
