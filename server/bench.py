@@ -130,7 +130,8 @@ def bench_ingest(url: str, batches: int) -> dict[str, Any]:
     now = iso(datetime.now(UTC))
     for b in range(batches):
         fixed = {"station_id": "bare", "boot_id": "b", "type": "parcel", "at": now, "day": now[:10]}
-        fixed.update(payload_hash="0" * 64, payload="{}", received_at=now)
+        fixed.update(payload_hash="0" * 64, payload="{}", received_at=now, site_id="hub")
+        fixed.update(retention_class="cleared")
         rows = [{"key": f"bare:{b}:{i}", "seq": i, **fixed} for i in range(BATCH)]
         t0 = time.perf_counter()
         with db.write() as conn:

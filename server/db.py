@@ -91,6 +91,8 @@ ORDER_LOCK = 7_482_010
 REGISTRY_LOCK = 7_482_011
 # Lock space (first half of a two-part key) of the login limit, keyed by user name and by address.
 LOGIN_LOCK_SPACE = 7_482_012
+# Lock space of ingest, keyed by station: one batch per station at a time across every server process.
+INGEST_LOCK_SPACE = 7_482_014
 
 
 def serialise_writers(conn: Connection, key: int) -> None:

@@ -13,9 +13,10 @@ from sqlalchemy import Connection, select
 
 from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequest
 from server.accounts import Principal
-from server.db import iso
+from server.db import INGEST_LOCK_SPACE, iso, serialise_on_names
 from server.errors import BadInput, Conflict, Forbidden
 from server.orders import order_from_pull, record_state, store_order
+from server.partitions import ensure_event_partitions, retention_class_of
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
 from server.schema import events, reviews
 from server.scope import link_images, record
@@ -75,6 +76,13 @@ def ingest_batch(
     Everything is checked before anything is written, so a refused batch (403/409/422) leaves no trace.
     """
     check_batch(req, station)
+    # Idempotency by `key` across concurrent batches and server processes: every key names its station,
+    # so one writer per station at a time plus the set-based check below store each key at most once.
+    # (`events` on PostgreSQL is partitioned, so no unique index can hold `key` alone.) SQLite's
+    # IMMEDIATE write transactions already run one at a time.
+    serialise_on_names(conn, INGEST_LOCK_SPACE, [station.name])
+    # Before anything reads `events`: creating a partition waits for every reader of its parent.
+    ensure_event_partitions(conn, {event_day(ev) for ev in req.events})
     result = IngestResult()
     hashes: dict[str, str] = {}
     fresh: list[AnyEvent] = []
@@ -103,6 +111,7 @@ def ingest_batch(
     # Order by per-station sequence (grouped by boot in order of appearance), never by wall clock.
     boots = {b: i for i, b in enumerate(dict.fromkeys(ev.boot_id for ev in new))}
     new.sort(key=lambda ev: (boots[ev.boot_id], ev.seq))
+    site_id = station.sites[0]
     if new:
         received = iso(now)
         conn.execute(
@@ -122,12 +131,13 @@ def ingest_batch(
                     "payload_hash": hashes[ev.key],
                     "payload": ev.model_dump_json(),
                     "received_at": received,
+                    "site_id": site_id,
+                    "retention_class": retention_class_of(ev.type, getattr(ev, "decision", None)),
                 }
                 for ev in new
             ],
         )
         upsert_counts(conn, count_batch(new))
-    site_id = station.sites[0]
     secret = settings.secret_key.get_secret_value()
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
     review_rows: list[dict[str, Any]] = []

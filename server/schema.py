@@ -100,7 +100,7 @@ events = Table(
     "events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("key", String(200), nullable=False, unique=True),
+    Column("key", String(200), nullable=False),
     Column("station_id", String(64), nullable=False),
     Column("boot_id", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
@@ -113,6 +113,13 @@ events = Table(
     Column("payload_hash", String(64), nullable=False),
     Column("payload", Text, nullable=False),
     Column("received_at", TS, nullable=False),
+    # The station's site at ingest (the sharding key a distributed PostgreSQL would place rows by), and
+    # the retention class: 'hit' (HOLD/PULL parcels) or 'cleared'. On PostgreSQL `events` is partitioned
+    # by class and then by day (server/partitions.py); unique keys there must hold both, so idempotency by
+    # `key` alone is kept by ingest (server/ingest.py) and `ix_events_key` is its backstop.
+    Column("site_id", String(64), nullable=False),
+    Column("retention_class", String(8), nullable=False),
+    Index("ix_events_key", "key", "site_id", "retention_class", "day", unique=True),
     Index("ix_events_station_seq", "station_id", "boot_id", "seq"),
     Index("ix_events_day_type", "day", "type", "station_id"),
     Index("ix_events_waybill", "waybill"),

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from server.db import make_engine
+from server.partitions import not_a_partition
 from server.schema import metadata
 
 config = context.config
@@ -15,7 +16,12 @@ MIGRATION_LOCK = 7_482_001
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        include_object=not_a_partition,
+    )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
