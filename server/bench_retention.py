@@ -21,13 +21,14 @@ from server.accounts import Principal, Role
 from server.bench import _settings, fresh_database, machine
 from server.db import Database, iso
 from server.legal_holds import HoldRequest, held_set, place_hold
+from server.partitions import ensure_event_partitions, retention_class_of
 from server.retention_run import apply_retention
 from server.schema import events, reviews
 from server.settings import RetentionConfig, ServerSettings
 
 EVENT_CLASSES = ["cleared_events", "hit_events", "station_events"]
 COLUMNS = ("key", "station_id", "boot_id", "seq", "type", "at", "day", "waybill", "tracking_id", "decision",
-           "payload_hash", "payload", "received_at")  # fmt: skip
+           "payload_hash", "payload", "received_at", "site_id", "retention_class")  # fmt: skip
 PAYLOAD = json.dumps({"reasons": [], "risk": 0.05, "classifier": "off", "note": "x" * 160})
 HELD = 10
 METHOD = (
@@ -49,7 +50,7 @@ def _rows(n: int, now: datetime) -> Iterator[tuple[Any, ...]]:
         )
         st = f"hub-{i % 10}"
         yield (f"{st}:b:{i}", st, "b", i, kind, iso(at), at.date().isoformat(), f"WB{i:010d}", f"T{i}",
-               decision, "0" * 64, PAYLOAD, iso(at))  # fmt: skip
+               decision, "0" * 64, PAYLOAD, iso(at), "hub", retention_class_of(kind, decision))  # fmt: skip
 
 
 def _review(key: str, i: int, day: str, at: str) -> dict[str, Any]:
@@ -63,6 +64,8 @@ def _review(key: str, i: int, day: str, at: str) -> dict[str, Any]:
 def load(db: Database, n: int, now: datetime) -> None:
     """Bulk-load the events (COPY on PostgreSQL, executemany on SQLite) and their review items."""
     rows = list(_rows(n, now))
+    with db.write() as conn:
+        ensure_event_partitions(conn, {r[6] for r in rows})  # PostgreSQL: as ingest would have made them
     with db.write() as conn:
         if db.is_postgres:
             raw: Any = conn.connection.dbapi_connection

@@ -26,6 +26,7 @@ from server.retention import (
     cutoffs,
     steps_of,
 )
+from server.retention_partitions import drop_partition, due_partitions
 from server.schema import retention_runs
 from server.scope import record
 from server.settings import ServerSettings
@@ -223,6 +224,22 @@ def _prune_audit(
     )  # fmt: skip
 
 
+def _drop_partitions(
+    db: Database, run_id: int, cuts: dict[str, Cutoff], names: list[str], clock: Callable[[], datetime]
+) -> None:
+    """PostgreSQL with partitioned events: whole days go first, one partition per transaction; what
+    must stay keeps its partition, whose other rows the row deletes then remove."""
+    if not db.is_postgres:
+        return
+    with db.read() as conn:
+        due = due_partitions(conn, cuts, names)
+    for partition in due:
+        with db.write() as conn:
+            serialise_writers(conn, HOLD_LOCK)
+            for name, n in (drop_partition(conn, partition, held_set(conn)) or {}).items():
+                _note(conn, run_id, name, "partitions", n, clock)
+
+
 def apply_retention(
     db: Database,
     settings: ServerSettings,
@@ -242,6 +259,7 @@ def apply_retention(
         False, iso(now), {n: _entry(cuts[n].days, cuts[n]) for n in names}, run_id, finished
     )
     chunk = settings.retention.chunk_rows
+    _drop_partitions(db, run_id, cuts, names, clock)
     for step in steps_of(names):
         cut = cuts[step.cls]
         _chunked(db, run_id, step.cls, step.name, clock, RowDeleter(step, cut, chunk))

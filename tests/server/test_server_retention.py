@@ -23,6 +23,7 @@ from server.audit import verify_audit
 from server.audit_checkpoint import verify_with_checkpoints
 from server.db import Database, iso
 from server.errors import RetentionBusy, ServerSettingsError
+from server.partitions import event_partitions, partition_name
 from server.retention_run import apply_retention, plan_retention
 from server.retention_worker import RetentionWorker
 from server.schema import (
@@ -211,6 +212,13 @@ def test_dry_run_changes_nothing_then_run_deletes_per_class(server: Any) -> None
     assert set(after["senders"]) == {stored.sender[k] for k in ("held", "open", "fresh")}
     assert set(after["manifests"]) == {"WBHELD1", "WBOPEN1", "WBFRESH1"}
     assert report.classes["real_name"]["parts"] == {"manifests": 1, "senders": 2}
+    if db.is_postgres:
+        # Whole days went as partitions; the hits' day stays (undecided items), its decided hit as a row.
+        with db.read() as conn:
+            left = {p.name for p in event_partitions(conn)}
+        assert partition_name("cleared", NOW.date()) not in left and partition_name("hit", NOW.date()) in left
+        assert report.classes["cleared_events"]["parts"] == {"partitions": 1}
+        assert report.classes["hit_events"]["parts"] == {"partitions": 0, "events": 1}  # tomorrow: empty
     # One audit entry per class, with its counts; the chain (pruned at its start) still verifies.
     with db.read() as conn:
         entries = conn.execute(
@@ -341,7 +349,7 @@ def _old_events(db: Database, n: int) -> None:
     rows = [
         {"key": f"st-k:b:{i}", "station_id": "st-k", "boot_id": "b", "seq": i, "type": "parcel",
          "at": NOW.isoformat(), "day": day, "decision": "CLEAR", "payload_hash": "0" * 64, "payload": "{}",
-         "received_at": NOW.isoformat()}
+         "received_at": NOW.isoformat(), "site_id": "site1", "retention_class": "cleared"}
         for i in range(n)
     ]  # fmt: skip
     with db.write() as conn:
@@ -437,3 +445,24 @@ def test_bench_retention_deletes_what_the_bare_delete_does(
     assert line["engine"] == "sqlite" and line["deleted"] == 2000 * 9 // 10 - 10 and line["kept"] == 210
     assert json.loads(out.read_text())["engines"]["sqlite"]["ratio_to_bare"] > 0
     assert main(["bench", "retention", "--events", "10"]) == 2
+
+
+def test_a_held_follow_up_keeps_its_day_and_the_rest_of_that_day_goes(server: Any) -> None:
+    stored = build(server)
+    hold = {"target_type": "review", "target_id": str(stored.item["held"]), "reason": "case 2026-18"}
+    assert server.client.post("/api/v1/holds", json=hold, headers=stored.officer).status_code == 201
+    settings = _settings(server)
+    db = Database(settings.database_url)
+    report = apply_retention(db, settings, "test", clock=later)
+    after = snapshot(db)
+    # The held hit and its divert outcome (a 'cleared'-class event of the same day) stay; the day's
+    # cleared parcel and device event go as rows.
+    assert after["events"] == ["st-a:r1:2", "st-a:r1:3", "st-a:r1:5", "st-a:r1:7"]
+    assert (
+        report.classes["station_events"]["deleted"] == 1 and report.classes["cleared_events"]["deleted"] == 1
+    )
+    assert after["images"] == [stored.image["held"]]
+    if db.is_postgres:
+        with db.read() as conn:
+            assert partition_name("cleared", NOW.date()) in {p.name for p in event_partitions(conn)}
+    db.dispose()
