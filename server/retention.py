@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    ScalarSelect,
     Table,
     any_,
     bindparam,
@@ -30,6 +31,8 @@ from server.schema import events, gallery, image_sites, images, manifests, revie
 from server.settings import RETENTION_FLOORS, RetentionConfig
 
 CLASSES = tuple(RETENTION_FLOORS)
+# The rows a chunk deletes: their keys (PostgreSQL) or the query choosing them (SQLite).
+Keys = list[Any] | ScalarSelect[Any]
 HITS = ("HOLD", "PULL")
 
 
@@ -78,7 +81,7 @@ class Step:
     key: Column[object]
     age: Callable[[Cutoff], ColumnElement[bool]]
     keep: Callable[[HeldSet, Cutoff], ColumnElement[bool]]
-    dependents: Callable[[Connection, list[object]], None] | None = None
+    dependents: Callable[[Connection, Keys], None] | None = None
 
 
 def _cleared_age(cut: Cutoff) -> ColumnElement[bool]:
@@ -106,7 +109,7 @@ def _hit_keep(held: HeldSet, cut: Cutoff) -> ColumnElement[bool]:
     return or_(_held_events(held, cut), pending)
 
 
-def _hit_dependents(conn: Connection, ids: list[object]) -> None:
+def _hit_dependents(conn: Connection, ids: Keys) -> None:
     keys = select(events.c.key).where(key_in(conn, events.c.id, ids))
     conn.execute(delete(reviews).where(reviews.c.event_key.in_(keys)))
 
@@ -116,7 +119,7 @@ def _image_keep(held: HeldSet, _cut: Cutoff) -> ColumnElement[bool]:
     return or_(in_gallery, images.c.sha256.in_(sorted(held.image_shas)))
 
 
-def _image_dependents(conn: Connection, shas: list[object]) -> None:
+def _image_dependents(conn: Connection, shas: Keys) -> None:
     conn.execute(delete(image_sites).where(key_in(conn, image_sites.c.sha256, shas)))
 
 
@@ -199,11 +202,17 @@ class RowDeleter:
     def __call__(self, conn: Connection, held: HeldSet) -> int:
         step = self.step
         due = select(step.key).where(step.age(self.cut), not_(step.keep(held, self.cut)))
-        if conn.dialect.name == "postgresql":
-            if self.after is not None:
-                due = due.where(step.key > self.after)
-            due = due.order_by(step.key)
-        keys = list(conn.execute(due.limit(self.limit)).scalars().all())
+        if conn.dialect.name != "postgresql":
+            # SQLite: the keys never leave the database. The same query inside one write transaction
+            # picks the same rows for the dependents and for the rows (deleted dependents are never
+            # what keeps a row).
+            chosen = due.limit(self.limit).scalar_subquery()
+            if step.dependents is not None:
+                step.dependents(conn, chosen)
+            return int(conn.execute(delete(step.table).where(step.key.in_(chosen))).rowcount)
+        if self.after is not None:
+            due = due.where(step.key > self.after)
+        keys = list(conn.execute(due.order_by(step.key).limit(self.limit)).scalars().all())
         if not keys:
             return 0
         self.after = keys[-1]
@@ -213,9 +222,9 @@ class RowDeleter:
         return len(keys)
 
 
-def key_in(conn: Connection, column: Column[Any], keys: list[Any]) -> ColumnElement[bool]:
-    """`column IN keys`; one array parameter on PostgreSQL, where thousands of separate ones take
-    longer to plan than the delete takes to run."""
-    if conn.dialect.name == "postgresql":
+def key_in(conn: Connection, column: Column[Any], keys: Keys) -> ColumnElement[bool]:
+    """`column IN keys`; a list of keys is one array parameter on PostgreSQL, where thousands of
+    separate ones take longer to plan than the delete takes to run."""
+    if isinstance(keys, list) and conn.dialect.name == "postgresql":
         return column == any_(bindparam("keys", keys, type_=ARRAY(column.type)))
     return column.in_(keys)
