@@ -54,7 +54,7 @@ def _target_site(conn: Connection, who: Principal, target_type: str, target_id: 
         raise BadInput(
             "holds on cases are not available on this server yet; hold its review items", "no_cases"
         )
-    if not target_id.isdigit() or int(target_id) > 2**62:
+    if not (target_id.isascii() and target_id.isdigit()) or int(target_id) > 2**62:
         raise BadInput(f"review item id {target_id[:64]!r} is not a number", "bad_target")
     site = conn.execute(
         select(reviews.c.site_id).where(reviews.c.id == int(target_id), site_filter(who, reviews.c.site_id))

@@ -246,8 +246,11 @@ def test_a_held_item_keeps_what_it_depends_on(server: Any) -> None:
     assert c.get("/api/v1/holds", headers=other).json() == []
     case = {"target_type": "case", "target_id": "c-1", "reason": "r"}
     assert c.post("/api/v1/holds", json=case, headers=officer).json()["error"]["code"] == "no_cases"
-    bad = {"target_type": "review", "target_id": "x1", "reason": "r"}
-    assert c.post("/api/v1/holds", json=bad, headers=officer).status_code == 422
+    for bad_id in ("x1", "²", "9" * 30, "-1"):
+        bad = {"target_type": "review", "target_id": bad_id, "reason": "r"}
+        assert c.post("/api/v1/holds", json=bad, headers=officer).status_code == 422, bad_id
+    missing = {"target_type": "review", "target_id": "999999", "reason": "r"}
+    assert c.post("/api/v1/holds", json=missing, headers=officer).status_code == 404
     assert c.post("/api/v1/holds", json={**hold, "target_type": "parcel"}, headers=officer).status_code == 422
     supervisor = server.user("sup-1", "supervisor", ["site1"])
     assert c.post("/api/v1/holds", json=hold, headers=supervisor).status_code == 403
@@ -466,3 +469,17 @@ def test_a_held_follow_up_keeps_its_day_and_the_rest_of_that_day_goes(server: An
         with db.read() as conn:
             assert partition_name("cleared", NOW.date()) in {p.name for p in event_partitions(conn)}
     db.dispose()
+
+
+def test_the_server_schedules_retention_unless_set_to_zero(server: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+
+    job = server.client.app.state.retention
+    assert job.interval == timedelta(hours=24) and job._thread.is_alive()
+    off = _settings(server, retention={"interval_hours": 0})
+    app = create_app(off)
+    with TestClient(app):
+        assert not hasattr(app.state, "retention")
+    assert job._thread.is_alive()
