@@ -111,6 +111,7 @@ class EdgeAgent:
                 self.feed,
                 clock,
                 cfg.station.keep_images_days,
+                cfg.station.keep_events_days,
             )
             if cfg.server.models_interval_s and self.classifier.live is not None:
                 self.models = ModelUpdater(

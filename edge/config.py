@@ -36,6 +36,12 @@ class StationConfig(Strict):
     keep_images_days: float = Field(
         30.0, gt=0, description="Days to keep images of hits once the server has them (evidence on site)."
     )
+    keep_events_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days to keep events once the server has confirmed them (the server keeps the record;"
+        " unsent or refused events are kept however old).",
+    )
     disk_reserve_mb: int = Field(
         16,
         ge=0,

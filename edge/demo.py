@@ -400,6 +400,10 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
 
     summary = summarise(api, [agent_a, agent_b], sorter, classifier)
     progress.say(format_summary(summary))
+    # Retention runs once, as the server's daily job would: today's data is within every period.
+    retention = admin.run_retention(settings, dry_run=False, actor="demo")
+    summary["retention"] = {name: c["deleted"] for name, c in retention.classes.items()}
+    progress.say(retention.summary())
     if not opts.exit_after or opts.on_ready is not None:
         from edge.terminal import TerminalServer
 

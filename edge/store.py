@@ -430,6 +430,30 @@ class EdgeStore(ServerCopies):
 
         return self.write(tx)
 
+    def purge_events(self, before: datetime, chunk: int = 2000) -> int:
+        """Drop events from before `before` that the server confirmed; returns the count.
+
+        Confirmed means gone from the outbox: an event still waiting there, parked in the dead letter
+        (the server refused it) or behind a divert whose outcome is not recorded yet is never dropped.
+        Chunks keep each write short: the parcel path waits for no purge.
+        """
+
+        def tx(db: sqlite_utils.Database) -> int:
+            cur = db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e WHERE"
+                " julianday(e.at) < julianday(?)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = e.key)"
+                " AND NOT EXISTS (SELECT 1 FROM dead_letter d WHERE d.key = e.key)"
+                " AND NOT EXISTS (SELECT 1 FROM divert_intents i WHERE i.event_key = e.key) LIMIT ?)",
+                [before.isoformat(), chunk],
+            )
+            return int(cur.rowcount)
+
+        total = 0
+        while (n := self.write(tx)) > 0:
+            total += n
+        return total
+
     def image(self, sha256: str) -> ImageBlob | None:
         rows = self.query("SELECT sha256, kind, content_type, data FROM images WHERE sha256 = ?", (sha256,))
         if not rows:

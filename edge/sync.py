@@ -158,9 +158,11 @@ class SyncWorker:
         feed: StationFeed,
         clock: Callable[[], datetime] = utc_now,
         keep_images_days: float = 30.0,
+        keep_events_days: float = 30.0,
     ) -> None:
         self.store = store
         self.keep_images = timedelta(days=keep_images_days)
+        self.keep_events = timedelta(days=keep_events_days)
         self._next_purge = 0.0
         self.link = link
         self.cfg = cfg
@@ -209,6 +211,9 @@ class SyncWorker:
         dropped = self.store.purge_images(self.clock() - self.keep_images)
         if dropped:
             log.info("dropped %d held images older than %s that the server has", dropped, self.keep_images)
+        events = self.store.purge_events(self.clock() - self.keep_events)
+        if events:
+            log.info("dropped %d events older than %s that the server confirmed", events, self.keep_events)
 
     def _upload_images(self, rows: list[OutboxRow]) -> None:
         for row in rows:

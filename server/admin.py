@@ -23,10 +23,11 @@ from server.audit_checkpoint import (
     verify_with_checkpoints,
     write_checkpoint_file,
 )
-from server.db import Database, migrate
+from server.db import Database, migrate, utcnow
 from server.errors import UserError
 from server.privacy import Privacy
 from server.registry import import_rows, parse_rows
+from server.retention_run import RetentionReport, apply_retention, plan_retention
 from server.scope import record, station_site, user_sites
 from server.settings import ServerSettings
 
@@ -179,3 +180,16 @@ def export_checkpoint(settings: ServerSettings, out: Path) -> Checkpoint:
         db.dispose()
     write_checkpoint_file(secret, cp, out)
     return cp
+
+
+def run_retention(
+    settings: ServerSettings, dry_run: bool, classes: list[str] | None = None, actor: str = ADMIN_ACTOR
+) -> RetentionReport:
+    """Apply the retention policy once (or, dry, count what it would delete without changing anything)."""
+    db = _db(settings)
+    try:
+        if dry_run:
+            return plan_retention(db, settings, utcnow(), classes)
+        return apply_retention(db, settings, actor, classes)
+    finally:
+        db.dispose()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.engine import make_url
 
-from server.api import cases, evidence, models, office, people, reviews, station
+from server.api import cases, evidence, holds, models, office, people, reviews, station
 from server.audit_checkpoint import CheckpointWorker
 from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
@@ -24,6 +24,7 @@ from server.metrics import router as metrics_router
 from server.notify import OrderNotifier, PgListenWorker
 from server.privacy import Privacy
 from server.probes import router as probes_router
+from server.retention_worker import RetentionWorker
 from server.routing import MethodCheckMiddleware
 from server.services import Services
 from server.settings import ServerSettings
@@ -65,6 +66,7 @@ def api_routers() -> list[APIRouter]:
         probes_router,
         metrics_router,
         cases.router,
+        holds.router,
     ]
 
 
@@ -94,9 +96,16 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
             )
             checkpoints.start()
             app.state.audit_checkpoints = checkpoints
+        retention: RetentionWorker | None = None
+        if settings.retention.interval_hours > 0:
+            retention = RetentionWorker(services.db, settings)
+            retention.start()
+            app.state.retention = retention
         try:
             yield
         finally:
+            if retention is not None:
+                retention.stop()
             if checkpoints is not None:
                 checkpoints.stop()
             if listener is not None:

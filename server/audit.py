@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from server.db import iso, utcnow
-from server.schema import audit_head, audit_log
+from server.schema import audit_base, audit_head, audit_log
 
 GENESIS = "0" * 64
 
@@ -73,6 +73,32 @@ def append_audits(
     return list(range(first, last + 1))
 
 
+def _base_key(secret_key: str) -> bytes:
+    # A key of its own: a base's signature is never a valid chain hash or checkpoint signature.
+    return hashlib.sha256(b"parcelguard-audit-base:" + secret_key.encode()).digest()
+
+
+def base_mac(secret_key: str, first_n: int, prev_hash: str) -> str:
+    """Signature of the chain's start after pruning: entry `first_n` follows `prev_hash`."""
+    msg = json.dumps(["audit-base/1", first_n, prev_hash], separators=(",", ":"))
+    return hmac.new(_base_key(secret_key), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def chain_base(conn: Connection, secret_key: str) -> tuple[int, str, list[str]]:
+    """Where the chain starts (first entry, the hash it follows) and problems with that start.
+
+    Unpruned, the chain starts at entry 1 after GENESIS. A start whose signature does not match is
+    ignored (the walk then expects entry 1, so the removed entries show as missing).
+    """
+    row = conn.execute(select(audit_base).where(audit_base.c.id == 1)).first()
+    if row is None:
+        return 1, GENESIS, []
+    first_n, prev = int(row.first_n), str(row.prev_hash)
+    if not hmac.compare_digest(str(row.mac), base_mac(secret_key, first_n, prev)):
+        return 1, GENESIS, [f"the chain's recorded start (entry {first_n}) is not signed by this server"]
+    return first_n, prev, []
+
+
 @dataclass(frozen=True)
 class AuditReport:
     """Outcome of a chain check: entries checked and every problem found (empty when intact), and
@@ -88,11 +114,10 @@ class AuditReport:
 
 
 def verify_audit(conn: Connection, secret_key: str) -> AuditReport:
-    """Walk the chain from the first entry; report gaps, reordered, edited or missing rows."""
+    """Walk the chain from its first kept entry; report gaps, reordered, edited or missing rows."""
     key = _chain_key(secret_key)
-    problems: list[str] = []
-    expected_n = 1
-    prev = GENESIS
+    # Retention prunes the oldest entries: the walk starts at the signed base they left behind.
+    expected_n, prev, problems = chain_base(conn, secret_key)
     rows = conn.execute(select(audit_log).order_by(audit_log.c.n)).mappings()
     for row in rows:
         n = int(row["n"])

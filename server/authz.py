@@ -148,6 +148,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/referrals/{{referral_id}}"): _api(Sites.SCOPED, OFF, SUP, ADM),
     ("GET", f"{V1}/referrals/{{referral_id}}/package"): _api(Sites.SCOPED, OFF, ADM),
     ("POST", f"{V1}/referrals/{{referral_id}}/reply"): _api(Sites.SCOPED, OFF),
+    # Legal holds: officers and admins place and release them on their sites' items; supervisors read.
+    ("POST", f"{V1}/holds"): _api(Sites.SCOPED, OFF, ADM),
+    ("POST", f"{V1}/holds/{{hold_id}}/release"): _api(Sites.SCOPED, OFF, ADM),
+    ("GET", f"{V1}/holds"): _api(Sites.SCOPED, OFF, SUP, ADM),
     # Pages: the session decides; a page answers with a redirect to the login page, not a 401.
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,

@@ -166,6 +166,14 @@ def _audit_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from server.admin import run_retention
+
+    report = run_retention(_settings(args), args.dry_run, args.retention_class or None)
+    print(json.dumps(report.as_dict(), ensure_ascii=False) if args.json else report.summary())
+    return 1 if report.problems else 0
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config", default=str(DEFAULT_CONFIG), help="server TOML file (secrets from the environment)"
@@ -228,6 +236,24 @@ def register(
     p.add_argument("file")
     p.set_defaults(func=_guarded(_import))
 
+    p = sub.add_parser(
+        "retention",
+        help="delete what is past its retention period (per data class, legal holds kept); --dry-run counts",
+    )
+    _add_config(p)
+    p.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument(
+        "--class",
+        dest="retention_class",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="only this data class (repeatable): cleared_events, hit_events, station_events, hit_images,"
+        " real_name, audit_log",
+    )
+    p.set_defaults(func=_guarded(_retention))
+
     audit = commands.add_parser("audit", help="check the audit log").add_subparsers(
         dest="audit_command", required=True
     )
@@ -254,6 +280,9 @@ def register(
 
     register_case(commands)
 
+    from server.bench_retention import register_bench_retention
+
+    register_bench_retention(bench)
     try:
         from server.bench import register_bench  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:

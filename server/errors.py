@@ -93,3 +93,7 @@ class AuditChainError(ValueError):
 
 class ServerStartError(OSError):
     """The server's environment refuses it: database unreachable, folder unwritable, port taken."""
+
+
+class RetentionBusy(ValueError):
+    """Another retention run holds the lease; this one did not start (nothing was deleted)."""

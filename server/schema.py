@@ -515,3 +515,51 @@ referrals = Table(
     Column("reply_at", TS, nullable=True),
     Index("ix_referrals_case", "case_id"),
 )
+
+# --- retention --------------------------------------------------------------------------------------
+
+# A legal hold keeps an item, and everything it depends on (events, images, sender record), from
+# retention until it is released. target_type is 'review' (an id of `reviews`) or 'case'.
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("target_type", String(16), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(64), nullable=False),
+    Column("placed_at", TS, nullable=False),
+    Column("released_by", String(64), nullable=True),
+    Column("released_at", TS, nullable=True),
+    Column("release_reason", Text, nullable=True),
+    Index("ix_legal_holds_target", "target_type", "target_id"),
+)
+
+# One row per real retention run: what it deleted so far, per class, committed with each chunk, so that
+# a run cut short is counted (and audited) by the next one. The lease keeps two runs from overlapping.
+retention_runs = Table(
+    "retention_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("actor", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running | done | interrupted
+    Column("started_at", TS, nullable=False),
+    Column("lease_until", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("cutoffs", Text, nullable=False),  # JSON: class -> first day (or time) kept
+    Column("counts", Text, nullable=False),  # JSON: class -> rows deleted
+    Index("ix_retention_runs_state", "state"),
+)
+
+# Where the audit chain starts once its oldest entries were pruned: the first entry kept and the hash
+# it follows, signed with a key derived from the secret key (a row written by hand does not verify).
+audit_base = Table(
+    "audit_base",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("first_n", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("mac", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+)

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -254,6 +255,95 @@ class EvidenceConfig(BaseModel):
     )
 
 
+# --- retention ------------------------------------------------------------------------------------
+# The legal floors below which no retention period may be set, with where each comes from. Where the
+# exact article is not verified, the description says so: raise a floor, never lower it, on doubt.
+RETENTION_FLOORS: dict[str, tuple[int, str]] = {
+    "cleared_events": (
+        30,
+        "security-check (X-ray) records of cleared parcels; floor 30 days from the local delivery-"
+        "security rules cited by the operators (the exact article is not verified here)",
+    ),
+    "hit_events": (
+        30,
+        "security-check records of held and pulled parcels, with their decided review items; floor 30 "
+        "days as for every X-ray record (same source); items under a legal hold are kept whatever the age",
+    ),
+    "hit_images": (
+        30,
+        "X-ray and camera images of hits; floor 30 days as X-ray records (same source)",
+    ),
+    "real_name": (
+        365,
+        "real-name sender records and manifests (寄递实名制), counted from their last update or last "
+        "manifest; floor 1 year for real-name registers under the delivery real-name rules "
+        "(邮件快件实名收寄管理办法, State Post Bureau, 2018; the article number is not verified here)",
+    ),
+    "station_events": (
+        180,
+        "device, order and divert events (the network's operation logs); floor 6 months for network logs "
+        "(网络安全法 / Cybersecurity Law of the PRC, art. 21(3))",
+    ),
+    "audit_log": (
+        180,
+        "the hash-chained audit log, pruned from its oldest entry only; floor 6 months for network "
+        "logs (Cybersecurity Law of the PRC, art. 21(3))",
+    ),
+}
+
+
+def _days(name: str, default: int) -> Any:
+    why = RETENTION_FLOORS[name][1]
+    return Field(default, ge=1, description=f"days to keep {why}")
+
+
+class RetentionConfig(BaseModel):
+    """How long each class of data is kept, never below its legal floor, and how often the server
+    deletes what is older (items under a legal hold are kept whatever their age)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_hours: float = Field(
+        24.0,
+        ge=0,
+        description="how often the running server applies retention (0: never; "
+        "`parcelguard server retention` still runs it by hand)",
+    )
+    chunk_rows: int = Field(
+        20_000,
+        ge=100,
+        le=100_000,
+        description="rows deleted per transaction (an interrupted run loses none); on SQLite each one holds "
+        "the write lock for a fraction of a second",
+    )
+    cleared_events_days: int = _days("cleared_events", 90)
+    hit_events_days: int = _days("hit_events", 730)
+    hit_images_days: int = _days("hit_images", 365)
+    real_name_days: int = _days("real_name", 365)
+    station_events_days: int = _days("station_events", 180)
+    audit_log_days: int = _days("audit_log", 1095)
+
+    @field_validator(
+        "cleared_events_days",
+        "hit_events_days",
+        "hit_images_days",
+        "real_name_days",
+        "station_events_days",
+        "audit_log_days",
+    )
+    @classmethod
+    def _not_below_floor(cls, value: int, info: ValidationInfo) -> int:
+        name = str(info.field_name).removesuffix("_days")
+        floor, why = RETENTION_FLOORS[name]
+        if value < floor:
+            raise ValueError(f"{value} days is below the legal floor of {floor} days: {why}")
+        return value
+
+    def days(self) -> dict[str, int]:
+        """Each class's period in days, keyed by class name."""
+        return {name: int(getattr(self, f"{name}_days")) for name in RETENTION_FLOORS}
+
+
 class ServerSettings(BaseModel):
     """Everything the central server needs to start; secrets default to the environment."""
 
@@ -288,6 +378,11 @@ class ServerSettings(BaseModel):
     audit: AuditConfig = Field(default_factory=AuditConfig, description="audit log checkpoints")
     stations: StationsConfig = Field(default_factory=StationsConfig, description="station liveness")
     xray: XrayConfig = Field(default_factory=XrayConfig, description="the desk's X-ray viewer")
+
+
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="retention periods per data class and legal floors"
+    )
     log_requests: bool = Field(False, description="log one line per request (never bodies)")
     regions: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -11,6 +11,7 @@ import pytest
 
 from edge.demo import DemoOptions, run_demo
 from edge.scenario import Kind, Parcel, build_scenario
+from server.settings import RETENTION_FLOORS
 
 MISS_EVERY = 7
 
@@ -98,6 +99,8 @@ def test_demo_matches_the_scenario(tmp_path: Path, n: int, classifier: bool) -> 
         )
     )
     assert summary["failed_checks"] == []
+    # The retention job ran once over every class; nothing of today is past its period.
+    assert summary["retention"] == dict.fromkeys(RETENTION_FLOORS, 0)
     assert summary["classifier"] == ("on" if classifier else "off")
     unsure = frozenset(unsure_waybills(tmp_path))
     photographed = [p for p in build_scenario(n, seed=seed).parcels if p.goods != "none"]

@@ -300,3 +300,19 @@ def test_checkpoints_copy_the_log_into_the_database_beside_the_writer(tmp_path: 
     checkpoints.stop()
     writer.close()
     assert path.stat().st_size >= 1_000_000
+
+
+def test_old_events_go_only_once_the_server_confirmed_them(store: EdgeStore) -> None:
+    confirmed, waiting, refused = parcel(store), parcel(store), parcel(store)
+    store.append_events([confirmed, waiting, refused])
+    store.ack_outbox([confirmed.key])
+    store.move_to_dead_letter(refused.key, "422 refused by the server")
+    assert store.purge_events(NOW - timedelta(days=1)) == 0  # nothing old enough yet
+    later = NOW + timedelta(days=31)
+    assert store.purge_events(later, chunk=1) == 1
+    keys = [r[0] for r in store.query("SELECT key FROM events ORDER BY seq")]
+    assert keys == [waiting.key, refused.key]  # unsent and refused: kept however old
+    store.ack_outbox([waiting.key])
+    assert store.purge_events(later) == 1 and store.purge_events(later) == 0
+    # The sequence goes on from where it was, not from what is left in the table.
+    assert store.allocate_seq() == refused.seq + 1

@@ -98,6 +98,9 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("PATCH", f"{V1}/rights-holders/{{holder_id}}"): (frozenset({OFF, ADM}), "none"),
     ("GET", "/desk/cases"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/desk/cases/{case_ref}"): (frozenset({OFF, ADM}), "scoped"),
+    ("POST", f"{V1}/holds"): (frozenset({OFF, ADM}), "scoped"),
+    ("POST", f"{V1}/holds/{{hold_id}}/release"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", f"{V1}/holds"): (frozenset({OFF, SUP, ADM}), "scoped"),
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
@@ -250,6 +253,13 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("POST", f"{V1}/referrals/{{referral_id}}/reply"): lambda s, w, site, t: Call(
         f"{V1}/referrals/{_referred(s, w, site)[1]}/reply", {"authority_case_number": f"N{t}"}
     ),
+    ("POST", f"{V1}/holds"): lambda s, w, site, t: Call(
+        f"{V1}/holds", {"target_type": "review", "target_id": str(w.item[site]), "reason": f"case {t}"}
+    ),
+    ("POST", f"{V1}/holds/{{hold_id}}/release"): lambda s, w, site, t: Call(
+        f"{V1}/holds/{_live_hold(s, w, site, t)}/release", {"reason": f"closed {t}"}
+    ),
+    ("GET", f"{V1}/holds"): lambda s, w, site, t: Call(f"{V1}/holds", marker=f'"site_id":"{site}"'),
     ("POST", "/login"): lambda s, w, site, t: Call("/login"),
     ("GET", "/web/static/{name}"): lambda s, w, site, t: Call("/web/static/web.css"),
     ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
@@ -310,6 +320,16 @@ def _referred(server: Any, world: Any, site: str) -> tuple[int, int]:
 def _order_id(server: Any, world: Any, site: str) -> str:
     orders = server.client.get(f"{V1}/orders", headers=server.admin).json()
     return str(next(o["order_id"] for o in orders if o["waybill"] == world.order_waybill[site]))
+def _live_hold(server: Any, world: Any, site: str, tag: str) -> int:
+    """A live hold on the site's shared item (placed by the all-sites admin unless one is live already)."""
+    target = str(world.shared_item[site])
+    body = {"target_type": "review", "target_id": target, "reason": f"case {tag}"}
+    r = server.client.post(f"{V1}/holds", json=body, headers=server.admin)
+    if r.status_code == 201:
+        return int(r.json()["id"])
+    assert r.status_code == 409, r.text
+    live = server.client.get(f"{V1}/holds", headers=server.admin).json()
+    return next(int(h["id"]) for h in live if h["target_id"] == target)
 
 
 def _png(tag: str) -> bytes:
