@@ -15,6 +15,7 @@ from edge.wire import DeviceStatusEvent, OrderStatusEvent, ParcelEvent, SyncRequ
 from server.accounts import Principal
 from server.db import iso
 from server.errors import BadInput, Conflict, Forbidden
+from server.links.graph import update_links
 from server.orders import order_from_pull, record_state, store_order
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, upsert_counts
 from server.schema import events, reviews
@@ -128,6 +129,8 @@ def ingest_batch(
         )
         upsert_counts(conn, count_batch(new))
     site_id = station.sites[0]
+    if settings.links.enabled:
+        update_links(conn, site_id, new)
     secret = settings.secret_key.get_secret_value()
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
     review_rows: list[dict[str, Any]] = []

@@ -169,6 +169,8 @@ senders = Table(
     Column("usc_code", String(18), nullable=True),
     Column("qualification", String(64), nullable=False),
     Column("updated_at", TS, nullable=False),
+    # Token of the agreement customer's credit code (as organisation watch entries token it).
+    Column("customer_token", String(64), nullable=True),
     Index("ix_senders_phone", "phone_token"),
 )
 
@@ -182,6 +184,8 @@ manifests = Table(
     Column("quantity", Integer, nullable=False),
     Column("inspected_on_receipt", Boolean, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # Keyed token of the normalised recipient address (a node of the link graph).
+    Column("destination_token", String(64), nullable=True),
     Index("ix_manifests_sender", "sender_token"),
 )
 
@@ -345,4 +349,72 @@ audit_scope = Table(
     Column("site_id", String(64), nullable=False),
     PrimaryKeyConstraint("n", "site_id"),
     Index("ix_audit_scope_site", "site_id"),
+)
+
+# -- link graph, split shipments and sender risk ---------------------------------------------------
+# Parcels of the graph: one row per parcel event that names a waybill, kept at ingest.
+link_parcels = Table(
+    "link_parcels",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_key", String(200), nullable=False, unique=True),
+    Column("waybill", String(64), nullable=False),
+    Column("sender_token", String(64), nullable=True),
+    Column("category", String(64), nullable=False),
+    Column("station_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_link_parcels_sender", "sender_token", "at"),
+    Index("ix_link_parcels_at", "at"),
+)
+
+# Parcel -- node edges; a node is (kind, token): phone, address, org, outlet, dest, image.
+link_edges = Table(
+    "link_edges",
+    metadata,
+    Column("parcel_id", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("sender_token", String(64), nullable=True),
+    Column("at", TS, nullable=False),
+    PrimaryKeyConstraint("parcel_id", "kind", "token"),
+    # Covering index of the detection's GROUP BY: nodes shared by several senders in a window.
+    Index("ix_link_edges_node", "kind", "token", "sender_token", "at"),
+)
+
+# Split-shipment clusters found by the detection job, with their score and explanation.
+link_clusters = Table(
+    "link_clusters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(36), nullable=False, unique=True),
+    Column("score", Float, nullable=False),
+    Column("parcels", Integer, nullable=False),
+    Column("senders", Integer, nullable=False),
+    Column("first_at", TS, nullable=False),
+    Column("last_at", TS, nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("explain", Text, nullable=False),  # JSON: the score's parts and the shared nodes
+    Column("review_id", BigInteger, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+link_cluster_members = Table(
+    "link_cluster_members",
+    metadata,
+    Column("cluster_id", String(36), nullable=False),
+    Column("parcel_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("cluster_id", "parcel_id"),
+    Index("ix_link_cluster_members_parcel", "parcel_id"),
+)
+
+# Each sender's risk from its history, with the contributions that explain it.
+sender_risks = Table(
+    "sender_risks",
+    metadata,
+    Column("sender_token", String(64), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("contributions", Text, nullable=False),  # JSON list of {"kind", "count", "weight"}
+    Column("updated_at", TS, nullable=False),
 )

@@ -1,0 +1,284 @@
+"""Split-shipment detection: senders joined by shared phones, addresses or credit codes, scored as clusters.
+
+Analysis runs as plain SQL aggregation plus a union-find in Python, on both engines alike. A recursive
+CTE would walk every path of a cyclic graph (cost grows with the paths, not the nodes) and networkx
+would need the whole graph in memory; here SQL finds the few nodes shared by several senders in the
+window, and only that small subgraph is joined in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from server.db import iso, parse_iso
+from server.schema import link_cluster_members, link_clusters, link_edges, link_parcels, reviews
+from server.settings import LinksConfig, ReviewConfig
+
+# Kinds that join senders into one group; destinations and images only score a group.
+JOINING = ("phone", "address", "org")
+SCORING = ("dest", "image")
+CHUNK = 500
+REASON = "SPLIT_SHIPMENT"
+
+
+@dataclass
+class Cluster:
+    """A group of parcels from linked senders, its score and why."""
+
+    parcel_ids: list[int]
+    senders: list[str]
+    score: float
+    first_at: str
+    last_at: str
+    site_id: str
+    station_id: str
+    category: str
+    explain: dict[str, Any] = field(default_factory=dict)
+
+
+class _Joined:
+    """Union-find over sender tokens."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        root = self.parent.setdefault(x, x)
+        while root != self.parent[root]:
+            root = self.parent[root]
+        while x != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def sender_groups(conn: Connection, since: str, cfg: LinksConfig) -> tuple[list[list[str]], dict[str, list[str]]]:
+    """Groups of senders linked through shared joining nodes (hubs left out), and each group's nodes."""
+    e = link_edges
+    senders = func.count(func.distinct(e.c.sender_token))
+    shared = (
+        select(e.c.kind, e.c.token)
+        .where(e.c.kind.in_(JOINING), e.c.at >= since, e.c.sender_token.is_not(None))
+        .group_by(e.c.kind, e.c.token)
+        .having(senders >= 2, senders <= cfg.hub_senders)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(e.c.kind, e.c.token, e.c.sender_token)
+        .join(shared, (shared.c.kind == e.c.kind) & (shared.c.token == e.c.token))
+        .where(e.c.at >= since, e.c.sender_token.is_not(None))
+        .group_by(e.c.kind, e.c.token, e.c.sender_token)
+    ).all()
+    joined = _Joined()
+    first_of: dict[tuple[str, str], str] = {}
+    for kind, token, sender in rows:
+        node = (kind, token)
+        if node in first_of:
+            joined.union(first_of[node], sender)
+        else:
+            first_of[node] = sender
+            joined.find(sender)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for sender in joined.parent:
+        groups[joined.find(sender)].append(sender)
+    nodes: dict[str, list[str]] = defaultdict(list)
+    for (kind, token), sender in first_of.items():
+        nodes[joined.find(sender)].append(f"{kind}:{token}")
+    out = [sorted(g) for g in groups.values() if len(g) >= cfg.min_senders]
+    return out, {min(groups[root]): sorted(n) for root, n in nodes.items()}
+
+
+def _parcels_of(conn: Connection, tokens: Sequence[str], since: str) -> list[Any]:
+    p = link_parcels
+    rows: list[Any] = []
+    for i in range(0, len(tokens), CHUNK):
+        rows += conn.execute(
+            select(p.c.id, p.c.sender_token, p.c.category, p.c.at, p.c.station_id, p.c.site_id).where(
+                p.c.sender_token.in_(tokens[i : i + CHUNK]), p.c.at >= since
+            )
+        ).all()
+    return rows
+
+
+def _scoring_nodes(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = defaultdict(dict)
+    for i in range(0, len(ids), CHUNK):
+        for pid, kind, token in conn.execute(
+            select(link_edges.c.parcel_id, link_edges.c.kind, link_edges.c.token).where(
+                link_edges.c.parcel_id.in_(ids[i : i + CHUNK]), link_edges.c.kind.in_(SCORING)
+            )
+        ):
+            out[int(pid)][kind] = token
+    return out
+
+
+def _across(core: list[Any], value_of: dict[int, str | None]) -> float:
+    """Share of the core whose value (destination, image) a parcel of another sender repeats."""
+    senders_of: dict[str, set[str]] = defaultdict(set)
+    for r in core:
+        if (v := value_of.get(int(r.id))) is not None:
+            senders_of[v].add(r.sender_token)
+    shared = sum(1 for r in core if (v := value_of.get(int(r.id))) is not None and len(senders_of[v]) >= 2)
+    return shared / len(core) if core else 0.0
+
+
+def score_group(rows: list[Any], nodes: dict[int, dict[str, str]], cfg: LinksConfig) -> Cluster | None:
+    """The group's core scored; None when it is too small.
+
+    The core is the parcels of the group's commonest declared contents and those sent to the same
+    places as they are. Score: the share of the core with those contents (when several senders send
+    them) times destinations shared across senders (0.6) plus a short span of days (0.4), with similar
+    hit images on top. A household sharing an address sends assorted goods to assorted places over
+    months; a merchant's accounts send one line of goods to many buyers, over the whole window.
+    """
+    dest_of = {int(r.id): nodes.get(int(r.id), {}).get("dest") for r in rows}
+    cats = Counter(r.category for r in rows if r.category != "other")
+    if not cats:
+        return None
+    top = cats.most_common(1)[0][0]
+    places = {dest_of[int(r.id)] for r in rows if r.category == top} - {None}
+    core = [r for r in rows if r.category == top or dest_of[int(r.id)] in places]
+    core_senders = sorted({r.sender_token for r in core})
+    if len(core) < cfg.min_parcels or len(core_senders) < cfg.min_senders:
+        return None
+    n = len(core)
+    # The same goods from several senders: one sender's repeated goods prove nothing about a group.
+    top_senders = {r.sender_token for r in core if r.category == top}
+    same = sum(1 for r in core if r.category == top) / n if len(top_senders) >= 2 else 0.0
+    # Repeated across senders: one person sending twice to a relative is not a split shipment.
+    dest = _across(core, dest_of)
+    times = sorted(r.at for r in core)
+    span = (parse_iso(times[-1]) - parse_iso(times[0])).total_seconds() / 86400
+    timely = max(0.0, 1.0 - span / cfg.max_span_days)
+    images = _across(core, {int(r.id): nodes.get(int(r.id), {}).get("image") for r in core})
+    # Same goods AND (shared destinations or a short burst); similar hit images add on top.
+    score = min(1.0, same * (0.6 * dest + 0.4 * timely) + 0.3 * images)
+    sites = Counter(r.site_id for r in core)
+    stations = Counter(r.station_id for r in core)
+    return Cluster(
+        parcel_ids=sorted(int(r.id) for r in core),
+        senders=core_senders,
+        score=round(score, 4),
+        first_at=times[0],
+        last_at=times[-1],
+        site_id=sites.most_common(1)[0][0],
+        station_id=stations.most_common(1)[0][0],
+        category=top,
+        explain={
+            "same_contents": round(same, 3),
+            "same_destination": round(dest, 3),
+            "span_days": round(span, 2),
+            "similar_images": round(images, 3),
+            "stations": len(stations),
+        },
+    )
+
+
+def find_clusters(conn: Connection, cfg: LinksConfig, now: datetime) -> list[Cluster]:
+    """Every cluster in the window scoring at least the threshold, best first."""
+    since = iso(now - timedelta(days=cfg.window_days))
+    groups, group_nodes = sender_groups(conn, since, cfg)
+    by_sender = {s: i for i, g in enumerate(groups) for s in g}
+    rows_of: dict[int, list[Any]] = defaultdict(list)
+    for row in _parcels_of(conn, sorted(by_sender), since):
+        rows_of[by_sender[row.sender_token]].append(row)
+    nodes = _scoring_nodes(conn, [int(r.id) for rows in rows_of.values() for r in rows])
+    found: list[Cluster] = []
+    for i, rows in rows_of.items():
+        cluster = score_group(rows, nodes, cfg)
+        if cluster is not None and cluster.score >= cfg.threshold:
+            cluster.explain["shared"] = group_nodes.get(groups[i][0], [])[:20]
+            found.append(cluster)
+    found.sort(key=lambda c: (-c.score, c.first_at))
+    return found
+
+
+def consolidate(
+    conn: Connection, clusters: Sequence[Cluster], review: ReviewConfig, now: datetime
+) -> dict[str, int]:
+    """Store the clusters: one that overlaps a stored cluster grows it, a new one opens one review item."""
+    opened = grown = 0
+    stamp = iso(now)
+    for c in clusters:
+        known = Counter[str]()
+        for i in range(0, len(c.parcel_ids), CHUNK):
+            for (cid,) in conn.execute(
+                select(link_cluster_members.c.cluster_id).where(
+                    link_cluster_members.c.parcel_id.in_(c.parcel_ids[i : i + CHUNK])
+                )
+            ):
+                known[cid] += 1
+        values = {
+            "score": c.score,
+            "parcels": len(c.parcel_ids),
+            "senders": len(c.senders),
+            "first_at": c.first_at,
+            "last_at": c.last_at,
+            "site_id": c.site_id,
+            "explain": json.dumps({**c.explain, "senders": c.senders[:50]}, sort_keys=True),
+            "updated_at": stamp,
+        }
+        if known:
+            cluster_id = known.most_common(1)[0][0]
+            conn.execute(update(link_clusters).where(link_clusters.c.cluster_id == cluster_id).values(**values))
+            grown += 1
+        else:
+            cluster_id = str(uuid.uuid4())
+            review_id = _open_review(conn, cluster_id, c, review, now)
+            conn.execute(
+                link_clusters.insert().values(cluster_id=cluster_id, review_id=review_id, created_at=stamp, **values)
+            )
+            opened += 1
+        held = {
+            int(pid)
+            for (pid,) in conn.execute(
+                select(link_cluster_members.c.parcel_id).where(link_cluster_members.c.cluster_id == cluster_id)
+            )
+        }
+        fresh = [{"cluster_id": cluster_id, "parcel_id": pid} for pid in c.parcel_ids if pid not in held]
+        if fresh:
+            conn.execute(link_cluster_members.insert(), fresh)
+    return {"clusters": len(clusters), "opened": opened, "grown": grown}
+
+
+def _open_review(conn: Connection, cluster_id: str, c: Cluster, review: ReviewConfig, now: datetime) -> int:
+    """The cluster's one review item: held for an officer, more urgent the higher it scores."""
+    row = conn.execute(
+        reviews.insert().values(
+            event_key=f"cluster:{cluster_id}",
+            station_id=c.station_id,
+            site_id=c.site_id,
+            line_id="",
+            waybill=None,
+            tracking_id=f"cluster:{cluster_id}",
+            decision="HOLD",
+            reasons=json.dumps([REASON]),
+            risk=c.score,
+            sender_token=c.senders[0],
+            category=c.category[:64],
+            priority=100 + round((1.0 - c.score) * 99),
+            state="open",
+            day=c.last_at[:10],
+            created_at=iso(now),
+            due_at=iso(now + timedelta(hours=review.queue_hours_hold)),
+        )
+    )
+    return int(row.inserted_primary_key[0])  # type: ignore[index]
+
+
+def cluster_of_review(conn: Connection, review_id: int) -> str | None:
+    """The cluster a consolidated review item stands for, if it is one."""
+    found = conn.execute(select(link_clusters.c.cluster_id).where(link_clusters.c.review_id == review_id)).scalar()
+    return str(found) if found is not None else None
