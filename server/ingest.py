@@ -130,7 +130,7 @@ def ingest_batch(
         upsert_counts(conn, count_batch(new))
     site_id = station.sites[0]
     if settings.links.enabled:
-        update_links(conn, site_id, new)
+        update_links(conn, new)
     secret = settings.secret_key.get_secret_value()
     ttl = timedelta(hours=settings.orders.default_ttl_hours)
     review_rows: list[dict[str, Any]] = []

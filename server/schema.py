@@ -172,6 +172,8 @@ senders = Table(
     # Token of the agreement customer's credit code (as organisation watch entries token it).
     Column("customer_token", String(64), nullable=True),
     Index("ix_senders_phone", "phone_token"),
+    Index("ix_senders_address", "address_token"),
+    Index("ix_senders_customer", "customer_token"),
 )
 
 manifests = Table(
@@ -187,6 +189,7 @@ manifests = Table(
     # Keyed token of the normalised recipient address (a node of the link graph).
     Column("destination_token", String(64), nullable=True),
     Index("ix_manifests_sender", "sender_token"),
+    Index("ix_manifests_destination", "destination_token"),
 )
 
 watchlist = Table(
@@ -352,34 +355,19 @@ audit_scope = Table(
 )
 
 # -- link graph, split shipments and sender risk ---------------------------------------------------
-# Parcels of the graph: one row per parcel event that names a waybill, kept at ingest.
-link_parcels = Table(
-    "link_parcels",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("event_key", String(200), nullable=False, unique=True),
-    Column("waybill", String(64), nullable=False),
-    Column("sender_token", String(64), nullable=True),
-    Column("category", String(64), nullable=False),
-    Column("station_id", String(64), nullable=False),
-    Column("site_id", String(64), nullable=False),
-    Column("at", TS, nullable=False),
-    Index("ix_link_parcels_sender", "sender_token", "at"),
-    Index("ix_link_parcels_at", "at"),
-)
-
-# Parcel -- node edges; a node is (kind, token): phone, address, org, outlet, dest, image.
+# The link graph: parcels (parcel events) link to their manifest's sender and destination, senders to
+# their phone, address, credit code and outlet, all through the registry's own indexed columns; what
+# ingest adds is the hit images, linked through the known counterfeit reference they are nearest to.
 link_edges = Table(
     "link_edges",
     metadata,
-    Column("parcel_id", BigInteger, nullable=False),
-    Column("kind", String(8), nullable=False),
+    Column("parcel_id", BigInteger, nullable=False),  # events.id
+    Column("kind", String(8), nullable=False),  # image
     Column("token", String(128), nullable=False),
     Column("sender_token", String(64), nullable=True),
     Column("at", TS, nullable=False),
     PrimaryKeyConstraint("parcel_id", "kind", "token"),
-    # Covering index of the detection's GROUP BY: nodes shared by several senders in a window.
-    Index("ix_link_edges_node", "kind", "token", "sender_token", "at"),
+    Index("ix_link_edges_node", "kind", "token"),
 )
 
 # Split-shipment clusters found by the detection job, with their score and explanation.
@@ -404,7 +392,7 @@ link_cluster_members = Table(
     "link_cluster_members",
     metadata,
     Column("cluster_id", String(36), nullable=False),
-    Column("parcel_id", BigInteger, nullable=False),
+    Column("parcel_id", BigInteger, nullable=False),  # events.id
     PrimaryKeyConstraint("cluster_id", "parcel_id"),
     Index("ix_link_cluster_members_parcel", "parcel_id"),
 )

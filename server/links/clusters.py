@@ -16,15 +16,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, literal, select, union_all, update
 
 from server.db import iso, parse_iso
-from server.schema import link_cluster_members, link_clusters, link_edges, link_parcels, reviews
+from server.schema import (
+    events,
+    link_cluster_members,
+    link_clusters,
+    link_edges,
+    manifests,
+    reviews,
+    senders,
+    stations,
+)
 from server.settings import LinksConfig, ReviewConfig
 
 # Kinds that join senders into one group; destinations and images only score a group.
 JOINING = ("phone", "address", "org")
-SCORING = ("dest", "image")
 CHUNK = 500
 REASON = "SPLIT_SHIPMENT"
 
@@ -64,23 +72,34 @@ class _Joined:
             self.parent[rb] = ra
 
 
+def active_senders(since: str) -> Any:
+    """Subquery: senders with a parcel event in the window."""
+    return (
+        select(manifests.c.sender_token)
+        .join(events, events.c.waybill == manifests.c.waybill)
+        .where(events.c.type == "parcel", events.c.at >= since)
+        .distinct()
+    )
+
+
 def sender_groups(conn: Connection, since: str, cfg: LinksConfig) -> tuple[list[list[str]], dict[str, list[str]]]:
     """Groups of senders linked through shared joining nodes (hubs left out), and each group's nodes."""
-    e = link_edges
-    senders = func.count(func.distinct(e.c.sender_token))
-    shared = (
-        select(e.c.kind, e.c.token)
-        .where(e.c.kind.in_(JOINING), e.c.at >= since, e.c.sender_token.is_not(None))
-        .group_by(e.c.kind, e.c.token)
-        .having(senders >= 2, senders <= cfg.hub_senders)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(e.c.kind, e.c.token, e.c.sender_token)
-        .join(shared, (shared.c.kind == e.c.kind) & (shared.c.token == e.c.token))
-        .where(e.c.at >= since, e.c.sender_token.is_not(None))
-        .group_by(e.c.kind, e.c.token, e.c.sender_token)
-    ).all()
+    s = senders
+    active = active_senders(since).subquery()
+    parts = []
+    for kind, col in (("phone", s.c.phone_token), ("address", s.c.address_token), ("org", s.c.customer_token)):
+        shared = (
+            select(col)
+            .where(s.c.sender_token.in_(select(active.c.sender_token)), col.is_not(None))
+            .group_by(col)
+            .having(func.count() >= 2, func.count() <= cfg.hub_senders)
+        )
+        parts.append(
+            select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(
+                col.in_(shared), s.c.sender_token.in_(select(active.c.sender_token))
+            )
+        )
+    rows = conn.execute(union_all(*parts)).all()
     joined = _Joined()
     first_of: dict[tuple[str, str], str] = {}
     for kind, token, sender in rows:
@@ -101,26 +120,36 @@ def sender_groups(conn: Connection, since: str, cfg: LinksConfig) -> tuple[list[
 
 
 def _parcels_of(conn: Connection, tokens: Sequence[str], since: str) -> list[Any]:
-    p = link_parcels
+    """The senders' parcels in the window (a waybill seen at several stations counts once, first seen)."""
+    e, m, st = events, manifests, stations
     rows: list[Any] = []
     for i in range(0, len(tokens), CHUNK):
         rows += conn.execute(
-            select(p.c.id, p.c.sender_token, p.c.category, p.c.at, p.c.station_id, p.c.site_id).where(
-                p.c.sender_token.in_(tokens[i : i + CHUNK]), p.c.at >= since
+            select(
+                e.c.id, e.c.waybill, m.c.sender_token, m.c.declared_category.label("category"), e.c.at,
+                e.c.station_id, func.coalesce(st.c.site_id, "").label("site_id"),
+                m.c.destination_token.label("dest"),
             )
-        ).all()
-    return rows
+            .select_from(m.join(e, e.c.waybill == m.c.waybill).outerjoin(st, st.c.station_id == e.c.station_id))
+            .where(m.c.sender_token.in_(tokens[i : i + CHUNK]), e.c.type == "parcel", e.c.at >= since)
+        ).all()  # fmt: skip
+    first: dict[str, Any] = {}
+    for r in rows:
+        if r.waybill not in first or (r.at, r.id) < (first[r.waybill].at, first[r.waybill].id):
+            first[r.waybill] = r
+    return list(first.values())
 
 
-def _scoring_nodes(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    out: dict[int, dict[str, str]] = defaultdict(dict)
+def _image_nodes(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The counterfeit reference each hit parcel's image is nearest to (few parcels have one)."""
+    out: dict[int, str] = {}
     for i in range(0, len(ids), CHUNK):
-        for pid, kind, token in conn.execute(
-            select(link_edges.c.parcel_id, link_edges.c.kind, link_edges.c.token).where(
-                link_edges.c.parcel_id.in_(ids[i : i + CHUNK]), link_edges.c.kind.in_(SCORING)
+        for pid, token in conn.execute(
+            select(link_edges.c.parcel_id, link_edges.c.token).where(
+                link_edges.c.kind == "image", link_edges.c.parcel_id.in_(ids[i : i + CHUNK])
             )
         ):
-            out[int(pid)][kind] = token
+            out[int(pid)] = token
     return out
 
 
@@ -134,7 +163,7 @@ def _across(core: list[Any], value_of: dict[int, str | None]) -> float:
     return shared / len(core) if core else 0.0
 
 
-def score_group(rows: list[Any], nodes: dict[int, dict[str, str]], cfg: LinksConfig) -> Cluster | None:
+def score_group(rows: list[Any], images_of: dict[int, str], cfg: LinksConfig) -> Cluster | None:
     """The group's core scored; None when it is too small.
 
     The core is the parcels of the group's commonest declared contents and those sent to the same
@@ -143,7 +172,7 @@ def score_group(rows: list[Any], nodes: dict[int, dict[str, str]], cfg: LinksCon
     hit images on top. A household sharing an address sends assorted goods to assorted places over
     months; a merchant's accounts send one line of goods to many buyers, over the whole window.
     """
-    dest_of = {int(r.id): nodes.get(int(r.id), {}).get("dest") for r in rows}
+    dest_of: dict[int, str | None] = {int(r.id): r.dest for r in rows}
     cats = Counter(r.category for r in rows if r.category != "other")
     if not cats:
         return None
@@ -162,7 +191,7 @@ def score_group(rows: list[Any], nodes: dict[int, dict[str, str]], cfg: LinksCon
     times = sorted(r.at for r in core)
     span = (parse_iso(times[-1]) - parse_iso(times[0])).total_seconds() / 86400
     timely = max(0.0, 1.0 - span / cfg.max_span_days)
-    images = _across(core, {int(r.id): nodes.get(int(r.id), {}).get("image") for r in core})
+    images = _across(core, dict(images_of))
     # Same goods AND (shared destinations or a short burst); similar hit images add on top.
     score = min(1.0, same * (0.6 * dest + 0.4 * timely) + 0.3 * images)
     sites = Counter(r.site_id for r in core)
@@ -194,10 +223,10 @@ def find_clusters(conn: Connection, cfg: LinksConfig, now: datetime) -> list[Clu
     rows_of: dict[int, list[Any]] = defaultdict(list)
     for row in _parcels_of(conn, sorted(by_sender), since):
         rows_of[by_sender[row.sender_token]].append(row)
-    nodes = _scoring_nodes(conn, [int(r.id) for rows in rows_of.values() for r in rows])
+    images_of = _image_nodes(conn, [int(r.id) for rows in rows_of.values() for r in rows])
     found: list[Cluster] = []
     for i, rows in rows_of.items():
-        cluster = score_group(rows, nodes, cfg)
+        cluster = score_group(rows, images_of, cfg)
         if cluster is not None and cluster.score >= cfg.threshold:
             cluster.explain["shared"] = group_nodes.get(groups[i][0], [])[:20]
             found.append(cluster)

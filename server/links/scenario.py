@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -131,9 +130,3 @@ def generate(parcels: int, seed: int, now: datetime) -> Scenario:
     b.out.parcels.sort(key=lambda p: p.at)
     return b.out
 
-
-def edges(scenario: Scenario) -> Iterator[tuple[int, str, str, str, str]]:
-    """(parcel id, kind, token, sender, at) as ingest would have stored them (ids from 1 in order)."""
-    for i, p in enumerate(scenario.parcels, start=1):
-        for kind, token in p.nodes.items():
-            yield i, kind, token, p.sender, p.at

@@ -21,20 +21,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("customer_token", sa.String(length=64), nullable=True))
     with op.batch_alter_table("manifests") as batch:
         batch.add_column(sa.Column("destination_token", sa.String(length=64), nullable=True))
-    op.create_table(
-        "link_parcels",
-        sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column("event_key", sa.String(length=200), nullable=False),
-        sa.Column("waybill", sa.String(length=64), nullable=False),
-        sa.Column("sender_token", sa.String(length=64), nullable=True),
-        sa.Column("category", sa.String(length=64), nullable=False),
-        sa.Column("station_id", sa.String(length=64), nullable=False),
-        sa.Column("site_id", sa.String(length=64), nullable=False),
-        sa.Column("at", TS, nullable=False),
-        sa.UniqueConstraint("event_key"),
-    )
-    op.create_index("ix_link_parcels_sender", "link_parcels", ["sender_token", "at"])
-    op.create_index("ix_link_parcels_at", "link_parcels", ["at"])
+    op.create_index("ix_senders_address", "senders", ["address_token"])
+    op.create_index("ix_senders_customer", "senders", ["customer_token"])
+    op.create_index("ix_manifests_destination", "manifests", ["destination_token"])
     op.create_table(
         "link_edges",
         sa.Column("parcel_id", sa.BigInteger(), nullable=False),
@@ -44,7 +33,7 @@ def upgrade() -> None:
         sa.Column("at", TS, nullable=False),
         sa.PrimaryKeyConstraint("parcel_id", "kind", "token"),
     )
-    op.create_index("ix_link_edges_node", "link_edges", ["kind", "token", "sender_token", "at"])
+    op.create_index("ix_link_edges_node", "link_edges", ["kind", "token"])
     op.create_table(
         "link_clusters",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -85,9 +74,9 @@ def downgrade() -> None:
     op.drop_table("link_clusters")
     op.drop_index("ix_link_edges_node", table_name="link_edges")
     op.drop_table("link_edges")
-    op.drop_index("ix_link_parcels_at", table_name="link_parcels")
-    op.drop_index("ix_link_parcels_sender", table_name="link_parcels")
-    op.drop_table("link_parcels")
+    op.drop_index("ix_manifests_destination", table_name="manifests")
+    op.drop_index("ix_senders_customer", table_name="senders")
+    op.drop_index("ix_senders_address", table_name="senders")
     with op.batch_alter_table("manifests") as batch:
         batch.drop_column("destination_token")
     with op.batch_alter_table("senders") as batch:
