@@ -19,7 +19,14 @@ from edge.feed import StationFeed
 from edge.health import HealthBoard
 from edge.store import EdgeStore, OutboxRow, utc_now
 from edge.supervise import supervised
-from edge.wire import OrdersPollReply, OrderStatusEvent, PullOrderWire, SyncReply
+from edge.wire import (
+    FEATURES_HEADER,
+    SENDER_RISK_FEATURE,
+    OrdersPollReply,
+    OrderStatusEvent,
+    PullOrderWire,
+    SyncReply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,7 @@ class SyncLink:
     ) -> None:
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}", FEATURES_HEADER: SENDER_RISK_FEATURE},
             timeout=timeout_s,
             transport=transport,
         )

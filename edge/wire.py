@@ -8,6 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 WIRE_VERSION = 1
+# A station names the additions to wire v1 it reads in this request header (comma-separated); the
+# server sends an addition's fields only to stations that name it, so older stations, whose models
+# refuse unknown fields, keep working, and a newer station talks to an older server unchanged.
+FEATURES_HEADER = "X-Parcelguard-Features"
+# SenderWire's risk, qualified and customer_token.
+SENDER_RISK_FEATURE = "sender-risk"
 
 Decision = Literal["CLEAR", "HOLD", "PULL"]
 ImageKindWire = Literal["xray", "xray_low", "camera", "label"]
@@ -180,6 +186,11 @@ class SenderWire(WireModel):
     address_token: str | None = None
     verified: bool
     agreement_customer: bool = False
+    # Feature "sender-risk": the sender's risk from the server's history (0-1), whether an agreement
+    # customer's qualification is valid, and the token of its credit code (organisation watch entries).
+    risk: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    qualified: bool | None = None
+    customer_token: str | None = None
 
 
 class ManifestWire(WireModel):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from server.api import models, office, people, reviews, station
 from server.audit_checkpoint import CheckpointWorker
+from server.links.job import LinksWorker
 from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
@@ -92,9 +93,16 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
             )
             checkpoints.start()
             app.state.audit_checkpoints = checkpoints
+        links: LinksWorker | None = None
+        if settings.links.enabled and settings.links.detect_interval_s > 0:
+            links = LinksWorker(services.db, settings)
+            links.start()
+            app.state.links_worker = links
         try:
             yield
         finally:
+            if links is not None:
+                links.stop()
             if checkpoints is not None:
                 checkpoints.stop()
             if listener is not None:

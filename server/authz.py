@@ -128,6 +128,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/web/static/{name}"): PUBLIC,
     ("GET", "/desk"): _page(OFF, ADM),
     ("GET", "/desk/items/{item_ref}"): _page(OFF, ADM),
+    ("GET", "/desk/links/senders/{token}"): _page(OFF, ADM),
+    ("GET", "/desk/links/clusters/{cluster_id}"): _page(OFF, ADM),
     ("GET", "/report"): _page(SUP, ADM),
     ("GET", "/report/download"): _page(SUP, ADM),
     ("GET", "/stations"): _page(SUP, ADM),

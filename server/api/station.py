@@ -6,14 +6,21 @@ import asyncio
 import hashlib
 import time
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from edge.wire import OrdersPollReply, PullOrderWire, SyncReply, SyncRequest
+from edge.wire import (
+    FEATURES_HEADER,
+    SENDER_RISK_FEATURE,
+    OrdersPollReply,
+    PullOrderWire,
+    SyncReply,
+    SyncRequest,
+)
 from scanner_drivers.image_gate import ImageLimits, ImageRefused, probe
 from server.api.responses import ImageStored
 from server.authz import Caller
@@ -28,6 +35,8 @@ from server.schema import images
 from server.stations import touch_station
 
 router = APIRouter(prefix="/api/v1", tags=["station"])
+# Fields of the sync reply that only stations naming the sender-risk feature receive.
+LEGACY_EXCLUDE: Any = {"registry": {"senders": {"__all__": {"risk", "qualified", "customer_token"}}}}
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/bmp", "image/tiff"})
 FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/bmp": "bmp", "image/tiff": "tiff"}
@@ -43,7 +52,7 @@ MAGIC = {
 
 
 @router.post("/sync", response_model=SyncReply, summary="Store a station's event batch and reply with orders")
-def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
+def sync(body: SyncRequest, station: Caller, svc: ServicesDep, request: Request) -> SyncReply | Response:
     if len(body.events) > svc.settings.limits.max_batch_events:
         raise TooLarge(f"batch has {len(body.events)} events; at most {svc.settings.limits.max_batch_events}")
     now = utcnow()
@@ -76,14 +85,19 @@ def sync(body: SyncRequest, station: Caller, svc: ServicesDep) -> SyncReply:
             now,
             station.sites[0],
             svc.settings.regions,
+            svc.settings.links.valid_qualifications,
         )
-    return SyncReply(
+    reply = SyncReply(
         accepted=result.accepted,
         duplicates=result.duplicates,
         orders=pending,
         registry=registry,
         server_time=now,
     )
+    if SENDER_RISK_FEATURE in request.headers.get(FEATURES_HEADER, "").split(","):
+        return reply
+    # A station that does not read the sender-risk fields would refuse them: leave them out.
+    return Response(reply.model_dump_json(exclude=LEGACY_EXCLUDE), media_type="application/json")
 
 
 IMAGE_BODY = {

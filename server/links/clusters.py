@@ -72,33 +72,17 @@ class _Joined:
             self.parent[rb] = ra
 
 
-def active_senders(since: str) -> Any:
-    """Subquery: senders with a parcel event in the window."""
-    return (
-        select(manifests.c.sender_token)
-        .join(events, events.c.waybill == manifests.c.waybill)
-        .where(events.c.type == "parcel", events.c.at >= since)
-        .distinct()
-    )
+def sender_groups(conn: Connection, cfg: LinksConfig) -> tuple[list[list[str]], dict[str, list[str]]]:
+    """Groups of senders linked through shared joining nodes (hubs left out), and each group's nodes.
 
-
-def sender_groups(conn: Connection, since: str, cfg: LinksConfig) -> tuple[list[list[str]], dict[str, list[str]]]:
-    """Groups of senders linked through shared joining nodes (hubs left out), and each group's nodes."""
+    Nodes are counted over the whole registry (a phone shared by many is a hub whenever they send);
+    the window applies to the parcels, so a group without parcels in it scores nothing.
+    """
     s = senders
-    active = active_senders(since).subquery()
     parts = []
     for kind, col in (("phone", s.c.phone_token), ("address", s.c.address_token), ("org", s.c.customer_token)):
-        shared = (
-            select(col)
-            .where(s.c.sender_token.in_(select(active.c.sender_token)), col.is_not(None))
-            .group_by(col)
-            .having(func.count() >= 2, func.count() <= cfg.hub_senders)
-        )
-        parts.append(
-            select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(
-                col.in_(shared), s.c.sender_token.in_(select(active.c.sender_token))
-            )
-        )
+        shared = select(col).where(col.is_not(None)).group_by(col).having(func.count() >= 2, func.count() <= cfg.hub_senders)
+        parts.append(select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(col.in_(shared)))
     rows = conn.execute(union_all(*parts)).all()
     joined = _Joined()
     first_of: dict[tuple[str, str], str] = {}
@@ -218,7 +202,7 @@ def score_group(rows: list[Any], images_of: dict[int, str], cfg: LinksConfig) ->
 def find_clusters(conn: Connection, cfg: LinksConfig, now: datetime) -> list[Cluster]:
     """Every cluster in the window scoring at least the threshold, best first."""
     since = iso(now - timedelta(days=cfg.window_days))
-    groups, group_nodes = sender_groups(conn, since, cfg)
+    groups, group_nodes = sender_groups(conn, cfg)
     by_sender = {s: i for i, g in enumerate(groups) for s in g}
     rows_of: dict[int, list[Any]] = defaultdict(list)
     for row in _parcels_of(conn, sorted(by_sender), since):

@@ -13,6 +13,8 @@ from server.accounts import Principal, Role
 from server.db import utcnow
 from server.deps import get_services
 from server.errors import ApiError
+from server.links.clusters import cluster_of_review
+from server.links.risk import risk_of
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
 from server.reviews import evidence, item_summary, queue
 from server.schema import audit_log, gallery, orders, reviews
@@ -159,6 +161,9 @@ def desk_item(request: Request, item_ref: str) -> Response:
             claimed_from = conn.execute(
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
             ).scalar()
+            # The link graph: the cluster a consolidated item stands for, the sender's risk and why.
+            cluster_id = cluster_of_review(conn, item_id)
+            sender_risk = risk_of(conn, item["sender_token"]) if item["sender_token"] else None
         xray = next((i for i in item["images"] if i["kind"].startswith("xray")), None)
         # The goods photo when there is one, else the label camera's view of the package.
         photo = next((i for i in item["images"] if i["kind"] == "camera"), None) or next(
@@ -188,6 +193,8 @@ def desk_item(request: Request, item_ref: str) -> Response:
             required=REQUIRED_FIELDS,
             authorities=sorted(AUTHORITIES),
             page_json=json.dumps(page_data, ensure_ascii=False).replace("<", "\\u003c"),
+            cluster_id=cluster_id,
+            sender_risk=sender_risk,
         )
     except PageDenied as exc:
         return error_page(request, exc.status, exc.message)

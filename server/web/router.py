@@ -11,6 +11,7 @@ from server.deps import SESSION_COOKIE, get_services, set_session_cookie
 from server.errors import ApiError
 from server.web.common import HERE, current_user, error_page, render
 from server.web.desk import router as desk_router
+from server.web.links_page import router as links_router
 from server.web.report_page import router as report_router
 from server.web.stations_page import router as stations_router
 
@@ -18,6 +19,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(desk_router)
 router.include_router(report_router)
 router.include_router(stations_router)
+router.include_router(links_router)
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 HOME = {"officer": "/desk", "admin": "/desk", "supervisor": "/report"}

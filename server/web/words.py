@@ -164,6 +164,49 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
+# Link graph, split shipments and sender risk.
+WORDS.update(
+    {
+        "link_picture": ("关联关系图", "Link picture"),
+        "link_neighbourhood": ("关联关系", "Neighbourhood"),
+        "link_neighbourhood_help": (
+            "与该寄件人共用电话、地址、信用代码或收件地的其他寄件人（均已脱敏）。",
+            "Other senders sharing a phone, an address, a credit code or a destination with this sender (masked).",
+        ),
+        "link_cluster": ("分拆寄递团伙", "Split-shipment cluster"),
+        "link_parcels": ("件包裹", "parcels"),
+        "link_senders": ("个寄件人", "senders"),
+        "link_review_item": ("合并审核项", "consolidated review item"),
+        "link_same_contents": ("同类申报品名", "Same declared contents"),
+        "link_same_destination": ("跨寄件人同收件地", "Same destination across senders"),
+        "link_span_days": ("时间跨度（天）", "Span (days)"),
+        "link_similar_images": ("相似图像", "Similar images"),
+        "link_stations": ("经过工位数", "Stations"),
+        "link_shared": ("共用信息", "Shared values"),
+        "link_kind": ("类型", "Kind"),
+        "link_value": ("值（脱敏）", "Value (masked)"),
+        "link_when": ("时间", "When"),
+        "link_sender": ("寄件人", "sender"),
+        "link_phone": ("电话", "phone"),
+        "link_address": ("地址", "address"),
+        "link_org": ("信用代码", "credit code"),
+        "link_outlet": ("网点", "outlet"),
+        "link_dest": ("收件地", "destination"),
+        "link_open_cluster": ("查看团伙关系图", "Open the cluster picture"),
+        "link_open_neighbourhood": ("查看寄件人关联关系", "Open the sender's neighbourhood"),
+        "link_risk": ("寄件人风险", "Sender risk"),
+    }
+)
+REASONS.update(
+    {
+        "SPLIT_SHIPMENT": ("疑似分拆寄递（蚂蚁搬家）", "Suspected split shipment"),
+        "SENDER_RISK": ("寄件人历史风险", "Sender's history risk"),
+        "UNQUALIFIED_CUSTOMER": ("协议客户资质无效", "Agreement customer not qualified"),
+        "NOT_INSPECTED": ("未收寄验视", "Not inspected on receipt"),
+    }
+)
+
+
 def words(lang: str) -> dict[str, str]:
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; known: {list(LANGUAGES)}")

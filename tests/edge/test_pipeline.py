@@ -56,12 +56,12 @@ def make_agent(tmp_path: Path, lines: list[str], sorter_url: str) -> EdgeAgent:
                 ),
             ],
             manifests=[
-                ManifestWire(waybill=W_OK, sender_token="good"),
-                ManifestWire(waybill=W_UNVERIFIED, sender_token="unver"),
-                ManifestWire(waybill=W_NOREC, sender_token="nobody"),
-                ManifestWire(waybill=W_BLACK, sender_token="black"),
-                ManifestWire(waybill=W_ORDER, sender_token="good"),
-                ManifestWire(waybill=W_ADDR, sender_token="moved"),
+                ManifestWire(waybill=W_OK, sender_token="good", inspected_on_receipt=True),
+                ManifestWire(waybill=W_UNVERIFIED, sender_token="unver", inspected_on_receipt=True),
+                ManifestWire(waybill=W_NOREC, sender_token="nobody", inspected_on_receipt=True),
+                ManifestWire(waybill=W_BLACK, sender_token="black", inspected_on_receipt=True),
+                ManifestWire(waybill=W_ORDER, sender_token="good", inspected_on_receipt=True),
+                ManifestWire(waybill=W_ADDR, sender_token="moved", inspected_on_receipt=True),
             ],
             watchlist=[
                 WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud"),

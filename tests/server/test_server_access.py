@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +20,7 @@ from server import admin
 from server.app import create_app
 from server.authz import route_table, rule_for
 from server.db import normalise_url
+from server.schema import link_clusters
 from tests.server.conftest import png
 
 # --- role x site x route -------------------------------------------------------------------------------
@@ -74,6 +76,8 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", "/web/static/{name}"): PUBLIC,
     ("GET", "/desk"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/desk/items/{item_ref}"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/links/senders/{token}"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/links/clusters/{cluster_id}"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/report"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/report/download"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/stations"): (frozenset({SUP, ADM}), "scoped"),
@@ -198,12 +202,31 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
     ("GET", "/desk"): lambda s, w, site, t: Call("/desk?q=WBSITE", marker=w.waybill[site]),
     ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
+    ("GET", "/desk/links/senders/{token}"): lambda s, w, site, t: Call(f"/desk/links/senders/{w.sender[site]}"),
+    ("GET", "/desk/links/clusters/{cluster_id}"): lambda s, w, site, t: Call(
+        f"/desk/links/clusters/{_cluster(s, site, t)}"
+    ),
     ("GET", "/report"): lambda s, w, site, t: Call(f"/report?site={site}"),
     ("GET", "/report/download"): lambda s, w, site, t: Call(f"/report/download?site={site}&date={TODAY}"),
     ("GET", "/stations"): lambda s, w, site, t: Call(
         f"/stations?site={site}", marker={"site1": "st-a", "site2": "st-c"}[site]
     ),
 }
+
+
+def _cluster(s: Any, site: str, tag: str) -> str:
+    """A split-shipment cluster of `site`, as the links job stores one."""
+    cluster_id = str(uuid.uuid5(uuid.NAMESPACE_URL, tag))
+    now = "2026-01-01T00:00:00+00:00"
+    with s.client.app.state.services.db.write() as conn:
+        conn.execute(
+            link_clusters.insert().values(
+                cluster_id=cluster_id, score=0.9, parcels=2, senders=2, first_at=now, last_at=now,
+                site_id=site, explain='{"same_contents": 1, "same_destination": 1, "span_days": 1,'
+                ' "similar_images": 0, "stations": 1}', created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    return cluster_id
 
 
 def _png(tag: str) -> bytes:
