@@ -72,18 +72,25 @@ class _Joined:
             self.parent[rb] = ra
 
 
+def _sharing(cfg: LinksConfig) -> Any:
+    """(kind, token, sender) of every sender on a joining node that two to hub_senders senders share."""
+    s = senders
+    parts = []
+    for kind, col in (("phone", s.c.phone_token), ("address", s.c.address_token), ("org", s.c.customer_token)):
+        shared = (
+            select(col).where(col.is_not(None)).group_by(col).having(func.count() >= 2, func.count() <= cfg.hub_senders)
+        )
+        parts.append(select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(col.in_(shared)))
+    return union_all(*parts)
+
+
 def sender_groups(conn: Connection, cfg: LinksConfig) -> tuple[list[list[str]], dict[str, list[str]]]:
     """Groups of senders linked through shared joining nodes (hubs left out), and each group's nodes.
 
     Nodes are counted over the whole registry (a phone shared by many is a hub whenever they send);
     the window applies to the parcels, so a group without parcels in it scores nothing.
     """
-    s = senders
-    parts = []
-    for kind, col in (("phone", s.c.phone_token), ("address", s.c.address_token), ("org", s.c.customer_token)):
-        shared = select(col).where(col.is_not(None)).group_by(col).having(func.count() >= 2, func.count() <= cfg.hub_senders)
-        parts.append(select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(col.in_(shared)))
-    rows = conn.execute(union_all(*parts)).all()
+    rows = conn.execute(_sharing(cfg)).all()
     joined = _Joined()
     first_of: dict[tuple[str, str], str] = {}
     for kind, token, sender in rows:
@@ -103,38 +110,32 @@ def sender_groups(conn: Connection, cfg: LinksConfig) -> tuple[list[list[str]], 
     return out, {min(groups[root]): sorted(n) for root, n in nodes.items()}
 
 
-def _parcels_of(conn: Connection, tokens: Sequence[str], since: str) -> list[Any]:
-    """The senders' parcels in the window (a waybill seen at several stations counts once, first seen)."""
+def _parcels_of(conn: Connection, cfg: LinksConfig, since: str) -> list[Any]:
+    """Parcels in the window of every sender on a shared node, in one semi-join (a waybill seen at
+    several stations counts once, where it was first seen), each with its manifest's destination."""
     e, m, st = events, manifests, stations
-    rows: list[Any] = []
-    for i in range(0, len(tokens), CHUNK):
-        rows += conn.execute(
-            select(
-                e.c.id, e.c.waybill, m.c.sender_token, m.c.declared_category.label("category"), e.c.at,
-                e.c.station_id, func.coalesce(st.c.site_id, "").label("site_id"),
-                m.c.destination_token.label("dest"),
-            )
-            .select_from(m.join(e, e.c.waybill == m.c.waybill).outerjoin(st, st.c.station_id == e.c.station_id))
-            .where(m.c.sender_token.in_(tokens[i : i + CHUNK]), e.c.type == "parcel", e.c.at >= since)
-        ).all()  # fmt: skip
+    sharing = _sharing(cfg).subquery()
+    rows = conn.execute(
+        select(
+            e.c.id, e.c.waybill, m.c.sender_token, m.c.declared_category.label("category"), e.c.at,
+            e.c.station_id, func.coalesce(st.c.site_id, "").label("site_id"), m.c.destination_token.label("dest"),
+        )
+        .select_from(m.join(e, e.c.waybill == m.c.waybill).outerjoin(st, st.c.station_id == e.c.station_id))
+        .where(m.c.sender_token.in_(select(sharing.c.sender_token)), e.c.type == "parcel", e.c.at >= since)
+    ).all()  # fmt: skip
     first: dict[str, Any] = {}
     for r in rows:
         if r.waybill not in first or (r.at, r.id) < (first[r.waybill].at, first[r.waybill].id):
             first[r.waybill] = r
-    return list(first.values())
+    return sorted(first.values(), key=lambda r: (r.at, r.id))
 
 
-def _image_nodes(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
-    """The counterfeit reference each hit parcel's image is nearest to (few parcels have one)."""
-    out: dict[int, str] = {}
-    for i in range(0, len(ids), CHUNK):
-        for pid, token in conn.execute(
-            select(link_edges.c.parcel_id, link_edges.c.token).where(
-                link_edges.c.kind == "image", link_edges.c.parcel_id.in_(ids[i : i + CHUNK])
-            )
-        ):
-            out[int(pid)] = token
-    return out
+def _image_nodes(conn: Connection, since: str) -> dict[int, str]:
+    """The counterfeit reference each hit parcel of the window is nearest to (only hits have one)."""
+    rows = conn.execute(
+        select(link_edges.c.parcel_id, link_edges.c.token).where(link_edges.c.kind == "image", link_edges.c.at >= since)
+    )
+    return {int(pid): str(token) for pid, token in rows}
 
 
 def _across(core: list[Any], value_of: dict[int, str | None]) -> float:
@@ -160,7 +161,7 @@ def score_group(rows: list[Any], images_of: dict[int, str], cfg: LinksConfig) ->
     cats = Counter(r.category for r in rows if r.category != "other")
     if not cats:
         return None
-    top = cats.most_common(1)[0][0]
+    top = min(cats.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     places = {dest_of[int(r.id)] for r in rows if r.category == top} - {None}
     core = [r for r in rows if r.category == top or dest_of[int(r.id)] in places]
     core_senders = sorted({r.sender_token for r in core})
@@ -205,9 +206,10 @@ def find_clusters(conn: Connection, cfg: LinksConfig, now: datetime) -> list[Clu
     groups, group_nodes = sender_groups(conn, cfg)
     by_sender = {s: i for i, g in enumerate(groups) for s in g}
     rows_of: dict[int, list[Any]] = defaultdict(list)
-    for row in _parcels_of(conn, sorted(by_sender), since):
-        rows_of[by_sender[row.sender_token]].append(row)
-    images_of = _image_nodes(conn, [int(r.id) for rows in rows_of.values() for r in rows])
+    for row in _parcels_of(conn, cfg, since):
+        if row.sender_token in by_sender:
+            rows_of[by_sender[row.sender_token]].append(row)
+    images_of = _image_nodes(conn, since)
     found: list[Cluster] = []
     for i, rows in rows_of.items():
         cluster = score_group(rows, images_of, cfg)
