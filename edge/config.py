@@ -326,17 +326,20 @@ class PolicyConfig(Strict):
 
     # -- sender risk, agreement customers and inspection on receipt (all sent by the server) --------
     sender_risk_hold: float = Field(
-        0.6, ge=0, le=1, description="Sender risk (from the server's history score) at or above which a parcel is held."
+        0.6,
+        ge=0,
+        le=1,
+        description="Sender risk (from the server's history score) at or above which a parcel is held.",
     )
     sender_risk_weight_from: float = Field(
         0.2,
         ge=0,
         le=1,
-        description="Sender risk at or above which (below sender_risk_hold) it only adds to the parcel's risk.",
+        description="Sender risk at or above which (below sender_risk_hold) it only adds to the risk.",
     )
     unqualified_customer: Literal["hold", "weight"] = Field(
         "hold",
-        description="An agreement customer without a valid qualification: hold the parcel, or only add weight.",
+        description="Agreement customer without a valid qualification: hold the parcel, or only add weight.",
     )
     unqualified_customer_weight: float = Field(
         0.4, ge=0, le=1, description="Risk an unqualified agreement customer adds (its own, in either mode)."

@@ -119,7 +119,9 @@ class Pipeline:
         token = manifest.sender_token if manifest else None
         sender = self.store.sender(token) if token else None
         # The customer's credit code token matches organisation entries of the black- and watchlists.
-        tokens = [token] + ([sender.phone_token, sender.address_token, sender.customer_token] if sender else [])
+        tokens = [token] + (
+            [sender.phone_token, sender.address_token, sender.customer_token] if sender else []
+        )
         lists = self.store.watch_lists([t for t in tokens if t], now)
         orders = self.store.matching_orders(ident.waybill, token, now)
         facts = ParcelFacts(

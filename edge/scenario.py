@@ -42,6 +42,7 @@ MIX: dict[Kind, float] = {
 }
 ANT_SENDERS = 3
 ANT_PLACES = ("上海市浦东新区世纪大道100号", "杭州市西湖区文三路90号")
+ROADS = ("长江路", "黄河路", "珠江路")
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -201,7 +202,7 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
                     # The ants' parcels alternate between two places, so senders share both.
                     "destination": ANT_PLACES[nth_ant % len(ANT_PLACES)]
                     if kind == "split_shipment"
-                    else f"{rng.randint(1, 999)}号 {rng.choice(['长江路', '黄河路', '珠江路'])} {rng.randint(1, 99)}栋",
+                    else f"{rng.randint(1, 999)}号 {rng.choice(ROADS)} {rng.randint(1, 99)}栋",
                 }
             )
         goods: Literal["none", "genuine", "counterfeit"] = "none"

@@ -14,12 +14,12 @@ from sqlalchemy.engine import make_url
 
 from server.api import models, office, people, reviews, station
 from server.audit_checkpoint import CheckpointWorker
-from server.links.job import LinksWorker
 from server.authz import authorise, check_routes
 from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
 from server.docs import install_docs
 from server.errors_http import install_error_handlers, install_openapi
+from server.links.job import LinksWorker
 from server.metrics import ServerMetrics
 from server.metrics import router as metrics_router
 from server.notify import OrderNotifier, PgListenWorker

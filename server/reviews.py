@@ -241,7 +241,7 @@ def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: da
     # A consolidated split-shipment item stands for a cluster, not for one event: it has no payload.
     stored = conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar()
     if stored is None and not row.event_key.startswith("cluster:"):
-        raise NotFound(f"review item {item_id} has lost its event")
+        raise NotFound(f"review item {row.id} has lost its event")
     payload = json.loads(stored or "{}")
     added = 0
     for img in payload.get("images", []):

@@ -173,12 +173,19 @@ class LinksConfig(BaseModel):
         0.45, ge=0, le=1, description="cluster score at or above which one consolidated review item opens"
     )
     max_span_days: float = Field(
-        21.0, gt=0, description="clusters whose parcels spread over more days than this score nothing for time"
+        21.0,
+        gt=0,
+        description="clusters whose parcels spread over more days than this score nothing for time",
     )
     image_similarity: float = Field(
-        0.9, ge=0, le=1, description="cosine on the classifier's embeddings that links two hit images (same kind)"
+        0.9,
+        ge=0,
+        le=1,
+        description="cosine on the classifier's embeddings that links two hit images (same kind)",
     )
-    risk_half_life_days: float = Field(180.0, gt=0, description="half-life of a history event's risk contribution")
+    risk_half_life_days: float = Field(
+        180.0, gt=0, description="half-life of a history event's risk contribution"
+    )
     valid_qualifications: list[str] = Field(
         default_factory=lambda: ["valid", "approved", "有效", "已审核", "合格"],
         description="qualification values of an agreement customer that count as valid (case-insensitive)",

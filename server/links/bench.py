@@ -1,4 +1,4 @@
-"""`parcelguard bench split-shipments`: detection on a planted scenario, and ingest with and without the graph."""
+"""`parcelguard bench split-shipments`: detection on a planted scenario; ingest with and without the graph."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, select
+
 from edge.wire import SyncRequest
 from server.accounts import Principal, Role
 from server.bench import BATCH, _settings, fresh_database, machine, parcel_events
@@ -16,8 +18,6 @@ from server.db import Database, iso
 from server.ingest import ingest_batch
 from server.links.clusters import consolidate, find_clusters
 from server.links.scenario import Scenario, generate
-from sqlalchemy import func, select
-
 from server.schema import link_cluster_members, link_clusters, link_edges, manifests, senders
 from server.settings import LinksConfig, ServerSettings
 
@@ -30,8 +30,8 @@ MANIFEST_COLS = (
     "updated_at", "destination_token",
 )  # fmt: skip
 SENDER_COLS = (
-    "sender_token", "id_type", "id_masked", "name_masked", "phone_token", "address_token", "sealed", "verified",
-    "outlet", "courier", "agreement_customer", "qualification", "updated_at", "customer_token",
+    "sender_token", "id_type", "id_masked", "name_masked", "phone_token", "address_token", "sealed",
+    "verified", "outlet", "courier", "agreement_customer", "qualification", "updated_at", "customer_token",
 )  # fmt: skip
 STATION_COLS = ("station_id", "site_id", "line_id", "active", "created_at")
 
@@ -41,25 +41,22 @@ def _rows(s: Scenario) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]
     people: dict[str, tuple[Any, ...]] = {}
     for p in s.parcels:
         n = p.nodes
-        people.setdefault(
-            p.sender,
-            (p.sender, "resident_id", "-", "-", n["phone"], n["address"], "-", True, n["outlet"], "", "org" in n,
-             "valid" if "org" in n else "", p.at, n.get("org")),
-        )  # fmt: skip
+        org = n.get("org")
+        row = (p.sender, "resident_id", "-", "-", n["phone"], n["address"], "-", True, n["outlet"], "",
+               org is not None, "valid" if org else "", p.at, org)  # fmt: skip
+        people.setdefault(p.sender, row)
     stations = sorted({(p.station, p.site) for p in s.parcels})
+    events = [
+        (i, f"{p.station}:b:{i}", p.station, "b", i, "parcel", p.at, p.at[:10], p.key, f"T{i}", "CLEAR",
+         "0" * 64, "{}", p.at)
+        for i, p in enumerate(s.parcels, 1)
+    ]  # fmt: skip
+    manifest_rows = [(p.key, p.sender, "", p.category, 1, True, p.at, p.nodes["dest"]) for p in s.parcels]
     return [
         ("stations", STATION_COLS, [(st, site, "l1", True, s.parcels[0].at) for st, site in stations]),
         ("senders", SENDER_COLS, list(people.values())),
-        ("manifests", MANIFEST_COLS, [(p.key, p.sender, "", p.category, 1, True, p.at, p.nodes["dest"]) for p in s.parcels]),
-        (
-            "events",
-            EVENT_COLS,
-            [
-                (i, f"{p.station}:b:{i}", p.station, "b", i, "parcel", p.at, p.at[:10], p.key, f"T{i}", "CLEAR",
-                 "0" * 64, "{}", p.at)
-                for i, p in enumerate(s.parcels, 1)
-            ],
-        ),  # fmt: skip
+        ("manifests", MANIFEST_COLS, manifest_rows),
+        ("events", EVENT_COLS, events),
     ]
 
 
@@ -151,9 +148,9 @@ def _registry(db: Database, batches: int) -> None:
             senders.insert(),
             [
                 {"sender_token": f"S{i}", "id_type": "resident_id", "id_masked": "x", "name_masked": "x",
-                 "phone_token": f"ph{i % 900}", "address_token": f"ad{i % 700}", "sealed": "x", "verified": True,
-                 "outlet": f"o{i % 30}", "courier": "", "agreement_customer": False, "qualification": "",
-                 "updated_at": now, "customer_token": None}
+                 "phone_token": f"ph{i % 900}", "address_token": f"ad{i % 700}", "sealed": "x",
+                 "verified": True, "outlet": f"o{i % 30}", "courier": "", "agreement_customer": False,
+                 "qualification": "", "updated_at": now, "customer_token": None}
                 for i in range(1000)
             ],
         )  # fmt: skip
@@ -187,8 +184,8 @@ def bench_ingest_with_links(url: str, batches: int) -> dict[str, Any]:
                 ev["classifier"] = "on"
                 ev["classifications"] = [
                     {"image_sha256": "0" * 64, "category": "footwear", "category_prob": 0.9,
-                     "counterfeit_score": 0.95, "gallery": [{"ref_id": f"ref{ev['seq'] % 20}", "similarity": 0.95}],
-                     "model_version": "bench"}
+                     "counterfeit_score": 0.95, "model_version": "bench",
+                     "gallery": [{"ref_id": f"ref{ev['seq'] % 20}", "similarity": 0.95}]}
                 ]  # fmt: skip
         req = SyncRequest.model_validate({"station_id": "bench-a", "boot_id": "b", "events": evs})
         settings: ServerSettings = on if with_links else off
@@ -228,8 +225,10 @@ def register(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--seed", type=int, default=16, help="seed of the scenario generator")
     p.add_argument("--pg-url", default=None, help="PostgreSQL URL to bench as well (a throw-away schema)")
     p.add_argument(
-        "--ingest-batches", type=int, default=0, help="also time ingest of N+N batches with and without the graph"
+        "--ingest-batches",
+        type=int,
+        default=0,
+        help="also time ingest of N+N batches with and without the graph",
     )
     p.add_argument("--json", action="store_true", help="one JSON line per engine")
     p.set_defaults(func=run)
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,11 +76,20 @@ def _sharing(cfg: LinksConfig) -> Any:
     """(kind, token, sender) of every sender on a joining node that two to hub_senders senders share."""
     s = senders
     parts = []
-    for kind, col in (("phone", s.c.phone_token), ("address", s.c.address_token), ("org", s.c.customer_token)):
+    for kind, col in (
+        ("phone", s.c.phone_token),
+        ("address", s.c.address_token),
+        ("org", s.c.customer_token),
+    ):
         shared = (
-            select(col).where(col.is_not(None)).group_by(col).having(func.count() >= 2, func.count() <= cfg.hub_senders)
+            select(col)
+            .where(col.is_not(None))
+            .group_by(col)
+            .having(func.count() >= 2, func.count() <= cfg.hub_senders)
         )
-        parts.append(select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(col.in_(shared)))
+        parts.append(
+            select(literal(kind).label("kind"), col.label("token"), s.c.sender_token).where(col.in_(shared))
+        )
     return union_all(*parts)
 
 
@@ -118,7 +127,8 @@ def _parcels_of(conn: Connection, cfg: LinksConfig, since: str) -> list[Any]:
     rows = conn.execute(
         select(
             e.c.id, e.c.waybill, m.c.sender_token, m.c.declared_category.label("category"), e.c.at,
-            e.c.station_id, func.coalesce(st.c.site_id, "").label("site_id"), m.c.destination_token.label("dest"),
+            e.c.station_id, func.coalesce(st.c.site_id, "").label("site_id"),
+            m.c.destination_token.label("dest"),
         )
         .select_from(m.join(e, e.c.waybill == m.c.waybill).outerjoin(st, st.c.station_id == e.c.station_id))
         .where(m.c.sender_token.in_(select(sharing.c.sender_token)), e.c.type == "parcel", e.c.at >= since)
@@ -133,7 +143,9 @@ def _parcels_of(conn: Connection, cfg: LinksConfig, since: str) -> list[Any]:
 def _image_nodes(conn: Connection, since: str) -> dict[int, str]:
     """The counterfeit reference each hit parcel of the window is nearest to (only hits have one)."""
     rows = conn.execute(
-        select(link_edges.c.parcel_id, link_edges.c.token).where(link_edges.c.kind == "image", link_edges.c.at >= since)
+        select(link_edges.c.parcel_id, link_edges.c.token).where(
+            link_edges.c.kind == "image", link_edges.c.at >= since
+        )
     )
     return {int(pid): str(token) for pid, token in rows}
 
@@ -247,19 +259,25 @@ def consolidate(
         }
         if known:
             cluster_id = known.most_common(1)[0][0]
-            conn.execute(update(link_clusters).where(link_clusters.c.cluster_id == cluster_id).values(**values))
+            conn.execute(
+                update(link_clusters).where(link_clusters.c.cluster_id == cluster_id).values(**values)
+            )
             grown += 1
         else:
             cluster_id = str(uuid.uuid4())
             review_id = _open_review(conn, cluster_id, c, review, now)
             conn.execute(
-                link_clusters.insert().values(cluster_id=cluster_id, review_id=review_id, created_at=stamp, **values)
+                link_clusters.insert().values(
+                    cluster_id=cluster_id, review_id=review_id, created_at=stamp, **values
+                )
             )
             opened += 1
         held = {
             int(pid)
             for (pid,) in conn.execute(
-                select(link_cluster_members.c.parcel_id).where(link_cluster_members.c.cluster_id == cluster_id)
+                select(link_cluster_members.c.parcel_id).where(
+                    link_cluster_members.c.cluster_id == cluster_id
+                )
             )
         }
         fresh = [{"cluster_id": cluster_id, "parcel_id": pid} for pid in c.parcel_ids if pid not in held]
@@ -295,5 +313,7 @@ def _open_review(conn: Connection, cluster_id: str, c: Cluster, review: ReviewCo
 
 def cluster_of_review(conn: Connection, review_id: int) -> str | None:
     """The cluster a consolidated review item stands for, if it is one."""
-    found = conn.execute(select(link_clusters.c.cluster_id).where(link_clusters.c.review_id == review_id)).scalar()
+    found = conn.execute(
+        select(link_clusters.c.cluster_id).where(link_clusters.c.review_id == review_id)
+    ).scalar()
     return str(found) if found is not None else None

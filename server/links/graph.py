@@ -1,4 +1,4 @@
-"""The link graph's part kept at ingest: hit images, linked through the counterfeit reference they are nearest to.
+"""The link graph's part kept at ingest: hit images, linked through their nearest known counterfeit.
 
 The rest of the graph is the registry's own indexed columns: a parcel event links to its manifest
 (sender, destination), a sender to its phone, address, credit code and outlet. Nothing of that is

@@ -1,4 +1,4 @@
-"""The links job: split-shipment detection, consolidated review items and sender risk, run now or on a timer."""
+"""The links job: split-shipment detection, consolidated review items and sender risk, now or on a timer."""
 
 from __future__ import annotations
 

@@ -52,7 +52,9 @@ def _sender_node(g: Graph, row: Any, ring: int) -> str:
 def _visible_sender(conn: Connection, who: Principal, token: str) -> bool:
     """An officer sees a sender's neighbourhood when one of their sites has a parcel or an item of it."""
     item = conn.execute(
-        select(reviews.c.id).where(reviews.c.sender_token == token, site_filter(who, reviews.c.site_id)).limit(1)
+        select(reviews.c.id)
+        .where(reviews.c.sender_token == token, site_filter(who, reviews.c.site_id))
+        .limit(1)
     ).first()
     if item is not None:
         return True
@@ -83,7 +85,9 @@ def _places(conn: Connection, who: Principal, tokens: list[str]) -> Counter[str]
     return Counter({str(d): int(n) for d, n in rows})
 
 
-def sender_neighbourhood(conn: Connection, who: Principal, token: str, words: dict[str, str]) -> dict[str, Any]:
+def sender_neighbourhood(
+    conn: Connection, who: Principal, token: str, words: dict[str, str]
+) -> dict[str, Any]:
     """Who shares a phone, an address, a credit code or a destination with this sender (masked)."""
     centre = conn.execute(select(senders).where(senders.c.sender_token == token)).first()
     if centre is None or not _visible_sender(conn, who, token):
@@ -91,7 +95,12 @@ def sender_neighbourhood(conn: Connection, who: Principal, token: str, words: di
     g = Graph()
     me = _sender_node(g, centre, 0)
     shared = [
-        ("phone", centre.phone_token, senders.c.phone_token, centre.phone_masked or _short(centre.phone_token or "")),
+        (
+            "phone",
+            centre.phone_token,
+            senders.c.phone_token,
+            centre.phone_masked or _short(centre.phone_token or ""),
+        ),
         ("address", centre.address_token, senders.c.address_token, _short(centre.address_token or "")),
         ("org", centre.customer_token, senders.c.customer_token, mask_id(centre.usc_code or "") or "—"),
     ]
@@ -106,7 +115,15 @@ def sender_neighbourhood(conn: Connection, who: Principal, token: str, words: di
         for other in others:
             g.link(node, _sender_node(g, other, 2))
     if centre.outlet:
-        g.link(me, g.node(f"outlet:{centre.outlet}", "outlet", f"{words.get('link_outlet', 'outlet')} {centre.outlet}", 1))
+        g.link(
+            me,
+            g.node(
+                f"outlet:{centre.outlet}",
+                "outlet",
+                f"{words.get('link_outlet', 'outlet')} {centre.outlet}",
+                1,
+            ),
+        )
     for place, count in _places(conn, who, [token]).most_common(MAX_PLACES):
         node = g.node(f"dest:{place}", "dest", f"{words.get('link_dest', 'to')} {_short(place)} ×{count}", 1)
         g.link(me, node)
@@ -128,7 +145,9 @@ def sender_neighbourhood(conn: Connection, who: Principal, token: str, words: di
 def cluster_view(conn: Connection, who: Principal, cluster_id: str, words: dict[str, str]) -> dict[str, Any]:
     """One split-shipment cluster: its score and why, its parcels, and its senders with what links them."""
     row = conn.execute(
-        select(link_clusters).where(link_clusters.c.cluster_id == cluster_id, site_filter(who, link_clusters.c.site_id))
+        select(link_clusters).where(
+            link_clusters.c.cluster_id == cluster_id, site_filter(who, link_clusters.c.site_id)
+        )
     ).first()
     if row is None:
         raise NotFound(f"no cluster {cluster_id[:40]!r} at your sites")
@@ -146,7 +165,9 @@ def cluster_view(conn: Connection, who: Principal, cluster_id: str, words: dict[
         .order_by(events.c.at)
     ).all()  # fmt: skip
     tokens = sorted({p.sender_token for p in parcels if p.sender_token})
-    people = {r.sender_token: r for r in conn.execute(select(senders).where(senders.c.sender_token.in_(tokens)))}
+    people = {
+        r.sender_token: r for r in conn.execute(select(senders).where(senders.c.sender_token.in_(tokens)))
+    }
     g = Graph()
     centre = g.node("cluster", "cluster", f"{words.get('link_cluster', 'cluster')} {row.score:.2f}", 0)
     for t in tokens:
@@ -160,7 +181,15 @@ def cluster_view(conn: Connection, who: Principal, cluster_id: str, words: dict[
             ("address", p.address_token, _short(p.address_token or "")),
             ("org", p.customer_token, mask_id(p.usc_code or "")),
         ):
-            if value and sum(1 for q in people.values() if getattr(q, f"{kind}_token" if kind != "org" else "customer_token") == value) >= 2:
+            if (
+                value
+                and sum(
+                    1
+                    for q in people.values()
+                    if getattr(q, f"{kind}_token" if kind != "org" else "customer_token") == value
+                )
+                >= 2
+            ):
                 g.link(me, g.node(f"{kind}:{value}", kind, f"{words.get('link_' + kind, kind)} {label}", 2))
     places = Counter(p.destination_token for p in parcels if p.destination_token)
     for place, count in places.most_common(MAX_PLACES):

@@ -24,7 +24,9 @@ _PROVINCES = (
     "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏", "宁夏", "新疆", "香港", "澳门",
 )  # fmt: skip
 _PROVINCE_PREFIX = re.compile(
-    "^(?:" + "|".join(sorted(_PROVINCES, key=len, reverse=True)) + r")(?:省|市|自治区|壮族自治区|回族自治区|维吾尔自治区|特别行政区)?"
+    "^(?:"
+    + "|".join(sorted(_PROVINCES, key=len, reverse=True))
+    + r")(?:省|市|自治区|壮族自治区|回族自治区|维吾尔自治区|特别行政区)?"
 )
 # Administrative markers dropped after a name: 广州市天河区 == 广州天河.
 _MARKERS = re.compile(r"(省|市|区|县)")

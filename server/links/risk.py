@@ -53,7 +53,9 @@ def contributions(conn: Connection, cfg: LinksConfig, now: datetime) -> dict[str
     member = (
         select(manifests.c.sender_token, link_clusters.c.cluster_id, func.max(link_clusters.c.last_at))
         .select_from(
-            link_cluster_members.join(link_clusters, link_clusters.c.cluster_id == link_cluster_members.c.cluster_id)
+            link_cluster_members.join(
+                link_clusters, link_clusters.c.cluster_id == link_cluster_members.c.cluster_id
+            )
             .join(events, events.c.id == link_cluster_members.c.parcel_id)
             .join(manifests, manifests.c.waybill == events.c.waybill)
         )
@@ -63,9 +65,9 @@ def contributions(conn: Connection, cfg: LinksConfig, now: datetime) -> dict[str
         parts[token]["split_shipment"].append(SPLIT_SHIPMENT * _decay(last_at, now, half))
     valid = {q.casefold() for q in cfg.valid_qualifications}
     for token, verified, agreement, qualification in conn.execute(
-        select(senders.c.sender_token, senders.c.verified, senders.c.agreement_customer, senders.c.qualification).where(
-            (senders.c.verified.is_(False)) | (senders.c.agreement_customer.is_(True))
-        )
+        select(
+            senders.c.sender_token, senders.c.verified, senders.c.agreement_customer, senders.c.qualification
+        ).where((senders.c.verified.is_(False)) | (senders.c.agreement_customer.is_(True)))
     ):
         if not verified:
             parts[token]["unverified"].append(UNVERIFIED)
@@ -80,7 +82,11 @@ def contributions(conn: Connection, cfg: LinksConfig, now: datetime) -> dict[str
     out: dict[str, list[dict[str, Any]]] = {}
     for token, kinds in parts.items():
         out[token] = [
-            {"kind": kind, "count": len(ws), "weight": round(ws[0] if kind == "not_inspected" else sum(ws), 4)}
+            {
+                "kind": kind,
+                "count": len(ws),
+                "weight": round(ws[0] if kind == "not_inspected" else sum(ws), 4),
+            }
             for kind, ws in sorted(kinds.items())
         ]
     return out
@@ -114,10 +120,15 @@ def update_risks(conn: Connection, cfg: LinksConfig, now: datetime) -> dict[str,
     known: set[str] = set()
     for i in range(0, len(changed), 500):
         chunk = changed[i : i + 500]
-        known |= {t for (t,) in conn.execute(select(senders.c.sender_token).where(senders.c.sender_token.in_(chunk)))}
+        known |= {
+            t
+            for (t,) in conn.execute(select(senders.c.sender_token).where(senders.c.sender_token.in_(chunk)))
+        }
     if known:
         serialise_writers(conn, REGISTRY_LOCK)
-        conn.execute(registry_log.insert(), [{"kind": "sender", "ref": t, "at": stamp} for t in sorted(known)])
+        conn.execute(
+            registry_log.insert(), [{"kind": "sender", "ref": t, "at": stamp} for t in sorted(known)]
+        )
     return {"senders": len(fresh), "sent": len(known)}
 
 
@@ -125,4 +136,8 @@ def risk_of(conn: Connection, sender_token: str) -> dict[str, Any] | None:
     row = conn.execute(select(sender_risks).where(sender_risks.c.sender_token == sender_token)).first()
     if row is None:
         return None
-    return {"score": float(row.score), "contributions": json.loads(row.contributions), "updated_at": row.updated_at}
+    return {
+        "score": float(row.score),
+        "contributions": json.loads(row.contributions),
+        "updated_at": row.updated_at,
+    }

@@ -1,4 +1,4 @@
-"""A generated planted scenario: split shipments (ants) hidden among ordinary senders, households and merchants."""
+"""A generated planted scenario: split shipments (ants) among ordinary senders, households and merchants."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ class _Builder:
         self.out = Scenario()
         self.n = 0
 
-    def sender(self, name: str, phone: str | None = None, address: str | None = None, org: str | None = None) -> dict[str, str]:
+    def sender(
+        self, name: str, phone: str | None = None, address: str | None = None, org: str | None = None
+    ) -> dict[str, str]:
         node = {"phone": phone or _tok("ph", name), "address": address or _tok("ad", name)}
         if org:
             node["org"] = org
@@ -60,7 +62,9 @@ class _Builder:
         station = self.rng.choice(STATIONS)
         nodes = {k: v for k, v in who.items() if k != "sender"}
         nodes["dest"] = dest
-        self.out.parcels.append(Parcel(key, who["sender"], category, iso(at), station, f"site-{station[-1]}", nodes))
+        self.out.parcels.append(
+            Parcel(key, who["sender"], category, iso(at), station, f"site-{station[-1]}", nodes)
+        )
         return key
 
     def when(self, start: float = 0.0, span: float = WINDOW_DAYS) -> datetime:
@@ -129,4 +133,3 @@ def generate(parcels: int, seed: int, now: datetime) -> Scenario:
             b.ordinary(b.sender(f"o{people}"), min(10, int(b.rng.expovariate(0.5)) + 1))
     b.out.parcels.sort(key=lambda p: p.at)
     return b.out
-

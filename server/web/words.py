@@ -171,7 +171,7 @@ WORDS.update(
         "link_neighbourhood": ("关联关系", "Neighbourhood"),
         "link_neighbourhood_help": (
             "与该寄件人共用电话、地址、信用代码或收件地的其他寄件人（均已脱敏）。",
-            "Other senders sharing a phone, an address, a credit code or a destination with this sender (masked).",
+            "Other senders sharing a phone, an address, a credit code or a destination (masked).",
         ),
         "link_cluster": ("分拆寄递团伙", "Split-shipment cluster"),
         "link_parcels": ("件包裹", "parcels"),

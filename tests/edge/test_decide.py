@@ -163,7 +163,12 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
         "HOLD",
         (Reason.UNQUALIFIED_CUSTOMER,),
     ),
-    ("not inspected on receipt only weighs", {**GOOD, "not_inspected": True}, "CLEAR", (Reason.NOT_INSPECTED,)),
+    (
+        "not inspected on receipt only weighs",
+        {**GOOD, "not_inspected": True},
+        "CLEAR",
+        (Reason.NOT_INSPECTED,),
+    ),
     (
         "weights add up to a hold",
         {**GOOD, "sender_risk": 0.58, "not_inspected": True},

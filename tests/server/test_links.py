@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from edge.wire import FEATURES_HEADER, SENDER_RISK_FEATURE, SyncReply
+from server.deps import Services
 from server.idcheck import resident_id_check_char, usc_check_char
 from server.links.job import run_links
 from server.links.normalise import normalise_address
@@ -19,6 +20,21 @@ from tests.server.conftest import Server, make_caller
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PHONE = "13912345678"
+SENDER_HEAD = (
+    "id_type,id_number,name,phone,address,verified,verified_at,outlet,courier,agreement_customer,usc_code,"
+    "qualification"
+)
+MANIFEST_HEAD = (
+    "waybill,sender_id_type,sender_id_number,declared_name,declared_category,quantity,inspected_on_receipt,"
+    "destination"
+)
+PLACES = ("上海市浦东新区世纪大道1号", "杭州市西湖区文三路9号")
+
+
+def _services(server: Server) -> Services:
+    app: Any = server.client.app
+    found: Services = app.state.services
+    return found
 
 
 def rid(n: int) -> str:
@@ -47,12 +63,15 @@ def _import(server: Server, kind: str, body: bytes) -> dict[str, Any]:
 def _parcel(station: str, seq: int, waybill: str, token: str, at: datetime) -> dict[str, Any]:
     return {
         "type": "parcel", "key": f"{station}:b1:{seq}", "station_id": station, "boot_id": "b1", "seq": seq,
-        "at": at.isoformat(), "tracking_id": f"t{seq}", "waybill": waybill, "decision": "CLEAR", "reasons": [],
-        "risk": 0.0, "sender_token": token, "declared_category": "footwear_clothing", "classifier": "off",
+        "at": at.isoformat(), "tracking_id": f"t{seq}", "waybill": waybill, "decision": "CLEAR",
+        "reasons": [], "risk": 0.0, "sender_token": token, "declared_category": "footwear_clothing",
+        "classifier": "off",
     }  # fmt: skip
 
 
-def _sync(server: Server, station: str, headers: dict[str, str], events: list[dict[str, Any]], **extra: str) -> Any:
+def _sync(
+    server: Server, station: str, headers: dict[str, str], events: list[dict[str, Any]], **extra: str
+) -> Any:
     body = {"station_id": station, "boot_id": "b1", "registry_cursor": 0, "events": events}
     r = server.client.post("/api/v1/sync", json=body, headers={**headers, **extra})
     assert r.status_code == 200, r.text
@@ -65,17 +84,15 @@ def _ants(server: Server) -> dict[str, str]:
     addresses = ["广东省广州市天河区天河路123号", "广州天河区 天河路１２３号", "广州市天河区天河路123#"]
     rows = [f"resident_id,{rid(i)},Ant {i},{PHONE},{addresses[i]},true,,O1,C1,false,," for i in range(3)]
     rows.append(f"resident_id,{rid(7)},Other,13700000000,北京市朝阳区建国路88号,true,,O2,C1,false,,")
-    head = "id_type,id_number,name,phone,address,verified,verified_at,outlet,courier,agreement_customer,usc_code,qualification"
-    assert _import(server, "senders", csv(head, rows))["imported"] == 4
-    privacy = server.client.app.state.services.privacy
+    assert _import(server, "senders", csv(SENDER_HEAD, rows))["imported"] == 4
+    privacy = _services(server).privacy
     tokens = {f"ant{i}": privacy.sender_token("resident_id", rid(i)) for i in range(3)}
     tokens["other"] = privacy.sender_token("resident_id", rid(7))
     manifests = [
-        f"ANT{j:04d},resident_id,{rid(j % 3)},运动鞋,footwear_clothing,2,true,{['上海市浦东新区世纪大道1号', '杭州市西湖区文三路9号'][j % 2]}"
+        f"ANT{j:04d},resident_id,{rid(j % 3)},运动鞋,footwear_clothing,2,true,{PLACES[j % 2]}"
         for j in range(6)
     ] + ["OTH0001,resident_id," + rid(7) + ",运动鞋,footwear_clothing,1,true,成都市武侯区人民南路5号"]
-    mhead = "waybill,sender_id_type,sender_id_number,declared_name,declared_category,quantity,inspected_on_receipt,destination"
-    assert _import(server, "manifests", csv(mhead, manifests))["imported"] == 7
+    assert _import(server, "manifests", csv(MANIFEST_HEAD, manifests))["imported"] == 7
     for j in range(6):
         station, headers = ("st-a", server.station_a) if j % 2 else ("st-b", server.station_b)
         at = NOW - timedelta(days=5 - j)
@@ -86,21 +103,23 @@ def _ants(server: Server) -> dict[str, str]:
 
 def test_address_written_three_ways_is_one_token(server: Server) -> None:
     tokens = _ants(server)
-    with server.client.app.state.services.db.read() as conn:
+    with _services(server).db.read() as conn:
         from server.schema import senders
 
         found = {r.sender_token: r.address_token for r in conn.execute(select(senders))}
     assert len({found[tokens[f"ant{i}"]] for i in range(3)}) == 1
     assert found[tokens["other"]] != found[tokens["ant0"]]
     # The watchlist tokens an address entry the same way, however it is written.
-    privacy = server.client.app.state.services.privacy
-    entry = WatchRequest(list="watchlist", kind="address", value="广东 广州 天河 天河路 123号", reason="r", source="s")
+    privacy = _services(server).privacy
+    entry = WatchRequest(
+        list="watchlist", kind="address", value="广东 广州 天河 天河路 123号", reason="r", source="s"
+    )
     assert token_and_mask(privacy, entry)[0] == found[tokens["ant0"]]
 
 
 def test_split_shipment_opens_one_consolidated_item_and_raises_risk(server: Server) -> None:
     tokens = _ants(server)
-    db, settings = server.client.app.state.services.db, server.settings
+    db, settings = _services(server).db, server.settings
     first = run_links(db, settings, NOW)
     assert (first["clusters"], first["opened"]) == (1, 1)
     again = run_links(db, settings, NOW + timedelta(minutes=10))
@@ -119,7 +138,9 @@ def test_split_shipment_opens_one_consolidated_item_and_raises_risk(server: Serv
 
     # Stations that read the sender-risk fields get them; older stations get the v1 form only.
     new = _sync(server, "st-a", server.station_a, [], **{FEATURES_HEADER: SENDER_RISK_FEATURE})
-    by_token = {s["sender_token"]: s for s in SyncReply.model_validate(new).model_dump()["registry"]["senders"]}
+    by_token = {
+        s["sender_token"]: s for s in SyncReply.model_validate(new).model_dump()["registry"]["senders"]
+    }
     assert by_token[tokens["ant1"]]["risk"] == pytest.approx(risks[tokens["ant1"]].score)
     assert by_token[tokens["other"]]["risk"] == 0.0
     old = _sync(server, "st-a", server.station_a, [])
@@ -152,10 +173,12 @@ def test_bad_addresses_of_the_desk_are_refused(server: Server) -> None:
 
 
 def test_organisation_entry_and_customer_share_the_credit_code_token(server: Server) -> None:
-    head = "id_type,id_number,name,phone,address,verified,verified_at,outlet,courier,agreement_customer,usc_code,qualification"
-    rows = [f"resident_id,{rid(20)},Shop,,,true,,O1,C1,true,{usc(1)},expired", f"usc_code,{usc(2)},Co,,,true,,O1,C1,true,,valid"]
-    assert _import(server, "senders", csv(head, rows))["imported"] == 2
-    privacy = server.client.app.state.services.privacy
+    rows = [
+        f"resident_id,{rid(20)},Shop,,,true,,O1,C1,true,{usc(1)},expired",
+        f"usc_code,{usc(2)},Co,,,true,,O1,C1,true,,valid",
+    ]
+    assert _import(server, "senders", csv(SENDER_HEAD, rows))["imported"] == 2
+    privacy = _services(server).privacy
     reply = SyncReply.model_validate(
         _sync(server, "st-a", server.station_a, [], **{FEATURES_HEADER: SENDER_RISK_FEATURE})
     )
@@ -169,7 +192,12 @@ def test_organisation_entry_and_customer_share_the_credit_code_token(server: Ser
 
 
 def test_normalise_address_variants() -> None:
-    same = ["广东省广州市天河区天河路123号", "广州天河天河路１２３#", "廣東省廣州市天河區天河路123號", " 广州市 天河区，天河路 123 号 "]
+    same = [
+        "广东省广州市天河区天河路123号",
+        "广州天河天河路１２３#",
+        "廣東省廣州市天河區天河路123號",
+        " 广州市 天河区，天河路 123 号 ",
+    ]
     assert len({normalise_address(a) for a in same}) == 1
     assert normalise_address("广州市天河区天河路124号") != normalise_address(same[0])
     assert normalise_address("Tianhe Rd. No.123") == normalise_address("tianhe 路 123号")

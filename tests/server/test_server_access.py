@@ -202,7 +202,9 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
     ("GET", "/desk"): lambda s, w, site, t: Call("/desk?q=WBSITE", marker=w.waybill[site]),
     ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
-    ("GET", "/desk/links/senders/{token}"): lambda s, w, site, t: Call(f"/desk/links/senders/{w.sender[site]}"),
+    ("GET", "/desk/links/senders/{token}"): lambda s, w, site, t: Call(
+        f"/desk/links/senders/{w.sender[site]}"
+    ),
     ("GET", "/desk/links/clusters/{cluster_id}"): lambda s, w, site, t: Call(
         f"/desk/links/clusters/{_cluster(s, site, t)}"
     ),
