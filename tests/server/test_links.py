@@ -14,7 +14,8 @@ from server.deps import Services
 from server.idcheck import resident_id_check_char, usc_check_char
 from server.links.job import run_links
 from server.links.normalise import normalise_address
-from server.schema import link_cluster_members, link_clusters, reviews, sender_risks
+from server.privacy import Privacy
+from server.schema import link_cluster_members, link_clusters, reviews, sender_risks, senders
 from server.watchlist import WatchRequest, token_and_mask
 from tests.server.conftest import Server, make_caller
 
@@ -78,14 +79,16 @@ def _sync(
     return r.json()
 
 
-def _ants(server: Server) -> dict[str, str]:
+def ants(server: Server) -> dict[str, str]:
     """Three senders sharing one phone, writing their address three ways, six parcels of shoes to two
     places over five days from two stations; and an unrelated sender of the same goods elsewhere."""
     addresses = ["广东省广州市天河区天河路123号", "广州天河区 天河路１２３号", "广州市天河区天河路123#"]
     rows = [f"resident_id,{rid(i)},Ant {i},{PHONE},{addresses[i]},true,,O1,C1,false,," for i in range(3)]
     rows.append(f"resident_id,{rid(7)},Other,13700000000,北京市朝阳区建国路88号,true,,O2,C1,false,,")
     assert _import(server, "senders", csv(SENDER_HEAD, rows))["imported"] == 4
-    privacy = _services(server).privacy
+    privacy = Privacy(
+        server.settings.hmac_key.get_secret_value(), server.settings.encryption_key.get_secret_value()
+    )
     tokens = {f"ant{i}": privacy.sender_token("resident_id", rid(i)) for i in range(3)}
     tokens["other"] = privacy.sender_token("resident_id", rid(7))
     manifests = [
@@ -102,10 +105,8 @@ def _ants(server: Server) -> dict[str, str]:
 
 
 def test_address_written_three_ways_is_one_token(server: Server) -> None:
-    tokens = _ants(server)
+    tokens = ants(server)
     with _services(server).db.read() as conn:
-        from server.schema import senders
-
         found = {r.sender_token: r.address_token for r in conn.execute(select(senders))}
     assert len({found[tokens[f"ant{i}"]] for i in range(3)}) == 1
     assert found[tokens["other"]] != found[tokens["ant0"]]
@@ -118,7 +119,7 @@ def test_address_written_three_ways_is_one_token(server: Server) -> None:
 
 
 def test_split_shipment_opens_one_consolidated_item_and_raises_risk(server: Server) -> None:
-    tokens = _ants(server)
+    tokens = ants(server)
     db, settings = _services(server).db, server.settings
     first = run_links(db, settings, NOW)
     assert (first["clusters"], first["opened"]) == (1, 1)
