@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -55,39 +56,36 @@ def layout(graph: dict[str, Any]) -> dict[str, Any]:
     return {"size": SIZE, "nodes": list(nodes.values()), "lines": lines}
 
 
-@router.get("/desk/links/senders/{token}")
-def sender_page(request: Request, token: str) -> Response:
+def _page(
+    request: Request, valid: bool, what: str, template: str, build: Callable[..., dict[str, Any]]
+) -> Response:
+    """A link page for an officer: the picture of what `build` finds, or the readable error page."""
     try:
         who = need_user(request)
         if not isinstance(who, Principal):
             return who
-        if len(token) != 64 or any(ch not in "0123456789abcdef" for ch in token):
-            return error_page(request, 404, f"no sender {token[:20]!r}")
-        svc = get_services(request)
+        if not valid:
+            return error_page(request, 404, f"no {what}")
         t = words(pick_language(request))
-        with svc.db.read() as conn:
-            hood = sender_neighbourhood(conn, who, token, t)
-        return render(request, "links_sender.html", who, hood=hood, picture=layout(hood), colours=COLOURS)
-    except PageDenied as exc:
+        with get_services(request).db.read() as conn:
+            found = build(conn, who, t)
+        return render(request, template, who, view=found, picture=layout(found), colours=COLOURS)
+    except (PageDenied, ApiError) as exc:
         return error_page(request, exc.status, exc.message)
-    except ApiError as exc:
-        return error_page(request, exc.status, exc.message)
+
+
+@router.get("/desk/links/senders/{token}")
+def sender_page(request: Request, token: str) -> Response:
+    valid = len(token) == 64 and all(ch in "0123456789abcdef" for ch in token)
+    return _page(
+        request, valid, f"sender {token[:20]!r}", "links_sender.html",
+        lambda conn, who, t: sender_neighbourhood(conn, who, token, t),
+    )  # fmt: skip
 
 
 @router.get("/desk/links/clusters/{cluster_id}")
 def cluster_page(request: Request, cluster_id: str) -> Response:
-    try:
-        who = need_user(request)
-        if not isinstance(who, Principal):
-            return who
-        if len(cluster_id) != 36:
-            return error_page(request, 404, f"no cluster {cluster_id[:40]!r}")
-        svc = get_services(request)
-        t = words(pick_language(request))
-        with svc.db.read() as conn:
-            view = cluster_view(conn, who, cluster_id, t)
-        return render(request, "links_cluster.html", who, view=view, picture=layout(view), colours=COLOURS)
-    except PageDenied as exc:
-        return error_page(request, exc.status, exc.message)
-    except ApiError as exc:
-        return error_page(request, exc.status, exc.message)
+    return _page(
+        request, len(cluster_id) == 36, f"cluster {cluster_id[:40]!r}", "links_cluster.html",
+        lambda conn, who, t: cluster_view(conn, who, cluster_id, t),
+    )  # fmt: skip
