@@ -177,12 +177,6 @@ class LinksConfig(BaseModel):
         gt=0,
         description="clusters whose parcels spread over more days than this score nothing for time",
     )
-    image_similarity: float = Field(
-        0.9,
-        ge=0,
-        le=1,
-        description="cosine on the classifier's embeddings that links two hit images (same kind)",
-    )
     risk_half_life_days: float = Field(
         180.0, gt=0, description="half-life of a history event's risk contribution"
     )

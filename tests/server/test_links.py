@@ -202,3 +202,41 @@ def test_normalise_address_variants() -> None:
     assert len({normalise_address(a) for a in same}) == 1
     assert normalise_address("广州市天河区天河路124号") != normalise_address(same[0])
     assert normalise_address("Tianhe Rd. No.123") == normalise_address("tianhe 路 123号")
+
+
+def test_sender_risk_decays_and_is_explained(server: Server) -> None:
+    """A seizure a year ago weighs less than one today; a release speaks for the sender; shown by kind."""
+    tokens = ants(server)
+    db = _services(server).db
+    rows = [
+        (tokens["ant0"], "seize", NOW - timedelta(days=365)),
+        (tokens["ant1"], "seize", NOW),
+        (tokens["ant2"], "seize", NOW),
+        (tokens["ant2"], "release", NOW),
+    ]
+    with db.write() as conn:
+        for i, (token, outcome, at) in enumerate(rows):
+            conn.execute(
+                reviews.insert().values(
+                    event_key=f"hist:{i}", station_id="st-a", site_id="site1", line_id="l", waybill=None,
+                    tracking_id=f"h{i}", decision="HOLD", reasons="[]", risk=0.5, sender_token=token,
+                    category="x", priority=1, state="decided", day=at.date().isoformat(),
+                    created_at=at.isoformat(), due_at=at.isoformat(), outcome=outcome,
+                    decided_at=at.isoformat(),
+                )
+            )  # fmt: skip
+    run_links(db, server.settings, NOW)
+    with db.read() as conn:
+        risks = {r.sender_token: r for r in conn.execute(select(sender_risks))}
+    old, new, released = (risks[tokens[k]] for k in ("ant0", "ant1", "ant2"))
+    assert old.score < new.score and released.score < new.score
+    parts = {p["kind"]: p for p in json.loads(old.contributions)}
+    assert set(parts) == {"seize", "split_shipment"}
+    # Half-life 180 days: a year-old seizure keeps about a quarter of its weight.
+    assert parts["seize"]["weight"] == pytest.approx(1.2 * 0.5 ** (365 / 180), abs=0.01)
+    assert {p["kind"] for p in json.loads(released.contributions)} == {"seize", "release", "split_shipment"}
+    # The item page shows the score and its parts.
+    _, cookie = make_caller(server, "officer", ["site1"])
+    item = server.client.get("/api/v1/reviews", headers=server.admin).json()[0]["id"]
+    page = server.client.get(f"/desk/items/{item}?lang=en", headers=cookie)
+    assert 'id="sender-risk"' in page.text and "split_shipment" in page.text
