@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, select, union_all, update
+from sqlalchemy import Connection, bindparam, func, literal, select, union_all, update
 
 from server.db import iso, parse_iso
 from server.schema import (
@@ -235,80 +235,94 @@ def find_clusters(conn: Connection, cfg: LinksConfig, now: datetime) -> list[Clu
 def consolidate(
     conn: Connection, clusters: Sequence[Cluster], review: ReviewConfig, now: datetime
 ) -> dict[str, int]:
-    """Store the clusters: one that overlaps a stored cluster grows it, a new one opens one review item."""
-    opened = grown = 0
+    """Store the clusters: one that overlaps a stored cluster grows it, a new one opens one review item.
+
+    Set-based: one lookup of the members already held, then one statement per table, however many.
+    """
     stamp = iso(now)
-    for c in clusters:
-        known = Counter[str]()
-        for i in range(0, len(c.parcel_ids), CHUNK):
-            for (cid,) in conn.execute(
-                select(link_cluster_members.c.cluster_id).where(
-                    link_cluster_members.c.parcel_id.in_(c.parcel_ids[i : i + CHUNK])
-                )
-            ):
-                known[cid] += 1
-        values = {
-            "score": c.score,
-            "parcels": len(c.parcel_ids),
-            "senders": len(c.senders),
-            "first_at": c.first_at,
-            "last_at": c.last_at,
-            "site_id": c.site_id,
-            "explain": json.dumps({**c.explain, "senders": c.senders[:50]}, sort_keys=True),
-            "updated_at": stamp,
-        }
-        if known:
-            cluster_id = known.most_common(1)[0][0]
-            conn.execute(
-                update(link_clusters).where(link_clusters.c.cluster_id == cluster_id).values(**values)
+    wanted = sorted({pid for c in clusters for pid in c.parcel_ids})
+    held: dict[int, set[str]] = defaultdict(set)
+    for i in range(0, len(wanted), CHUNK):
+        for cid, pid in conn.execute(
+            select(link_cluster_members.c.cluster_id, link_cluster_members.c.parcel_id).where(
+                link_cluster_members.c.parcel_id.in_(wanted[i : i + CHUNK])
             )
-            grown += 1
+        ):
+            held[int(pid)].add(str(cid))
+    grown: list[dict[str, Any]] = []
+    fresh: list[tuple[str, Cluster]] = []
+    members: list[dict[str, Any]] = []
+    for c in clusters:
+        known = Counter(cid for pid in c.parcel_ids for cid in held.get(pid, ()))
+        values = _values(c, stamp)
+        if known:
+            # The stored cluster it overlaps most: grow it (ties: the smallest id, so runs agree).
+            cluster_id = min(known.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            grown.append({"key": cluster_id, **values})
         else:
             cluster_id = str(uuid.uuid4())
-            review_id = _open_review(conn, cluster_id, c, review, now)
-            conn.execute(
-                link_clusters.insert().values(
-                    cluster_id=cluster_id, review_id=review_id, created_at=stamp, **values
-                )
-            )
-            opened += 1
-        held = {
-            int(pid)
-            for (pid,) in conn.execute(
-                select(link_cluster_members.c.parcel_id).where(
-                    link_cluster_members.c.cluster_id == cluster_id
-                )
-            )
-        }
-        fresh = [{"cluster_id": cluster_id, "parcel_id": pid} for pid in c.parcel_ids if pid not in held]
-        if fresh:
-            conn.execute(link_cluster_members.insert(), fresh)
-    return {"clusters": len(clusters), "opened": opened, "grown": grown}
-
-
-def _open_review(conn: Connection, cluster_id: str, c: Cluster, review: ReviewConfig, now: datetime) -> int:
-    """The cluster's one review item: held for an officer, more urgent the higher it scores."""
-    row = conn.execute(
-        reviews.insert().values(
-            event_key=f"cluster:{cluster_id}",
-            station_id=c.station_id,
-            site_id=c.site_id,
-            line_id="",
-            waybill=None,
-            tracking_id=f"cluster:{cluster_id}",
-            decision="HOLD",
-            reasons=json.dumps([REASON]),
-            risk=c.score,
-            sender_token=c.senders[0],
-            category=c.category[:64],
-            priority=100 + round((1.0 - c.score) * 99),
-            state="open",
-            day=c.last_at[:10],
-            created_at=iso(now),
-            due_at=iso(now + timedelta(hours=review.queue_hours_hold)),
+            fresh.append((cluster_id, c))
+        members += [
+            {"cluster_id": cluster_id, "parcel_id": pid}
+            for pid in c.parcel_ids
+            if cluster_id not in held.get(pid, ())
+        ]
+    if grown:
+        conn.execute(
+            update(link_clusters).where(link_clusters.c.cluster_id == bindparam("key")),
+            grown,
         )
-    )
-    return int(row.inserted_primary_key[0])  # type: ignore[index]
+    if fresh:
+        opened = conn.execute(
+            reviews.insert().returning(reviews.c.id, reviews.c.event_key),
+            [_review_row(cid, c, review, now) for cid, c in fresh],
+        ).all()
+        review_of = {str(key).removeprefix("cluster:"): int(rid) for rid, key in opened}
+        conn.execute(
+            link_clusters.insert(),
+            [
+                {"cluster_id": cid, "review_id": review_of[cid], "created_at": stamp, **_values(c, stamp)}
+                for cid, c in fresh
+            ],
+        )
+    if members:
+        conn.execute(link_cluster_members.insert(), members)
+    return {"clusters": len(clusters), "opened": len(fresh), "grown": len(grown)}
+
+
+def _values(c: Cluster, stamp: str) -> dict[str, Any]:
+    return {
+        "score": c.score,
+        "parcels": len(c.parcel_ids),
+        "senders": len(c.senders),
+        "first_at": c.first_at,
+        "last_at": c.last_at,
+        "site_id": c.site_id,
+        "explain": json.dumps({**c.explain, "senders": c.senders[:50]}, sort_keys=True),
+        "updated_at": stamp,
+    }
+
+
+def _review_row(cluster_id: str, c: Cluster, review: ReviewConfig, now: datetime) -> dict[str, Any]:
+    """The cluster's one review item: held for an officer, more urgent the higher it scores."""
+    return {
+        "event_key": f"cluster:{cluster_id}",
+        "station_id": c.station_id,
+        "site_id": c.site_id,
+        "line_id": "",
+        "waybill": None,
+        "tracking_id": f"cluster:{cluster_id}",
+        "decision": "HOLD",
+        "reasons": json.dumps([REASON]),
+        "risk": c.score,
+        "sender_token": c.senders[0],
+        "category": c.category[:64],
+        "priority": 100 + round((1.0 - c.score) * 99),
+        "state": "open",
+        "day": c.last_at[:10],
+        "created_at": iso(now),
+        "due_at": iso(now + timedelta(hours=review.queue_hours_hold)),
+    }
 
 
 def cluster_of_review(conn: Connection, review_id: int) -> str | None:
