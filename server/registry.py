@@ -127,6 +127,13 @@ def _log_change(conn: Connection, kind: str, ref: str, at: str) -> None:
     conn.execute(registry_log.insert().values(kind=kind, ref=ref, at=at))
 
 
+def address_token(privacy: Privacy, address: str) -> str | None:
+    """The token of an address's canonical form; none for one with nothing left to compare (it would
+    otherwise link every sender whose address is only markers or punctuation)."""
+    canonical = normalise_address(address)
+    return privacy.token("address", canonical) if canonical else None
+
+
 def customer_token(privacy: Privacy, row: SenderRow) -> str | None:
     """The credit code token an organisation watch entry of this customer carries (see watchlist)."""
     code = row.usc_code or (row.id_number if row.id_type == "usc_code" else "")
@@ -144,7 +151,7 @@ def store_sender(conn: Connection, privacy: Privacy, row: SenderRow) -> str:
         "phone_token": privacy.token("phone", phone) if phone else None,
         "phone_masked": mask_phone(phone) if phone else None,
         # Normalised first: the same address written two ways is one node of the link graph.
-        "address_token": privacy.token("address", normalise_address(row.address)) if row.address else None,
+        "address_token": address_token(privacy, row.address),
         "sealed": privacy.seal(
             {"id_number": row.id_number.upper(), "name": row.name, "phone": phone, "address": row.address}
         ),
@@ -176,9 +183,7 @@ def store_manifest(conn: Connection, privacy: Privacy, row: ManifestRow) -> None
         "quantity": row.quantity,
         "inspected_on_receipt": row.inspected_on_receipt,
         "updated_at": now,
-        "destination_token": (
-            privacy.token("address", normalise_address(row.destination)) if row.destination else None
-        ),
+        "destination_token": address_token(privacy, row.destination),
     }
     exists = conn.execute(select(manifests.c.waybill).where(manifests.c.waybill == row.waybill)).first()
     if exists:

@@ -103,6 +103,8 @@ def token_and_mask(privacy: Privacy, req: WatchRequest) -> tuple[str, str]:
         return privacy.sender_token("usc_code", value), mask_id(value)
     if req.kind == "address":
         # Normalised as the registry normalises sender addresses, so both spellings match.
+        if not normalise_address(value):
+            raise BadInput("value: the address has nothing but markers and punctuation", "address")
         return privacy.token("address", normalise_address(value)), mask_text(value)
     return privacy.token(req.kind, value), mask_text(value)
 

@@ -240,3 +240,15 @@ def test_sender_risk_decays_and_is_explained(server: Server) -> None:
     item = server.client.get("/api/v1/reviews", headers=server.admin).json()[0]["id"]
     page = server.client.get(f"/desk/items/{item}?lang=en", headers=cookie)
     assert 'id="sender-risk"' in page.text and "split_shipment" in page.text
+
+
+def test_an_address_of_markers_only_links_nothing(server: Server) -> None:
+    rows = [
+        f"resident_id,{rid(40 + i)},P{i},,{a},true,,O1,C1,false,," for i, a in enumerate(["省市区", " 。、 "])
+    ]
+    assert _import(server, "senders", csv(SENDER_HEAD, rows))["imported"] == 2
+    with _services(server).db.read() as conn:
+        assert {r.address_token for r in conn.execute(select(senders))} == {None}
+    entry = {"list": "watchlist", "kind": "address", "value": "省 市 区", "reason": "r", "source": "s"}
+    r = server.client.post("/api/v1/watchlist", json=entry, headers=server.admin)
+    assert r.status_code == 422 and "markers" in r.json()["error"]["message"]
