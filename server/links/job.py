@@ -10,12 +10,15 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.db import Database, utcnow
+from server.db import Database, serialise_writers, utcnow
 from server.links.clusters import consolidate, find_clusters
 from server.links.risk import update_risks
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+# Advisory lock (PostgreSQL) of the job's write: server workers running it at once take turns, and the
+# later one finds the clusters already stored and grows them instead of opening them again.
+LINKS_LOCK = 7_482_160
 
 
 def run_links(db: Database, settings: ServerSettings, now: datetime | None = None) -> dict[str, Any]:
@@ -25,6 +28,7 @@ def run_links(db: Database, settings: ServerSettings, now: datetime | None = Non
     with db.read() as conn:
         clusters = find_clusters(conn, settings.links, now)
     with db.write() as conn:
+        serialise_writers(conn, LINKS_LOCK)
         stored = consolidate(conn, clusters, settings.review, now)
         risks = update_risks(conn, settings.links, now)
     return {**stored, "risky_senders": risks["senders"], "risk_sent": risks["sent"],

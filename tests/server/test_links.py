@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -252,3 +253,19 @@ def test_an_address_of_markers_only_links_nothing(server: Server) -> None:
     entry = {"list": "watchlist", "kind": "address", "value": "省 市 区", "reason": "r", "source": "s"}
     r = server.client.post("/api/v1/watchlist", json=entry, headers=server.admin)
     assert r.status_code == 422 and "markers" in r.json()["error"]["message"]
+
+
+def test_two_servers_running_the_job_at_once_open_one_item(server: Server) -> None:
+    ants(server)
+    db, settings = _services(server).db, server.settings
+    results: list[dict[str, Any]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(run_links(db, settings, NOW))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r["opened"] for r in results) == [0, 1]
+    with db.read() as conn:
+        assert len(conn.execute(select(reviews).where(reviews.c.reasons.like("%SPLIT_SHIPMENT%"))).all()) == 1
