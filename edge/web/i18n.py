@@ -124,6 +124,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_CLASSIFIER_ERROR": ("识别模块故障", "Classifier error"),
     "reason_LATE": ("来不及判定", "Too late to decide"),
     "reason_PROCESSING_ERROR": ("处理出错", "Processing error"),
+    # From the server's view of the sender and the courier's acceptance record.
+    "reason_SENDER_RISK": ("寄件人历史风险", "Sender's history risk"),
+    "reason_UNQUALIFIED_CUSTOMER": ("协议客户资质无效", "Agreement customer not qualified"),
+    "reason_NOT_INSPECTED": ("未收寄验视", "Not inspected on receipt"),
     "state_checking": ("正在检查连接", "Checking the connection"),
     "state_connected": ("已连接", "Connected"),
     # Causes of a failing device, with what to do (edge/web/causes.py picks one from the raw detail).
