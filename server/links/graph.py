@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, bindparam, insert, literal, select
 
 from edge.wire import ParcelEvent
 from server.schema import events, link_edges, manifests
@@ -29,17 +29,18 @@ def update_links(conn: Connection, new: Sequence[object]) -> int:
     )
     if not pairs:
         return 0
-    rows = conn.execute(
-        select(events.c.key, events.c.id, events.c.at, manifests.c.sender_token)
+    # One statement for all of them: each row's parcel id, sender and time come from the stored event.
+    edge = (
+        select(
+            events.c.id,
+            literal("image"),
+            bindparam("ref", type_=String),
+            manifests.c.sender_token,
+            events.c.at,
+        )
         .select_from(events.outerjoin(manifests, manifests.c.waybill == events.c.waybill))
-        .where(events.c.key.in_({k for k, _ in pairs}))
-    ).all()
-    by_key = {r.key: r for r in rows}
-    edges = [
-        {"parcel_id": r.id, "kind": "image", "token": ref[:128], "sender_token": r.sender_token, "at": r.at}
-        for key, ref in pairs
-        if (r := by_key.get(key)) is not None
-    ]
-    if edges:
-        conn.execute(link_edges.insert(), edges)
-    return len(edges)
+        .where(events.c.key == bindparam("key"))
+    )
+    cols = ["parcel_id", "kind", "token", "sender_token", "at"]
+    conn.execute(insert(link_edges).from_select(cols, edge), [{"key": k, "ref": r[:128]} for k, r in pairs])
+    return len(pairs)

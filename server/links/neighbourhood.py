@@ -170,6 +170,13 @@ def cluster_view(conn: Connection, who: Principal, cluster_id: str, words: dict[
     }
     g = Graph()
     centre = g.node("cluster", "cluster", f"{words.get('link_cluster', 'cluster')} {row.score:.2f}", 0)
+    # A value links the cluster's senders when two or more of them hold it.
+    held = Counter(
+        (kind, v)
+        for q in people.values()
+        for kind, v in (("phone", q.phone_token), ("address", q.address_token), ("org", q.customer_token))
+        if v
+    )
     for t in tokens:
         if t not in people:
             continue
@@ -181,15 +188,7 @@ def cluster_view(conn: Connection, who: Principal, cluster_id: str, words: dict[
             ("address", p.address_token, _short(p.address_token or "")),
             ("org", p.customer_token, mask_id(p.usc_code or "")),
         ):
-            if (
-                value
-                and sum(
-                    1
-                    for q in people.values()
-                    if getattr(q, f"{kind}_token" if kind != "org" else "customer_token") == value
-                )
-                >= 2
-            ):
+            if value and held[kind, value] >= 2:
                 g.link(me, g.node(f"{kind}:{value}", kind, f"{words.get('link_' + kind, kind)} {label}", 2))
     places = Counter(p.destination_token for p in parcels if p.destination_token)
     for place, count in places.most_common(MAX_PLACES):

@@ -16,7 +16,7 @@ from server.idcheck import resident_id_check_char, usc_check_char
 from server.links.job import run_links
 from server.links.normalise import normalise_address
 from server.privacy import Privacy
-from server.schema import link_cluster_members, link_clusters, reviews, sender_risks, senders
+from server.schema import link_cluster_members, link_clusters, link_edges, reviews, sender_risks, senders
 from server.watchlist import WatchRequest, token_and_mask
 from tests.server.conftest import Server, make_caller
 
@@ -269,3 +269,32 @@ def test_two_servers_running_the_job_at_once_open_one_item(server: Server) -> No
     assert sorted(r["opened"] for r in results) == [0, 1]
     with db.read() as conn:
         assert len(conn.execute(select(reviews).where(reviews.c.reasons.like("%SPLIT_SHIPMENT%"))).all()) == 1
+
+
+def test_hit_images_link_through_their_nearest_known_counterfeit(server: Server) -> None:
+    """Only a hit's first live gallery match becomes an edge; replays add nothing."""
+    tokens = ants(server)
+    view = {
+        "image_sha256": "a" * 64,
+        "category": "footwear_clothing",
+        "category_prob": 0.9,
+        "model_version": "m",
+    }
+    events = [
+        {**_parcel("st-a", 40 + i, f"ANT{i:04d}", tokens[f"ant{i % 3}"], NOW), "decision": decision,
+         "reasons": reasons, "classifier": "on",
+         "classifications": [{**view, "gallery": [{"ref_id": "ref-1", "similarity": 0.95}],
+                              "shadow": shadow}]}
+        for i, (decision, reasons, shadow) in enumerate(
+            [("PULL", ["GALLERY_MATCH"], False), ("PULL", ["GALLERY_MATCH"], False), ("CLEAR", [], False),
+             ("HOLD", ["MODEL_UNCERTAIN"], True)]
+        )
+    ]  # fmt: skip
+    for _ in range(2):
+        _sync(server, "st-a", server.station_a, events)
+    with _services(server).db.read() as conn:
+        edges = conn.execute(select(link_edges)).all()
+    assert sorted((e.kind, e.token, e.sender_token) for e in edges) == [
+        ("image", "ref-1", tokens["ant0"]),
+        ("image", "ref-1", tokens["ant1"]),
+    ]
