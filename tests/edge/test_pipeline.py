@@ -255,3 +255,4 @@ def test_sender_history_reaches_decide(tmp_path: Path, sorter: SimulatedSorter) 
         (w_uninspected, "CLEAR", ("NOT_INSPECTED",)),
     ]
     assert [e.risk for e in agent.store.events(100) if e.type == "parcel"] == [0.8, 0.4, 0.5, 0.3]
+    agent.stop()

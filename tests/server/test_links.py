@@ -294,7 +294,6 @@ def test_hit_images_link_through_their_nearest_known_counterfeit(server: Server)
         _sync(server, "st-a", server.station_a, events)
     with _services(server).db.read() as conn:
         edges = conn.execute(select(link_edges)).all()
-    assert sorted((e.kind, e.token, e.sender_token) for e in edges) == [
-        ("image", "ref-1", tokens["ant0"]),
-        ("image", "ref-1", tokens["ant1"]),
-    ]
+    assert sorted((e.kind, e.token, e.sender_token) for e in edges) == sorted(
+        [("image", "ref-1", tokens["ant0"]), ("image", "ref-1", tokens["ant1"])]
+    )
