@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from datetime import UTC, datetime
@@ -173,9 +174,11 @@ def bench_ingest_with_links(url: str, batches: int) -> dict[str, Any]:
     on, off = _settings(url), _settings(url).model_copy(update={"links": LinksConfig(enabled=False)})
     who = Principal("station", "bench-a", Role.STATION, ("hub",), line_id="l1")
     timings: dict[bool, list[float]] = {True: [], False: []}
-    for b in range(2 * batches):
-        # ABBA order: neither setting always goes first (the first of a pair pays for the last's flush).
-        with_links = b % 4 in (0, 3)
+    # A shuffled, balanced order: periodic work of the engine (a WAL checkpoint every few batches)
+    # must not fall on one setting, as it does with any fixed alternation.
+    order = [True] * batches + [False] * batches
+    random.Random(16).shuffle(order)
+    for b, with_links in enumerate(order):
         evs = parcel_events("bench-a", "b", b * BATCH, BATCH, day)
         for ev in evs:
             ev["sender_token"] = f"S{ev['seq'] % 1000}"
