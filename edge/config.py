@@ -330,6 +330,39 @@ class PolicyConfig(Strict):
         ),
     )
 
+    # -- sender risk, agreement customers and inspection on receipt (all sent by the server) --------
+    sender_risk_hold: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Sender risk (from the server's history score) at or above which a parcel is held.",
+    )
+    sender_risk_weight_from: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Sender risk at or above which (below sender_risk_hold) it only adds to the risk.",
+    )
+    unqualified_customer: Literal["hold", "weight"] = Field(
+        "hold",
+        description="Agreement customer without a valid qualification: hold the parcel, or only add weight.",
+    )
+    unqualified_customer_weight: float = Field(
+        0.4, ge=0, le=1, description="Risk an unqualified agreement customer adds (its own, in either mode)."
+    )
+    not_inspected: Literal["hold", "weight"] = Field(
+        "weight", description="A parcel not inspected on receipt (收寄验视): hold it, or only add weight."
+    )
+    not_inspected_weight: float = Field(
+        0.3, ge=0, le=1, description="Risk a parcel not inspected on receipt adds (its own, in either mode)."
+    )
+    weight_hold_risk: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="Combined risk at which reasons that only add weight hold the parcel by themselves.",
+    )
+
     @model_validator(mode="after")
     def _known_categories(self) -> PolicyConfig:
         unknown = sorted(set(self.category_thresholds) - set(GOODS_CATEGORIES))

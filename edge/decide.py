@@ -34,6 +34,12 @@ class Reason(StrEnum):
     LATE = "LATE"
     # Processing failed with an error; the parcel is held, never passed as if cleared.
     PROCESSING_ERROR = "PROCESSING_ERROR"
+    # The sender's risk from the server's history (confirmed counterfeits, split shipments, ...).
+    SENDER_RISK = "SENDER_RISK"
+    # An agreement customer whose qualification (协议客户资格) is not valid.
+    UNQUALIFIED_CUSTOMER = "UNQUALIFIED_CUSTOMER"
+    # The courier did not inspect the parcel on receipt (收寄验视).
+    NOT_INSPECTED = "NOT_INSPECTED"
 
 
 # Which decision each reason forces, and the risk it carries on its own.
@@ -58,6 +64,10 @@ REASON_RISK: dict[Reason, float] = {
     Reason.CLASSIFIER_ERROR: 0.3,
     Reason.LATE: 0.5,
     Reason.PROCESSING_ERROR: 0.5,
+    # Defaults only: decide() weighs these three by the sender's risk and the policy.
+    Reason.SENDER_RISK: 0.5,
+    Reason.UNQUALIFIED_CUSTOMER: 0.4,
+    Reason.NOT_INSPECTED: 0.3,
 }
 
 
@@ -94,6 +104,12 @@ class ParcelFacts:
     late: bool = False
     # Processing raised before the facts were complete: none of the others can be trusted.
     processing_error: bool = False
+    # The sender's risk score from the server (0: none known).
+    sender_risk: float = 0.0
+    # The sender is an agreement customer whose qualification the server holds as not valid.
+    unqualified_customer: bool = False
+    # The manifest says the parcel was not inspected on receipt.
+    not_inspected: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,12 +119,41 @@ class Decision:
     risk: float
 
 
-def combine_risk(reasons: tuple[Reason, ...]) -> float:
+def combine_risk(reasons: tuple[Reason, ...], weights: dict[Reason, float] | None = None) -> float:
     """Independent-evidence combination: 1 - prod(1 - r); one certain reason makes 1.0."""
     remaining = 1.0
     for reason in reasons:
-        remaining *= 1.0 - REASON_RISK[reason]
+        remaining *= 1.0 - (weights or {}).get(reason, REASON_RISK[reason])
     return round(1.0 - remaining, 4)
+
+
+def _history_reasons(
+    facts: ParcelFacts, policy: PolicyConfig
+) -> tuple[list[Reason], set[Reason], dict[Reason, float]]:
+    """Reasons from the server's view of the sender and the courier's acceptance record.
+
+    Returns the reasons, those of them that only add weight (they hold nothing by themselves), and
+    the weight each carries.
+    """
+    reasons: list[Reason] = []
+    weight_only: set[Reason] = set()
+    weights: dict[Reason, float] = {}
+    if facts.sender_risk >= min(policy.sender_risk_hold, policy.sender_risk_weight_from):
+        reasons.append(Reason.SENDER_RISK)
+        weights[Reason.SENDER_RISK] = min(1.0, facts.sender_risk)
+        if facts.sender_risk < policy.sender_risk_hold:
+            weight_only.add(Reason.SENDER_RISK)
+    for flagged, reason, mode, weight in (
+        (facts.unqualified_customer, Reason.UNQUALIFIED_CUSTOMER, policy.unqualified_customer,
+         policy.unqualified_customer_weight),
+        (facts.not_inspected, Reason.NOT_INSPECTED, policy.not_inspected, policy.not_inspected_weight),
+    ):  # fmt: skip
+        if flagged:
+            reasons.append(reason)
+            weights[reason] = weight
+            if mode == "weight":
+                weight_only.add(reason)
+    return reasons, weight_only, weights
 
 
 def _image_reasons(facts: ParcelFacts, policy: PolicyConfig) -> list[Reason]:
@@ -150,6 +195,8 @@ def decide(facts: ParcelFacts, policy: PolicyConfig) -> Decision:
         failed = (Reason.PROCESSING_ERROR,)
         return Decision("HOLD", failed, combine_risk(failed))
     reasons: list[Reason] = []
+    weight_only: set[Reason] = set()
+    weights: dict[Reason, float] = {}
     status = facts.identify_status
     if status == "no_read":
         reasons.append(Reason.NO_READ)
@@ -171,15 +218,19 @@ def decide(facts: ParcelFacts, policy: PolicyConfig) -> Decision:
             reasons.append(Reason.SENDER_BLACKLISTED)
         elif facts.watchlisted:
             reasons.append(Reason.WATCHLIST_MATCH)
+        history, weight_only, weights = _history_reasons(facts, policy)
+        reasons.extend(history)
     reasons.extend(_image_reasons(facts, policy))
     ordered = tuple(dict.fromkeys(reasons))
+    risk = combine_risk(ordered, weights)
     if any(r in PULL_REASONS for r in ordered):
         name: DecisionName = "PULL"
-    elif ordered:
+    elif any(r not in weight_only for r in ordered) or (ordered and risk >= policy.weight_hold_risk):
         name = "HOLD"
     else:
+        # Nothing that holds by itself: the weights are recorded with the parcel, which passes.
         name = "CLEAR"
-    return Decision(name, ordered, combine_risk(ordered))
+    return Decision(name, ordered, risk)
 
 
 def decide_failed() -> Decision:

@@ -398,7 +398,9 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     run_station(agent_b, len(onward), "station B", progress)
     wait_until(lambda: agent_a.store.outbox_size() == 0, 30, "station A outbox to drain", agent_a.sync.kick)  # type: ignore[union-attr]
 
-    summary = summarise(api, [agent_a, agent_b], sorter, classifier)
+    consolidated = run_links_job(settings)
+    progress.say(f"links job: {consolidated} split shipment(s), one consolidated review item each")
+    summary = summarise(api, [agent_a, agent_b], sorter, classifier, consolidated)
     progress.say(format_summary(summary))
     # Retention runs once, as the server's daily job would: today's data is within every period.
     retention = admin.run_retention(settings, dry_run=False, actor="demo")
@@ -431,8 +433,24 @@ def _run(opts: DemoOptions, work: Path, progress: Progress, stack: contextlib.Ex
     return summary
 
 
+def run_links_job(settings: Any) -> int:
+    """The server's links job, run once now (the server runs it on a timer): split shipments opened."""
+    from server.db import Database
+    from server.links.job import run_links
+
+    db = Database(settings.database_url)
+    try:
+        return int(run_links(db, settings)["opened"])
+    finally:
+        db.dispose()
+
+
 def summarise(
-    api: Api, agents: list[EdgeAgent], sorter: SimulatedSorter, classifier: ClassifierConfig
+    api: Api,
+    agents: list[EdgeAgent],
+    sorter: SimulatedSorter,
+    classifier: ClassifierConfig,
+    split_shipments: int = 0,
 ) -> dict[str, Any]:
     """Counts from what was stored: the server's report and each station's own database."""
     from server.jurisdictions import DEFAULT_TIMEZONE
@@ -467,8 +485,9 @@ def summarise(
         "held": int(report.get("held", 0)),
         "pulled": int(report.get("pulled", 0)),
         "no_reads": int(report.get("no_reads", 0)),
-        # Every hit the server stored opened exactly one review item.
-        "hits_synced": int(report.get("review_items", 0)),
+        # Every hit the server stored opened exactly one review item; each split shipment one more.
+        "hits_synced": int(report.get("review_items", 0)) - split_shipments,
+        "split_shipments": split_shipments,
         "orders_delivered": delivered,
         "diverts_acknowledged": diverted,
         "classifier": "on" if classifier.enabled else "off",
@@ -481,6 +500,7 @@ def summarise(
         "server pulled = stations pulled": summary["pulled"] == edge_counts["PULL"],
         "server no-reads = stations no-reads": summary["no_reads"] == no_reads,
         "one review item per hit": summary["hits_synced"] == edge_counts["HOLD"] + edge_counts["PULL"],
+        "the split shipment consolidated into one review item": split_shipments == 1,
         "sorter diverted = stations diverted": diverted == sorter.diverts_acknowledged - sorter.missed,
         "server pulls diverted = stations pulls diverted": pulls_diverted
         == int(report.get("pulls", {}).get("diverted", -1)),
@@ -496,6 +516,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  parcels {s['parcels']}: cleared {s['cleared']}, held {s['held']}, pulled {s['pulled']}\n"
         f"  no-reads {s['no_reads']}, hits synced {s['hits_synced']},"
         f" orders delivered {s['orders_delivered']}, diverts acknowledged {s['diverts_acknowledged']},"
+        f" split shipments consolidated {s['split_shipments']},"
         f" classifier {s['classifier']}\n"
         f"  server and stations agree: {'yes' if s['consistent'] else 'NO'}"
     )

@@ -118,7 +118,10 @@ class Pipeline:
         manifest = self.store.manifest(ident.waybill)
         token = manifest.sender_token if manifest else None
         sender = self.store.sender(token) if token else None
-        tokens = [token] + ([sender.phone_token, sender.address_token] if sender else [])
+        # The customer's credit code token matches organisation entries of the black- and watchlists.
+        tokens = [token] + (
+            [sender.phone_token, sender.address_token, sender.customer_token] if sender else []
+        )
         lists = self.store.watch_lists([t for t in tokens if t], now)
         orders = self.store.matching_orders(ident.waybill, token, now)
         facts = ParcelFacts(
@@ -131,6 +134,9 @@ class Pipeline:
             blacklisted="blacklist" in lists,
             watchlisted="watchlist" in lists,
             order_ids=tuple(orders),
+            sender_risk=(sender.risk or 0.0) if sender else 0.0,
+            unqualified_customer=bool(sender and sender.agreement_customer and sender.qualified is False),
+            not_inspected=manifest is not None and not manifest.inspected_on_receipt,
         )
         return facts, token, manifest.declared_category if manifest else None
 

@@ -21,6 +21,7 @@ Kind = Literal[
     "no_read",
     "bad_check",
     "counterfeit",
+    "split_shipment",
 ]
 
 # Share of each kind of parcel in the scenario; the rest are verified senders.
@@ -35,7 +36,13 @@ MIX: dict[Kind, float] = {
     "bad_check": 0.01,
     # A verified sender whose goods photo at acceptance shows a counterfeit brand label.
     "counterfeit": 0.03,
+    # One split shipment (蚂蚁搬家): shoes from three verified senders sharing a phone, to two places;
+    # each parcel clears, and the server's links job consolidates them into one review item.
+    "split_shipment": 0.04,
 }
+ANT_SENDERS = 3
+ANT_PLACES = ("上海市浦东新区世纪大道100号", "杭州市西湖区文三路90号")
+ROADS = ("长江路", "黄河路", "珠江路")
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -128,13 +135,31 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
                 courier=f"C{rng.randint(100, 999)}",
             )
         )
+    ant_phone = f"1{rng.choice('3456789')}{rng.randint(0, 999_999_999):09d}"
+    ants = [
+        Sender(
+            id_type="resident_id",
+            id_number=resident_id(rng),
+            name=rng.choice(SURNAMES) + rng.choice(GIVEN),
+            phone=ant_phone,
+            # One address written three ways: the server normalises it to one token.
+            address=["广州市白云区机场路8号", "广东省广州市白云区机场路８号", "广州 白云区 机场路 8#"][i],
+            verified=True,
+            verified_at="2026-11-01T08:00:00+00:00",
+            outlet=f"OUT-{rng.randint(1, 20):03d}",
+            courier=f"C{rng.randint(100, 999)}",
+        )
+        for i in range(ANT_SENDERS)
+    ]
     verified_senders = [s for s in senders if s.verified]
     unverified = [s for s in senders if not s.verified]
     blacklisted = verified_senders[-max(1, len(verified_senders) // 15) :]
     clean = [s for s in verified_senders if s not in blacklisted]
     kinds: list[Kind] = []
     for kind, share in MIX.items():
-        kinds.extend([kind] * max(1, round(n_parcels * share)))
+        # A split shipment needs parcels from several senders, at least one more than the senders.
+        least = ANT_SENDERS + 1 if kind == "split_shipment" else 1
+        kinds.extend([kind] * max(least, round(n_parcels * share)))
     kinds = kinds[:n_parcels]
     kinds.extend(["verified"] * (n_parcels - len(kinds)))
     rng.shuffle(kinds)
@@ -146,8 +171,10 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
         while waybill in used:
             waybill = s10_waybill(rng)
         used.add(waybill)
-        category = rng.choice(GOODS_CATEGORIES)
+        category = "footwear_clothing" if kind == "split_shipment" else rng.choice(GOODS_CATEGORIES)
+        nth_ant = len([p for p in parcels if p.kind == "split_shipment"])
         sender: Sender | None = {
+            "split_shipment": ants[nth_ant % ANT_SENDERS],
             "verified": rng.choice(clean),
             "camera_read": rng.choice(clean),
             "counterfeit": rng.choice(clean),
@@ -172,6 +199,10 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
                     "declared_category": category,
                     "quantity": rng.randint(1, 5),
                     "inspected_on_receipt": True,
+                    # The ants' parcels alternate between two places, so senders share both.
+                    "destination": ANT_PLACES[nth_ant % len(ANT_PLACES)]
+                    if kind == "split_shipment"
+                    else f"{rng.randint(1, 999)}号 {rng.choice(ROADS)} {rng.randint(1, 99)}栋",
                 }
             )
         goods: Literal["none", "genuine", "counterfeit"] = "none"
@@ -180,7 +211,7 @@ def build_scenario(n_parcels: int, seed: int = 7) -> Scenario:
         elif kind == "verified" and rng.random() < 0.25:
             goods = "genuine"
         parcels.append(Parcel(kind, waybill, sender.id_number if sender else None, category, codes, goods))
-    return Scenario(senders, manifests, [s.id_number for s in blacklisted], parcels)
+    return Scenario(senders + ants, manifests, [s.id_number for s in blacklisted], parcels)
 
 
 def write_replay(parcels: list[Parcel], path: Path, delay: float = 0.0, images: bool = False) -> None:

@@ -198,8 +198,15 @@ class EdgeStore(ServerCopies):
 
     def _upgrade(self) -> None:
         """Bring a database made by an earlier release up to this schema (columns only ever added)."""
-        added = {"senders": ("address_token", "TEXT"), "images": ("stored_at", "TEXT")}
-        for table, (column, kind) in added.items():
+        added = [
+            ("senders", "address_token", "TEXT"),
+            ("images", "stored_at", "TEXT"),
+            # Sender risk, qualification and credit code token from the server (feature sender-risk).
+            ("senders", "risk", "REAL"),
+            ("senders", "qualified", "INTEGER"),
+            ("senders", "customer_token", "TEXT"),
+        ]
+        for table, column, kind in added:
             cols = {r[1] for r in self._wconn.execute(f"PRAGMA table_info({table})")}
             if column not in cols:
                 self._wconn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -37,7 +37,7 @@ class ServerCopies:
             db.conn.executemany(
                 "INSERT OR REPLACE INTO senders"
                 " (sender_token, id_masked, name_masked, phone_token, verified, agreement_customer,"
-                " address_token) VALUES (?,?,?,?,?,?,?)",
+                " address_token, risk, qualified, customer_token) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         s.sender_token,
@@ -47,6 +47,9 @@ class ServerCopies:
                         s.verified,
                         s.agreement_customer,
                         s.address_token,
+                        s.risk,
+                        s.qualified,
+                        s.customer_token,
                     )
                     for s in changes.senders
                 ],
@@ -104,7 +107,7 @@ class ServerCopies:
     def sender(self, token: str) -> SenderWire | None:
         rows = self.query(
             "SELECT sender_token, id_masked, name_masked, phone_token, verified, agreement_customer,"
-            " address_token FROM senders WHERE sender_token = ?",
+            " address_token, risk, qualified, customer_token FROM senders WHERE sender_token = ?",
             (token,),
         )
         if not rows:
@@ -118,6 +121,9 @@ class ServerCopies:
             verified=bool(r[4]),
             agreement_customer=bool(r[5]),
             address_token=r[6],
+            risk=r[7],
+            qualified=None if r[8] is None else bool(r[8]),
+            customer_token=r[9],
         )
 
     def watch_lists(self, tokens: Sequence[str], now: datetime) -> set[str]:

@@ -21,6 +21,7 @@ from edge.store import EdgeStore, OutboxRow, utc_now
 from edge.supervise import supervised
 from edge.wire import (
     FEATURE_ORDER_CANCEL,
+    FEATURE_SENDER_RISK,
     FEATURES_HEADER,
     OrderCancelWire,
     OrdersPollReply,
@@ -79,7 +80,10 @@ class SyncLink:
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
             # Asks for the wire v1 additions this station understands; an older server ignores the header.
-            headers={"Authorization": f"Bearer {token}", FEATURES_HEADER: FEATURE_ORDER_CANCEL},
+            headers={
+                "Authorization": f"Bearer {token}",
+                FEATURES_HEADER: f"{FEATURE_ORDER_CANCEL},{FEATURE_SENDER_RISK}",
+            },
             timeout=timeout_s,
             transport=transport,
         )

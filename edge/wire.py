@@ -8,6 +8,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 WIRE_VERSION = 1
+# A station names the additions to wire v1 it reads in this request header (comma-separated); the
+# server sends an addition's fields only to stations that name it, so older stations, whose models
+# refuse unknown fields, keep working, and a newer station talks to an older server unchanged.
+FEATURES_HEADER = "X-Parcelguard-Features"
+# SenderWire's risk, qualified and customer_token.
+FEATURE_SENDER_RISK = "sender-risk"
+# The `cancelled` list of SyncReply and OrdersPollReply (pull orders an officer cancelled).
+FEATURE_ORDER_CANCEL = "order-cancel"
 
 Decision = Literal["CLEAR", "HOLD", "PULL"]
 ImageKindWire = Literal["xray", "xray_low", "camera", "label"]
@@ -169,11 +177,6 @@ class PullOrderWire(WireModel):
     expires_at: datetime
 
 
-# Additions to v1 a station asks for by naming them in this request header (comma-separated). A server
-# sends an addition's fields only to stations that asked, so a station built before the addition, whose
-# models refuse unknown fields, never sees them.
-FEATURES_HEADER = "X-Parcelguard-Wire-Features"
-FEATURE_ORDER_CANCEL = "order-cancel"
 
 
 class OrderCancelWire(WireModel):
@@ -195,6 +198,11 @@ class SenderWire(WireModel):
     address_token: str | None = None
     verified: bool
     agreement_customer: bool = False
+    # Feature "sender-risk": the sender's risk from the server's history (0-1), whether an agreement
+    # customer's qualification is valid, and the token of its credit code (organisation watch entries).
+    risk: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    qualified: bool | None = None
+    customer_token: str | None = None
 
 
 class ManifestWire(WireModel):

@@ -19,6 +19,7 @@ from server.body_limits import BodyLimitMiddleware
 from server.db import Database, migrate
 from server.docs import install_docs
 from server.errors_http import install_error_handlers, install_openapi
+from server.links.job import LinksWorker
 from server.metrics import ServerMetrics
 from server.metrics import router as metrics_router
 from server.notify import OrderNotifier, PgListenWorker
@@ -101,9 +102,16 @@ def create_app(settings: ServerSettings, extra_routers: list[APIRouter] | None =
             retention = RetentionWorker(services.db, settings)
             retention.start()
             app.state.retention = retention
+        links: LinksWorker | None = None
+        if settings.links.enabled and settings.links.detect_interval_s > 0:
+            links = LinksWorker(services.db, settings)
+            links.start()
+            app.state.links_worker = links
         try:
             yield
         finally:
+            if links is not None:
+                links.stop()
             if retention is not None:
                 retention.stop()
             if checkpoints is not None:

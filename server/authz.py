@@ -162,6 +162,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/desk/items/{item_ref}"): _page(OFF, ADM),
     # The X-ray viewer's samples: who may see them follows the image (server.scope.image_visible).
     ("GET", "/desk/images/{sha256}/pixels"): _page(OFF, ADM),
+    ("GET", "/desk/links/senders/{token}"): _page(OFF, ADM),
+    ("GET", "/desk/links/clusters/{cluster_id}"): _page(OFF, ADM),
     ("GET", "/report"): _page(SUP, ADM),
     ("GET", "/report/download"): _page(SUP, ADM),
     ("GET", "/stations"): _page(SUP, ADM),

@@ -416,3 +416,6 @@ def register_bench(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--out", default="artifacts/bench_server.json", help="results file (JSON; Markdown beside it)"
     )
     p.set_defaults(func=run_bench)
+    from server.links.bench import register as register_split_shipments
+
+    register_split_shipments(bench)

@@ -140,6 +140,18 @@ def _import(args: argparse.Namespace) -> int:
     return 0 if not out["rejected"] else 1
 
 
+def _links_run(args: argparse.Namespace) -> int:
+    from server.db import Database
+    from server.links.job import run_links
+
+    db = Database(_settings(args).database_url)
+    try:
+        print(json.dumps(run_links(db, _settings(args))))
+    finally:
+        db.dispose()
+    return 0
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     from server.admin import check_audit
 
@@ -253,6 +265,12 @@ def register(
         " real_name, audit_log",
     )
     p.set_defaults(func=_guarded(_retention))
+
+    p = sub.add_parser(
+        "links", help="find split shipments (one review item per new cluster) and update sender risk, now"
+    )
+    _add_config(p)
+    p.set_defaults(func=_guarded(_links_run))
 
     audit = commands.add_parser("audit", help="check the audit log").add_subparsers(
         dest="audit_command", required=True

@@ -26,6 +26,7 @@ from server.accounts import Principal
 from server.cases.examples import learn_from_open_box
 from server.db import INGEST_LOCK_SPACE, insert_rows, iso, serialise_on_names
 from server.errors import BadInput, Conflict, Forbidden
+from server.links.graph import update_links
 from server.orders import order_from_pull, record_state, store_orders
 from server.partitions import retention_class_of
 from server.rollup import AnyEvent, count_batch, event_day, hit_category, pull_days, upsert_counts
@@ -171,6 +172,9 @@ def ingest_batch(
     zone = site_zone(settings, site_id)
     insert_rows(conn, "events", EVENT_COLUMNS, [p.row for p in new])
     upsert_counts(conn, count_batch(events_new, zone, pull_days(conn, events_new)))
+    # The link graph's edges from this batch's hit images (server.links).
+    if settings.links.enabled:
+        update_links(conn, events_new)
     hits = [ev for ev in events_new if isinstance(ev, ParcelEvent) and ev.decision in ("HOLD", "PULL")]
     if hits:
         conn.execute(reviews.insert(), [_review_row(ev, station, settings, now, zone) for ev in hits])

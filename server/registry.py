@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select, update
 from server.db import REGISTRY_LOCK, iso, serialise_writers, utcnow
 from server.errors import BadInput
 from server.idcheck import check_id_number, check_phone, check_usc_code, normalise_phone
+from server.links.normalise import normalise_address
 from server.privacy import Privacy, mask_id, mask_name, mask_phone
 from server.schema import manifests, registry_log, senders
 
@@ -67,6 +68,7 @@ class ManifestRow(BaseModel):
     declared_category: str = Field("other", max_length=64, description="declared goods category")
     quantity: int = Field(1, ge=0, le=100_000, description="declared number of items")
     inspected_on_receipt: bool = Field(False, description="inspected at acceptance")
+    destination: str = Field("", max_length=400, description="recipient address (stored only as token)")
 
     @field_validator("declared_category")
     @classmethod
@@ -125,6 +127,19 @@ def _log_change(conn: Connection, kind: str, ref: str, at: str) -> None:
     conn.execute(registry_log.insert().values(kind=kind, ref=ref, at=at))
 
 
+def address_token(privacy: Privacy, address: str) -> str | None:
+    """The token of an address's canonical form; none for one with nothing left to compare (it would
+    otherwise link every sender whose address is only markers or punctuation)."""
+    canonical = normalise_address(address)
+    return privacy.token("address", canonical) if canonical else None
+
+
+def customer_token(privacy: Privacy, row: SenderRow) -> str | None:
+    """The credit code token an organisation watch entry of this customer carries (see watchlist)."""
+    code = row.usc_code or (row.id_number if row.id_type == "usc_code" else "")
+    return privacy.sender_token("usc_code", code) if code else None
+
+
 def store_sender(conn: Connection, privacy: Privacy, row: SenderRow) -> str:
     token = privacy.sender_token(row.id_type, row.id_number)
     now = iso(utcnow())
@@ -135,7 +150,8 @@ def store_sender(conn: Connection, privacy: Privacy, row: SenderRow) -> str:
         "name_masked": mask_name(row.name),
         "phone_token": privacy.token("phone", phone) if phone else None,
         "phone_masked": mask_phone(phone) if phone else None,
-        "address_token": privacy.token("address", row.address) if row.address else None,
+        # Normalised first: the same address written two ways is one node of the link graph.
+        "address_token": address_token(privacy, row.address),
         "sealed": privacy.seal(
             {"id_number": row.id_number.upper(), "name": row.name, "phone": phone, "address": row.address}
         ),
@@ -147,6 +163,7 @@ def store_sender(conn: Connection, privacy: Privacy, row: SenderRow) -> str:
         "usc_code": row.usc_code.upper() or None,
         "qualification": row.qualification,
         "updated_at": now,
+        "customer_token": customer_token(privacy, row),
     }
     exists = conn.execute(select(senders.c.sender_token).where(senders.c.sender_token == token)).first()
     if exists:
@@ -166,6 +183,7 @@ def store_manifest(conn: Connection, privacy: Privacy, row: ManifestRow) -> None
         "quantity": row.quantity,
         "inspected_on_receipt": row.inspected_on_receipt,
         "updated_at": now,
+        "destination_token": address_token(privacy, row.destination),
     }
     exists = conn.execute(select(manifests.c.waybill).where(manifests.c.waybill == row.waybill)).first()
     if exists:

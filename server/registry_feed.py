@@ -8,7 +8,7 @@ from sqlalchemy import Connection, select
 
 from edge.wire import ManifestWire, RegistryChanges, SenderWire, WatchWire
 from server.db import iso
-from server.schema import manifests, registry_log, senders, watchlist
+from server.schema import manifests, registry_log, sender_risks, senders, watchlist
 from server.watchlist import applies_at
 
 
@@ -19,11 +19,13 @@ def registry_changes(
     now: datetime,
     site_id: str,
     regions: dict[str, list[str]],
+    valid_qualifications: list[str] | None = None,
 ) -> RegistryChanges:
     """Rows changed after `cursor` (at most `limit` log entries); `more` says another page is waiting.
 
     Watchlist entries go only to stations of a site they apply at; other sites' entries are skipped
-    (the cursor still moves past them), so the wire form needs no scope.
+    (the cursor still moves past them), so the wire form needs no scope. A sender's risk and whether
+    its qualification is one of `valid_qualifications` go with it (see feature sender-risk).
     """
     log_rows = conn.execute(
         select(registry_log.c.cursor, registry_log.c.kind, registry_log.c.ref)
@@ -39,9 +41,13 @@ def registry_changes(
     for row in log_rows:
         refs.setdefault(row.kind, set()).add(row.ref)
     out_senders = []
+    valid = {q.casefold() for q in valid_qualifications or []}
     if refs["sender"]:
         for r in conn.execute(
-            select(senders).where(senders.c.sender_token.in_(refs["sender"])).order_by(senders.c.sender_token)
+            select(senders, sender_risks.c.score.label("risk"))
+            .outerjoin(sender_risks, sender_risks.c.sender_token == senders.c.sender_token)
+            .where(senders.c.sender_token.in_(refs["sender"]))
+            .order_by(senders.c.sender_token)
         ):
             out_senders.append(
                 SenderWire(
@@ -52,6 +58,9 @@ def registry_changes(
                     address_token=r.address_token,
                     verified=bool(r.verified),
                     agreement_customer=bool(r.agreement_customer),
+                    risk=round(float(r.risk), 4) if r.risk is not None else 0.0,
+                    qualified=r.qualification.strip().casefold() in valid if r.agreement_customer else None,
+                    customer_token=r.customer_token,
                 )
             )
     out_manifests = []

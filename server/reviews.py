@@ -133,9 +133,11 @@ def evidence(
     """
     row = _load(conn, item_id, principal)
     out = item_summary(row)
-    payload = json.loads(
-        conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar_one()
-    )
+    # A consolidated split-shipment item stands for a cluster, not for one event: it has no payload.
+    stored = conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar()
+    if stored is None and not row.event_key.startswith("cluster:"):
+        raise NotFound(f"review item {item_id} has lost its event")
+    payload = json.loads(stored or "{}")
     out["images"] = [
         {**img, "url": IMAGE_URL.format(sha256=img["sha256"])} for img in payload.get("images", [])
     ]
@@ -320,9 +322,11 @@ def operator_results(conn: Connection, item: dict[str, Any]) -> list[dict[str, A
 
 def add_gallery_refs(conn: Connection, row: Any, actor: str, label: str, now: datetime) -> int:
     """Reference the item's images in the counterfeit gallery edges download; repeated adds are ignored."""
-    payload = json.loads(
-        conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar_one()
-    )
+    # A consolidated split-shipment item stands for a cluster, not for one event: it has no payload.
+    stored = conn.execute(select(events.c.payload).where(events.c.key == row.event_key)).scalar()
+    if stored is None and not row.event_key.startswith("cluster:"):
+        raise NotFound(f"review item {row.id} has lost its event")
+    payload = json.loads(stored or "{}")
     added = 0
     for img in payload.get("images", []):
         if img.get("kind") == "label":

@@ -178,7 +178,11 @@ senders = Table(
     Column("usc_code", String(18), nullable=True),
     Column("qualification", String(64), nullable=False),
     Column("updated_at", TS, nullable=False),
+    # Token of the agreement customer's credit code (as organisation watch entries token it).
+    Column("customer_token", String(64), nullable=True),
     Index("ix_senders_phone", "phone_token"),
+    Index("ix_senders_address", "address_token"),
+    Index("ix_senders_customer", "customer_token"),
 )
 
 manifests = Table(
@@ -191,7 +195,10 @@ manifests = Table(
     Column("quantity", Integer, nullable=False),
     Column("inspected_on_receipt", Boolean, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # Keyed token of the normalised recipient address (a node of the link graph).
+    Column("destination_token", String(64), nullable=True),
     Index("ix_manifests_sender", "sender_token"),
+    Index("ix_manifests_destination", "destination_token"),
 )
 
 watchlist = Table(
@@ -562,4 +569,57 @@ audit_base = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("mac", String(64), nullable=False),
     Column("at", TS, nullable=False),
+)
+
+# -- link graph, split shipments and sender risk ---------------------------------------------------
+# The link graph: parcels (parcel events) link to their manifest's sender and destination, senders to
+# their phone, address, credit code and outlet, all through the registry's own indexed columns; what
+# ingest adds is the hit images, linked through the known counterfeit reference they are nearest to.
+link_edges = Table(
+    "link_edges",
+    metadata,
+    Column("parcel_id", BigInteger, nullable=False),  # events.id
+    Column("kind", String(8), nullable=False),  # image
+    Column("token", String(128), nullable=False),
+    Column("sender_token", String(64), nullable=True),
+    Column("at", TS, nullable=False),
+    PrimaryKeyConstraint("parcel_id", "kind", "token"),
+    Index("ix_link_edges_node", "kind", "token"),
+)
+
+# Split-shipment clusters found by the detection job, with their score and explanation.
+link_clusters = Table(
+    "link_clusters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(36), nullable=False, unique=True),
+    Column("score", Float, nullable=False),
+    Column("parcels", Integer, nullable=False),
+    Column("senders", Integer, nullable=False),
+    Column("first_at", TS, nullable=False),
+    Column("last_at", TS, nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("explain", Text, nullable=False),  # JSON: the score's parts and the shared nodes
+    Column("review_id", BigInteger, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+link_cluster_members = Table(
+    "link_cluster_members",
+    metadata,
+    Column("cluster_id", String(36), nullable=False),
+    Column("parcel_id", BigInteger, nullable=False),  # events.id
+    PrimaryKeyConstraint("cluster_id", "parcel_id"),
+    Index("ix_link_cluster_members_parcel", "parcel_id"),
+)
+
+# Each sender's risk from its history, with the contributions that explain it.
+sender_risks = Table(
+    "sender_risks",
+    metadata,
+    Column("sender_token", String(64), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("contributions", Text, nullable=False),  # JSON list of {"kind", "count", "weight"}
+    Column("updated_at", TS, nullable=False),
 )

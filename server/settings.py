@@ -344,6 +344,40 @@ class RetentionConfig(BaseModel):
         return {name: int(getattr(self, f"{name}_days")) for name in RETENTION_FLOORS}
 
 
+
+
+class LinksConfig(BaseModel):
+    """Link graph, split-shipment detection and sender risk: thresholds and schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="keep the link graph at ingest (false: no graph, no detection)")
+    detect_interval_s: float = Field(
+        600.0, ge=0, description="seconds between detection and risk runs in the server (0: never in-process)"
+    )
+    window_days: float = Field(30.0, gt=0, le=366, description="how far back detection looks")
+    hub_senders: int = Field(
+        50, ge=2, description="a phone, address or destination shared by more senders links nothing (a hub)"
+    )
+    min_parcels: int = Field(2, ge=2, description="smallest cluster considered")
+    min_senders: int = Field(2, ge=1, description="fewest different senders in a cluster considered")
+    threshold: float = Field(
+        0.45, ge=0, le=1, description="cluster score at or above which one consolidated review item opens"
+    )
+    max_span_days: float = Field(
+        21.0,
+        gt=0,
+        description="clusters whose parcels spread over more days than this score nothing for time",
+    )
+    risk_half_life_days: float = Field(
+        180.0, gt=0, description="half-life of a history event's risk contribution"
+    )
+    valid_qualifications: list[str] = Field(
+        default_factory=lambda: ["valid", "approved", "有效", "已审核", "合格"],
+        description="qualification values of an agreement customer that count as valid (case-insensitive)",
+    )
+
+
 class ServerSettings(BaseModel):
     """Everything the central server needs to start; secrets default to the environment."""
 
@@ -416,6 +450,11 @@ class ServerSettings(BaseModel):
     )
     # Cases (server.cases): how rights-holder notifications are sent.
     cases: CasesConfig = Field(default_factory=CasesConfig, description="case notifications (SMTP or export)")
+
+
+    links: LinksConfig = Field(
+        default_factory=LinksConfig, description="link graph, split-shipment detection and sender risk"
+    )
 
     @field_validator("secret_key", "hmac_key", "encryption_key")
     @classmethod

@@ -15,6 +15,7 @@ from server.accounts import ALL_SITES, Principal
 from server.db import REGISTRY_LOCK, iso, serialise_writers, utcnow
 from server.errors import BadInput, Forbidden, NotFound
 from server.idcheck import check_id_number, check_phone, check_usc_code, normalise_phone
+from server.links.normalise import normalise_address
 from server.privacy import Privacy, mask_id, mask_phone, mask_text
 from server.schema import registry_log, watchlist
 from server.scope import covers
@@ -100,6 +101,11 @@ def token_and_mask(privacy: Privacy, req: WatchRequest) -> tuple[str, str]:
     if req.kind == "organisation" and check_usc_code(value) is None:
         # An organisation named by its credit code matches the agreement customer registered under it.
         return privacy.sender_token("usc_code", value), mask_id(value)
+    if req.kind == "address":
+        # Normalised as the registry normalises sender addresses, so both spellings match.
+        if not normalise_address(value):
+            raise BadInput("value: the address has nothing but markers and punctuation", "address")
+        return privacy.token("address", normalise_address(value)), mask_text(value)
     return privacy.token(req.kind, value), mask_text(value)
 
 

@@ -6,11 +6,10 @@ import asyncio
 import hashlib
 import time
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.wire import (
     FEATURE_ORDER_CANCEL,
+    FEATURE_SENDER_RISK,
     FEATURES_HEADER,
     OrderCancelWire,
     OrdersPollReply,
@@ -40,6 +40,8 @@ from server.schema import images
 from server.stations import touch_station
 
 router = APIRouter(prefix="/api/v1", tags=["station"])
+# Fields of the sync reply that only stations naming the sender-risk feature receive.
+LEGACY_EXCLUDE: Any = {"registry": {"senders": {"__all__": {"risk", "qualified", "customer_token"}}}}
 
 # Or a quarter of `stations.offline_after_s` if less, so that a station that only polls stays online.
 HEARD_EVERY_S = 10.0
@@ -56,15 +58,21 @@ MAGIC = {
 }
 
 
-def wants_cancellations(request: Request) -> bool:
+def wanted_features(request: Request) -> frozenset[str]:
+    """The wire v1 additions the station names in FEATURES_HEADER (comma-separated)."""
     asked = request.headers.get(FEATURES_HEADER, "")
-    return FEATURE_ORDER_CANCEL in {f.strip().lower() for f in asked.split(",")}
+    return frozenset(f.strip().lower() for f in asked.split(",") if f.strip())
 
 
-def wire_reply(reply: SyncReply | OrdersPollReply, cancellations: bool) -> JSONResponse:
-    """The reply as v1 JSON; the order-cancel addition only for a station that asked for it."""
-    exclude = None if cancellations else {"cancelled"}
-    return JSONResponse(reply.model_dump(mode="json", exclude=exclude))
+def wire_reply(reply: SyncReply | OrdersPollReply, features: frozenset[str]) -> Response:
+    """The reply as v1 JSON with only the additions the station named: a station built before an
+    addition refuses fields it does not know."""
+    exclude: dict[str, Any] = {}
+    if FEATURE_ORDER_CANCEL not in features:
+        exclude["cancelled"] = True
+    if isinstance(reply, SyncReply) and FEATURE_SENDER_RISK not in features:
+        exclude.update(LEGACY_EXCLUDE)
+    return Response(reply.model_dump_json(exclude=exclude or None), media_type="application/json")
 
 
 # The body is parsed and validated straight from its bytes on a worker thread (pydantic-core, no dict of
@@ -88,12 +96,12 @@ SYNC_BODY = {
     summary="Store a station's event batch and reply with orders",
     openapi_extra=SYNC_BODY,
 )
-async def sync(request: Request, station: Caller, svc: ServicesDep) -> JSONResponse:
+async def sync(request: Request, station: Caller, svc: ServicesDep) -> Response:
     raw = await request.body()
-    return await run_in_threadpool(store_batch, raw, station, svc, wants_cancellations(request))
+    return await run_in_threadpool(store_batch, raw, station, svc, wanted_features(request))
 
 
-def store_batch(raw: bytes, station: Principal, svc: Services, cancellations: bool) -> JSONResponse:
+def store_batch(raw: bytes, station: Principal, svc: Services, features: frozenset[str]) -> Response:
     try:
         body = SyncRequest.model_validate_json(raw)
     except ValidationError as exc:
@@ -126,7 +134,8 @@ def store_batch(raw: bytes, station: Principal, svc: Services, cancellations: bo
         svc.notifier.notify(result.order_sites)
     with svc.db.read() as conn:
         pending = pending_orders(conn, station.name, station.sites[0], now)
-        cancelled = cancelled_orders(conn, station.name, station.sites[0], now) if cancellations else []
+        asked = FEATURE_ORDER_CANCEL in features
+        cancelled = cancelled_orders(conn, station.name, station.sites[0], now) if asked else []
         registry = registry_changes(
             conn,
             body.registry_cursor,
@@ -134,6 +143,7 @@ def store_batch(raw: bytes, station: Principal, svc: Services, cancellations: bo
             now,
             station.sites[0],
             svc.settings.regions,
+            svc.settings.links.valid_qualifications,
         )
     reply = SyncReply(
         accepted=result.accepted,
@@ -143,7 +153,7 @@ def store_batch(raw: bytes, station: Principal, svc: Services, cancellations: bo
         server_time=now,
         cancelled=cancelled,
     )
-    return wire_reply(reply, cancellations)
+    return wire_reply(reply, features)
 
 
 IMAGE_BODY = {
@@ -230,8 +240,9 @@ async def poll_orders(
     svc: ServicesDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="last order seq the station holds")] = 0,
     timeout: Annotated[float, Query(ge=0, le=30, description="seconds to wait when nothing is new")] = 25.0,
-) -> JSONResponse:
-    cancellations = wants_cancellations(request)
+) -> Response:
+    features = wanted_features(request)
+    cancellations = FEATURE_ORDER_CANCEL in features
     deadline = time.monotonic() + min(timeout, svc.settings.orders.max_poll_seconds)
     site = station.sites[0]
 
@@ -274,12 +285,12 @@ async def poll_orders(
                 reply = OrdersPollReply(
                     orders=found, last_seq=last, server_time=utcnow(), cancelled=cancelled
                 )
-                return wire_reply(reply, cancellations)
+                return wire_reply(reply, features)
             try:
                 await sub.wait(left)
             except asyncio.CancelledError:
                 # The server is shutting down: answer "nothing new" so the edge simply polls again later.
                 reply = OrdersPollReply(orders=[], last_seq=last, server_time=utcnow(), cancelled=cancelled)
-                return wire_reply(reply, cancellations)
+                return wire_reply(reply, features)
         finally:
             sub.close()

@@ -22,6 +22,8 @@ from server.deps import get_services
 from server.errors import ApiError
 from server.evidence.referrals import referrals_of_item
 from server.jurisdictions import CN_DEADLINES
+from server.links.clusters import cluster_of_review
+from server.links.risk import risk_of
 from server.review_queue import QueueFilter, queue_choices, queue_page, queue_signal
 from server.review_rules import ALLOWED_FROM, AUTHORITIES, CLAIMABLE, DECISIONS, REQUIRED_FIELDS
 from server.reviews import audit_targets, evidence, operator_results
@@ -303,6 +305,9 @@ def desk_item(request: Request, item_ref: str) -> Response:
                 select(reviews.c.claimed_from).where(reviews.c.id == item_id)
             ).scalar()
             referrals = referrals_of_item(conn, who, item_id)
+            # The link graph: the cluster a consolidated item stands for, the sender's risk and why.
+            cluster_id = cluster_of_review(conn, item_id)
+            sender_risk = risk_of(conn, item["sender_token"]) if item["sender_token"] else None
         zone = site_zone(svc.settings, item["site_id"])
         for r in results:
             r["at_local"] = local_time(r["at"], zone)
@@ -351,6 +356,8 @@ def desk_item(request: Request, item_ref: str) -> Response:
             can_reply=who.role is Role.OFFICER,
             legal_bases=svc.settings.review.legal_bases,
             page_json=json.dumps(page_data, ensure_ascii=False).replace("<", "\\u003c"),
+            cluster_id=cluster_id,
+            sender_risk=sender_risk,
         )
     except PageDenied as exc:
         return error_page(request, exc.status, exc.message)

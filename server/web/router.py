@@ -13,6 +13,7 @@ from server.web.admin_pages import router as admin_router
 from server.web.cases_page import router as cases_router
 from server.web.common import HERE, current_user, error_page, render
 from server.web.desk import router as desk_router
+from server.web.links_page import router as links_router
 from server.web.report_page import router as report_router
 from server.web.stations_page import router as stations_router
 from server.web.xray_page import router as xray_router
@@ -24,6 +25,7 @@ router.include_router(stations_router)
 router.include_router(cases_router)
 router.include_router(xray_router)
 router.include_router(admin_router)
+router.include_router(links_router)
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 HOME = {"officer": "/desk", "admin": "/desk", "supervisor": "/report"}

@@ -28,8 +28,13 @@ def seed_two_senders(store: EdgeStore, black_declared: str = "other") -> None:
                 SenderWire(sender_token="black", id_masked="440***********0001", verified=True),
             ],
             manifests=[
-                ManifestWire(waybill=W_GOOD, sender_token="good"),
-                ManifestWire(waybill=W_BLACK, sender_token="black", declared_category=black_declared),
+                ManifestWire(waybill=W_GOOD, sender_token="good", inspected_on_receipt=True),
+                ManifestWire(
+                    waybill=W_BLACK,
+                    sender_token="black",
+                    declared_category=black_declared,
+                    inspected_on_receipt=True,
+                ),
             ],
             watchlist=[
                 WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud")

@@ -154,6 +154,39 @@ CASES: list[tuple[str, dict[str, object], str, tuple[Reason, ...]]] = [
         "HOLD",
         (Reason.PROCESSING_ERROR,),
     ),
+    ("risky sender held", {**GOOD, "sender_risk": 0.8}, "HOLD", (Reason.SENDER_RISK,)),
+    ("some sender risk only weighs", {**GOOD, "sender_risk": 0.3}, "CLEAR", (Reason.SENDER_RISK,)),
+    ("slight sender risk is no reason", {**GOOD, "sender_risk": 0.1}, "CLEAR", ()),
+    (
+        "unqualified agreement customer held",
+        {**GOOD, "unqualified_customer": True},
+        "HOLD",
+        (Reason.UNQUALIFIED_CUSTOMER,),
+    ),
+    (
+        "not inspected on receipt only weighs",
+        {**GOOD, "not_inspected": True},
+        "CLEAR",
+        (Reason.NOT_INSPECTED,),
+    ),
+    (
+        "weights add up to a hold",
+        {**GOOD, "sender_risk": 0.58, "not_inspected": True},
+        "HOLD",
+        (Reason.SENDER_RISK, Reason.NOT_INSPECTED),
+    ),
+    (
+        "history never hides a blacklisted sender",
+        {**GOOD, "blacklisted": True, "sender_risk": 0.9, "unqualified_customer": True},
+        "PULL",
+        (Reason.SENDER_BLACKLISTED, Reason.SENDER_RISK, Reason.UNQUALIFIED_CUSTOMER),
+    ),
+    (
+        "history is not read for an unidentified parcel",
+        {"identify_status": "no_read", "waybill": None, "sender_risk": 0.9},
+        "HOLD",
+        (Reason.NO_READ,),
+    ),
 ]
 
 
@@ -165,7 +198,8 @@ def test_decide_table(
     assert result.decision == decision
     assert result.reasons == reasons
     assert 0.0 <= result.risk <= 1.0
-    assert (result.risk == 0.0) == (decision == "CLEAR")
+    # A parcel passes with a risk only when all its reasons merely add weight.
+    assert (result.risk == 0.0) == (reasons == ())
 
 
 def test_every_reason_code_is_covered_by_the_table() -> None:
@@ -215,3 +249,16 @@ def test_pull_reasons_are_the_interception_ones() -> None:
         Reason.COUNTERFEIT_SUSPECT,
         Reason.GALLERY_MATCH,
     } == PULL_REASONS
+
+
+def test_history_reasons_follow_the_policy() -> None:
+    unqualified = ParcelFacts(**{**GOOD, "unqualified_customer": True})  # type: ignore[arg-type]
+    weighed = decide(unqualified, PolicyConfig(unqualified_customer="weight"))
+    assert (weighed.decision, weighed.reasons, weighed.risk) == ("CLEAR", (Reason.UNQUALIFIED_CUSTOMER,), 0.4)
+    uninspected = ParcelFacts(**{**GOOD, "not_inspected": True})  # type: ignore[arg-type]
+    assert decide(uninspected, PolicyConfig(not_inspected="hold")).decision == "HOLD"
+    assert decide(uninspected, PolicyConfig(not_inspected_weight=0.75)).decision == "HOLD"
+    risky = ParcelFacts(**{**GOOD, "sender_risk": 0.45})  # type: ignore[arg-type]
+    assert decide(risky, PolicyConfig()).decision == "CLEAR"
+    held = decide(risky, PolicyConfig(sender_risk_hold=0.4))
+    assert (held.decision, held.risk) == ("HOLD", 0.45)

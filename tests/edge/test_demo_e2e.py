@@ -40,7 +40,7 @@ def expected_counts(
             return "HOLD"
         if classifier and p.kind == "counterfeit":
             return "PULL"
-        return "CLEAR" if p.kind in ("verified", "camera_read", "counterfeit") else "HOLD"
+        return "CLEAR" if p.kind in ("verified", "camera_read", "counterfeit", "split_shipment") else "HOLD"
 
     totals = {"CLEAR": 0, "HOLD": 0, "PULL": 0}
     no_reads = diverted = 0
@@ -75,6 +75,8 @@ def expected_counts(
         "pulled": totals["PULL"],
         "no_reads": no_reads,
         "hits_synced": totals["HOLD"] + totals["PULL"],
+        # The scenario's one split shipment, consolidated by the server into one review item.
+        "split_shipments": 1,
         # One order per pull at A, sent to B; the officer's site order reaches A and B.
         "orders_delivered": len(pulls_a) + 2,
         "diverts_acknowledged": diverted,

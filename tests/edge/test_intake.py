@@ -44,7 +44,9 @@ def test_reads_are_bound_to_their_xray_shots(tmp_path: Path) -> None:
         RegistryChanges(
             cursor=1,
             senders=[SenderWire(sender_token="tok", id_masked="110***********1234", verified=True)],
-            manifests=[ManifestWire(waybill=w, sender_token="tok") for w in waybills],
+            manifests=[
+                ManifestWire(waybill=w, sender_token="tok", inspected_on_receipt=True) for w in waybills
+            ],
         )
     )
     # The X-ray machine names its files after the waybill; the third parcel's shot is lost.

@@ -56,12 +56,12 @@ def make_agent(tmp_path: Path, lines: list[str], sorter_url: str) -> EdgeAgent:
                 ),
             ],
             manifests=[
-                ManifestWire(waybill=W_OK, sender_token="good"),
-                ManifestWire(waybill=W_UNVERIFIED, sender_token="unver"),
-                ManifestWire(waybill=W_NOREC, sender_token="nobody"),
-                ManifestWire(waybill=W_BLACK, sender_token="black"),
-                ManifestWire(waybill=W_ORDER, sender_token="good"),
-                ManifestWire(waybill=W_ADDR, sender_token="moved"),
+                ManifestWire(waybill=W_OK, sender_token="good", inspected_on_receipt=True),
+                ManifestWire(waybill=W_UNVERIFIED, sender_token="unver", inspected_on_receipt=True),
+                ManifestWire(waybill=W_NOREC, sender_token="nobody", inspected_on_receipt=True),
+                ManifestWire(waybill=W_BLACK, sender_token="black", inspected_on_receipt=True),
+                ManifestWire(waybill=W_ORDER, sender_token="good", inspected_on_receipt=True),
+                ManifestWire(waybill=W_ADDR, sender_token="moved", inspected_on_receipt=True),
             ],
             watchlist=[
                 WatchWire(entry_id="b1", list="blacklist", kind="sender", token="black", reason="fraud"),
@@ -198,4 +198,61 @@ def test_sorter_down_still_decides_and_records(tmp_path: Path) -> None:
     assert ev.decision == "PULL" and agent.store.divert_outcomes()[ev.tracking_id] == "TIMEOUT"
     kinds = [(a["kind"], a.get("divert")) for a in drain_feed(alerts) if a["type"] == "alert"]
     assert kinds == [("pull", "PENDING"), ("divert_failed", "TIMEOUT")]
+    agent.stop()
+
+
+def test_sender_history_reaches_decide(tmp_path: Path, sorter: SimulatedSorter) -> None:
+    """Risk, qualification and credit code token come with the sender record; inspection with the manifest."""
+    w_risky, w_shop, w_listed, w_uninspected = (s10_waybill(random.Random(i)) for i in (21, 22, 23, 24))
+    agent = make_agent(tmp_path, [read(w) for w in (w_risky, w_shop, w_listed, w_uninspected)], sorter.url)
+    agent.store.apply_registry(
+        RegistryChanges(
+            cursor=2,
+            senders=[
+                SenderWire(sender_token="risky", id_masked="110***********0003", verified=True, risk=0.8),
+                SenderWire(
+                    sender_token="shop",
+                    id_masked="914***********000X",
+                    verified=True,
+                    agreement_customer=True,
+                    qualified=False,
+                    customer_token="usc-shop",
+                ),
+                SenderWire(
+                    sender_token="listed-co",
+                    id_masked="914***********0001",
+                    verified=True,
+                    agreement_customer=True,
+                    qualified=True,
+                    customer_token="usc-watched",
+                ),
+            ],
+            manifests=[
+                ManifestWire(waybill=w_risky, sender_token="risky", inspected_on_receipt=True),
+                ManifestWire(waybill=w_shop, sender_token="shop", inspected_on_receipt=True),
+                ManifestWire(waybill=w_listed, sender_token="listed-co", inspected_on_receipt=True),
+                ManifestWire(waybill=w_uninspected, sender_token="good"),
+            ],
+            watchlist=[
+                WatchWire(
+                    entry_id="w-org",
+                    list="watchlist",
+                    kind="organisation",
+                    token="usc-watched",
+                    reason="case 7",
+                )
+            ],
+        )
+    )
+    agent.start()
+    assert agent.scanner.join(10)
+    assert agent.drain(10)
+    got = [(e.waybill, e.decision, tuple(e.reasons)) for e in agent.store.events(100) if e.type == "parcel"]
+    assert got == [
+        (w_risky, "HOLD", ("SENDER_RISK",)),
+        (w_shop, "HOLD", ("UNQUALIFIED_CUSTOMER",)),
+        (w_listed, "HOLD", ("WATCHLIST_MATCH",)),
+        (w_uninspected, "CLEAR", ("NOT_INSPECTED",)),
+    ]
+    assert [e.risk for e in agent.store.events(100) if e.type == "parcel"] == [0.8, 0.4, 0.5, 0.3]
     agent.stop()

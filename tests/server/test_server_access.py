@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -22,7 +23,7 @@ from server.app import create_app
 from server.authz import route_table, rule_for
 from server.cases import holders, notices, store
 from server.db import normalise_url
-from server.schema import reviews
+from server.schema import link_clusters, reviews
 from server.settings import DEFAULT_LEGAL_BASES
 from tests.server.conftest import _event, png
 
@@ -108,6 +109,8 @@ EXPECT: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("GET", "/web/static/{name}"): PUBLIC,
     ("GET", "/desk"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/desk/items/{item_ref}"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/links/senders/{token}"): (frozenset({OFF, ADM}), "scoped"),
+    ("GET", "/desk/links/clusters/{cluster_id}"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/desk/images/{sha256}/pixels"): (frozenset({OFF, ADM}), "scoped"),
     ("GET", "/report"): (frozenset({SUP, ADM}), "scoped"),
     ("GET", "/report/download"): (frozenset({SUP, ADM}), "scoped"),
@@ -265,6 +268,12 @@ BUILD: dict[tuple[str, str], Builder] = {
     ("GET", "/docs/assets/{name}"): lambda s, w, site, t: Call("/docs/assets/swagger-ui.css"),
     ("GET", "/desk"): lambda s, w, site, t: Call("/desk?q=WBSITE", marker=w.waybill[site]),
     ("GET", "/desk/items/{item_ref}"): lambda s, w, site, t: Call(f"/desk/items/{w.item[site]}"),
+    ("GET", "/desk/links/senders/{token}"): lambda s, w, site, t: Call(
+        f"/desk/links/senders/{w.sender[site]}"
+    ),
+    ("GET", "/desk/links/clusters/{cluster_id}"): lambda s, w, site, t: Call(
+        f"/desk/links/clusters/{_cluster(s, site, t)}"
+    ),
     ("GET", "/desk/images/{sha256}/pixels"): lambda s, w, site, t: Call(
         f"/desk/images/{w.image[site]}/pixels"
     ),
@@ -330,6 +339,21 @@ def _live_hold(server: Any, world: Any, site: str, tag: str) -> int:
     assert r.status_code == 409, r.text
     live = server.client.get(f"{V1}/holds", headers=server.admin).json()
     return next(int(h["id"]) for h in live if h["target_id"] == target)
+
+
+def _cluster(s: Any, site: str, tag: str) -> str:
+    """A split-shipment cluster of `site`, as the links job stores one."""
+    cluster_id = str(uuid.uuid5(uuid.NAMESPACE_URL, tag))
+    now = "2026-01-01T00:00:00+00:00"
+    with s.client.app.state.services.db.write() as conn:
+        conn.execute(
+            link_clusters.insert().values(
+                cluster_id=cluster_id, score=0.9, parcels=2, senders=2, first_at=now, last_at=now,
+                site_id=site, explain='{"same_contents": 1, "same_destination": 1, "span_days": 1,'
+                ' "similar_images": 0, "stations": 1}', created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    return cluster_id
 
 
 def _png(tag: str) -> bytes:

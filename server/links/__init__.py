@@ -1,0 +1,1 @@
+"""The link graph of parcels: shared phones, addresses, credit codes, outlets, destinations and images."""
