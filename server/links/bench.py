@@ -117,7 +117,7 @@ def bench_detection(url: str, engine: str, parcels: int, seed: int) -> dict[str,
     t0 = time.perf_counter()
     with db.write() as conn:
         clusters = find_clusters(conn, settings.links, now)
-        stored = consolidate(conn, clusters, settings.review, now)
+        stored = consolidate(conn, clusters, settings, now)
     seconds = time.perf_counter() - t0
     keys = {i: p.key for i, p in enumerate(s.parcels, 1)}
     with db.read() as conn:

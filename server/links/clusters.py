@@ -29,7 +29,8 @@ from server.schema import (
     senders,
     stations,
 )
-from server.settings import LinksConfig, ReviewConfig
+from server.settings import LinksConfig, ServerSettings
+from server.sites import local_day, site_zone
 
 # Kinds that join senders into one group; destinations and images only score a group.
 JOINING = ("phone", "address", "org")
@@ -233,7 +234,7 @@ def find_clusters(conn: Connection, cfg: LinksConfig, now: datetime) -> list[Clu
 
 
 def consolidate(
-    conn: Connection, clusters: Sequence[Cluster], review: ReviewConfig, now: datetime
+    conn: Connection, clusters: Sequence[Cluster], settings: ServerSettings, now: datetime
 ) -> dict[str, int]:
     """Store the clusters: one that overlaps a stored cluster grows it, a new one opens one review item.
 
@@ -275,7 +276,7 @@ def consolidate(
     if fresh:
         opened = conn.execute(
             reviews.insert().returning(reviews.c.id, reviews.c.event_key),
-            [_review_row(cid, c, review, now) for cid, c in fresh],
+            [_review_row(cid, c, settings, now) for cid, c in fresh],
         ).all()
         review_of = {str(key).removeprefix("cluster:"): int(rid) for rid, key in opened}
         conn.execute(
@@ -303,8 +304,10 @@ def _values(c: Cluster, stamp: str) -> dict[str, Any]:
     }
 
 
-def _review_row(cluster_id: str, c: Cluster, review: ReviewConfig, now: datetime) -> dict[str, Any]:
-    """The cluster's one review item: held for an officer, more urgent the higher it scores."""
+def _review_row(cluster_id: str, c: Cluster, settings: ServerSettings, now: datetime) -> dict[str, Any]:
+    """The cluster's one review item: held for an officer, more urgent the higher it scores, filed under
+    the site-local day of the cluster's last parcel (as the reports count days)."""
+    review = settings.review
     return {
         "event_key": f"cluster:{cluster_id}",
         "station_id": c.station_id,
@@ -319,7 +322,7 @@ def _review_row(cluster_id: str, c: Cluster, review: ReviewConfig, now: datetime
         "category": c.category[:64],
         "priority": 100 + round((1.0 - c.score) * 99),
         "state": "open",
-        "day": c.last_at[:10],
+        "day": local_day(parse_iso(c.last_at), site_zone(settings, c.site_id)),
         "created_at": iso(now),
         "due_at": iso(now + timedelta(hours=review.queue_hours_hold)),
     }

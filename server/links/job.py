@@ -29,7 +29,7 @@ def run_links(db: Database, settings: ServerSettings, now: datetime | None = Non
         clusters = find_clusters(conn, settings.links, now)
     with db.write() as conn:
         serialise_writers(conn, LINKS_LOCK)
-        stored = consolidate(conn, clusters, settings.review, now)
+        stored = consolidate(conn, clusters, settings, now)
         risks = update_risks(conn, settings.links, now)
     return {**stored, "risky_senders": risks["senders"], "risk_sent": risks["sent"],
             "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +69,8 @@ DATA_TEXT = ("sports shoes", "case 2026-17 counterfeit", "tip-off", "TM law art 
 # waybills, priorities and chutes (P140, H1), case numbers (CASE-000001), hashes, the T of an ISO time
 CODE = re.compile(r"^(?:[A-Z]{2}\d+[A-Z]{2}|SF\d+|[A-Z]\d+|CASE-\d+|[0-9a-f]{6,}|\d+\w*)$")
 PATH = re.compile(r"(?<![\w/])/[\w./-]+")  # a file or device path, as configured
+# The head of a token as the links pages show it: "#9d7d8a" for a node, "b4eec…" masked.
+MASKED = re.compile(r"#[0-9a-f]{4,}|\b[0-9a-f]{4,}…")
 ZONE = re.compile(r"\b[A-Z][a-z]+/[A-Za-z_]+\b")  # an IANA time zone id (Asia/Shanghai), as configured
 
 
@@ -79,7 +83,7 @@ def visible_text(page: str) -> str:
 
 
 def english_words(page: str) -> list[str]:
-    text = PATH.sub(" ", ZONE.sub(" ", visible_text(page)))
+    text = PATH.sub(" ", ZONE.sub(" ", MASKED.sub(" ", visible_text(page))))
     for known in DATA_TEXT:
         text = text.replace(known, " ")
     found = []
@@ -109,6 +113,25 @@ def zh_site(db_url: str) -> Iterator[tuple[Site, TestClient]]:
         batch = {"station_id": "st-a", "boot_id": "b1", "events": events}
         assert client.post("/api/v1/sync", json=batch, headers=site.station).is_success
         yield site, client
+
+
+def planted_cluster(c: TestClient, site: str) -> str:
+    """A split-shipment cluster of `site` as the links job stores one (server.links.clusters)."""
+    from server.schema import link_clusters
+
+    cluster_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"zh-{site}"))
+    now = datetime.now(UTC).isoformat()
+    explain = json.dumps(
+        {"same_contents": 1, "same_destination": 1, "span_days": 1, "similar_images": 0, "stations": 1}
+    )
+    with c.app.state.services.db.write() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            link_clusters.insert().values(
+                cluster_id=cluster_id, score=0.9, parcels=2, senders=2, first_at=now, last_at=now,
+                site_id=site, explain=explain, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    return cluster_id
 
 
 def pages_in_chinese(s: Site, c: TestClient) -> Iterator[tuple[str, str]]:
@@ -156,6 +179,8 @@ def pages_in_chinese(s: Site, c: TestClient) -> Iterator[tuple[str, str]]:
     yield "stations", c.get("/stations").text
     login(c, "olga")
     yield "orders", c.get("/desk/orders").text
+    yield "sender links", c.get(f"/desk/links/senders/{s.sender_token}").text
+    yield "cluster", c.get(f"/desk/links/clusters/{planted_cluster(c, 'site1')}").text
     login(c, "root")
     yield "admin users", c.get("/admin/users").text
     yield "admin stations", c.get("/admin/stations").text
