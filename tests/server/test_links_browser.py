@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from server import admin
@@ -17,7 +14,7 @@ from server.app import create_app
 from server.db import Database, migrate
 from server.links.job import run_links
 from server.settings import ServerSettings
-from tests.server.conftest import PASSWORD, Server, make_settings
+from tests.server.conftest import PASSWORD, Server, make_settings, serving
 from tests.server.test_links import ants
 from tests.server.test_web import check_page
 
@@ -40,21 +37,8 @@ def linked(tmp_path: Path) -> Iterator[tuple[ServerSettings, str, dict[str, str]
     db = Database(database)
     assert run_links(db, settings)["opened"] == 1
     db.dispose()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            thread.join(0.02)
-        yield settings, f"http://127.0.0.1:{sock.getsockname()[1]}", tokens
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(settings) as url:
+        yield settings, url, tokens
 
 
 @pytest.mark.browser
