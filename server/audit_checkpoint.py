@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.audit import GENESIS, AuditReport, verify_audit
 from server.db import Database, iso, utcnow
+from server.periodic import Periodic
 from server.schema import audit_base, audit_head, audit_log
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,7 @@ class CheckpointWorker:
         self.secret_key = secret_key
         self.directory = directory
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-checkpoint", daemon=True)
+        self._timer = Periodic("audit-checkpoint", self.run_once, interval_s, interval_s)
         self._refused = ""
 
     def run_once(self) -> Checkpoint | None:
@@ -218,13 +217,8 @@ class CheckpointWorker:
 
     def start(self) -> None:
         self.run_once()  # at once, so a server that runs only briefly still leaves one
-        self._thread.start()
+        self._timer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._timer.stop(timeout_s=10)
         self.run_once()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.run_once()

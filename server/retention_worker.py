@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -12,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.db import Database, iso, utcnow
 from server.errors import RetentionBusy
+from server.periodic import Periodic
 from server.retention_run import RetentionReport, apply_retention
 from server.schema import retention_runs
 from server.settings import ServerSettings
@@ -41,8 +41,12 @@ class RetentionWorker:
         self.interval = timedelta(hours=settings.retention.interval_hours)
         self.first_look_s = first_look_s
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+        every = min(LOOK_EVERY_S, self.interval.total_seconds())
+        self._timer = Periodic("retention", self.run_if_due, first_look_s, every)
+
+    @property
+    def running(self) -> bool:
+        return self._timer.running
 
     def due(self) -> bool:
         with self.db.read() as conn:
@@ -68,14 +72,7 @@ class RetentionWorker:
         return report
 
     def start(self) -> None:
-        self._thread.start()
+        self._timer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        wait = self.first_look_s
-        while not self._stop.wait(wait):
-            self.run_if_due()
-            wait = min(LOOK_EVERY_S, self.interval.total_seconds())
+        self._timer.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.db import Database, serialise_writers, utcnow
 from server.links.clusters import consolidate, find_clusters
 from server.links.risk import update_risks
+from server.periodic import Periodic
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class LinksWorker:
     def __init__(self, db: Database, settings: ServerSettings) -> None:
         self.db = db
         self.settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="links-job", daemon=True)
+        every = settings.links.detect_interval_s
+        self._timer = Periodic("links-job", self.run_once, every, every)
 
     def run_once(self) -> dict[str, Any] | None:
         try:
@@ -54,12 +54,7 @@ class LinksWorker:
         return result
 
     def start(self) -> None:
-        self._thread.start()
+        self._timer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.links.detect_interval_s):
-            self.run_once()
+        self._timer.stop()

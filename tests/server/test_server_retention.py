@@ -480,9 +480,9 @@ def test_the_server_schedules_retention_unless_set_to_zero(server: Any) -> None:
     from server.app import create_app
 
     job = server.client.app.state.retention
-    assert job.interval == timedelta(hours=24) and job._thread.is_alive()
+    assert job.interval == timedelta(hours=24) and job.running
     off = _settings(server, retention={"interval_hours": 0})
     app = create_app(off)
     with TestClient(app):
         assert not hasattr(app.state, "retention")
-    assert job._thread.is_alive()
+    assert job.running
